@@ -1,0 +1,192 @@
+"""The ``rtdet`` command line.
+
+``rtdet <command> [options]``; every option of ``train``/``val``/``predict`` is a
+field of :class:`rtdet.config.Config`, so ``--config run.yaml`` and flags describe
+the same settings. Handlers import their modules lazily so ``rtdet --help`` stays
+fast. A command that is not built yet says so and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import typing
+from typing import Any, Callable, Literal
+
+from rtdet import config as C
+
+NOT_AVAILABLE = 2
+
+
+def _flag_type(tp: Any) -> dict:
+    """argparse keyword arguments that parse a flag into a value of type ``tp``."""
+    origin = typing.get_origin(tp)
+    if tp is bool:
+        return {"action": argparse.BooleanOptionalAction}
+    if origin is Literal:
+        return {"choices": list(typing.get_args(tp))}
+    if origin in (list, tuple):
+        return {"nargs": "*", "type": typing.get_args(tp)[0]}
+    return {"type": tp}
+
+
+def add_config_flags(parser: argparse.ArgumentParser, sections: tuple[str, ...]) -> None:
+    """Add ``--config`` and one flag per setting of the given config sections."""
+    parser.add_argument("--config", metavar="YAML", help="YAML file of settings; flags override it")
+    defaults = C.Config()
+    groups = {s: parser.add_argument_group(f"{s} settings") for s in sections}
+    for name, (section, f, tp) in C.flat_fields().items():
+        if section not in sections:
+            continue
+        default = getattr(getattr(defaults, section), name)
+        groups[section].add_argument(
+            "--" + name.replace("_", "-"),
+            dest=name,
+            default=argparse.SUPPRESS,
+            help=f"{f.metadata['help']} (default: {default!r})",
+            **_flag_type(tp),
+        )
+
+
+def config_from_args(args: argparse.Namespace) -> C.Config:
+    """The resolved config: defaults, then ``--config`` YAML, then flags."""
+    fields = C.flat_fields()
+    overrides = {k: v for k, v in vars(args).items() if k in fields}
+    return C.load_config(getattr(args, "config", None), overrides)
+
+
+def _not_available(what: str) -> Callable[[argparse.Namespace], int]:
+    def handler(args: argparse.Namespace) -> int:
+        print(f"rtdet {what}: not available yet in this version of rtdet", file=sys.stderr)
+        return NOT_AVAILABLE
+
+    return handler
+
+
+def _cmd_config(args: argparse.Namespace) -> int:
+    cfg = config_from_args(args)
+    if args.save:
+        C.save_config(cfg, args.save)
+        print(f"saved {args.save}")
+    else:
+        import yaml
+
+        print(yaml.safe_dump(C.config_to_dict(cfg), sort_keys=False), end="")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rtdet", description="Train, evaluate and deploy real-time object detectors."
+    )
+    sub = parser.add_subparsers(dest="command", metavar="<command>", required=True)
+
+    p = sub.add_parser("train", help="train a model", description="Train a model; settings from --config and flags.")
+    add_config_flags(p, ("model", "data", "optim", "train", "eval"))
+    p.set_defaults(handler=_not_available("train"))
+
+    p = sub.add_parser("val", help="evaluate weights on a data set (official COCO numbers)")
+    p.add_argument("--weights", required=False, help="checkpoint to evaluate")
+    p.add_argument("--save-json", action="store_true", help="also write detections in COCO json format")
+    add_config_flags(p, ("data", "eval"))
+    p.set_defaults(handler=_not_available("val"))
+
+    p = sub.add_parser("predict", help="detect objects in images, folders, globs or videos")
+    p.add_argument("--weights", help="checkpoint or ONNX model")
+    p.add_argument("--source", help="image, folder, glob or video file")
+    p.add_argument("--out", default="runs/predict", help="output folder (default: runs/predict)")
+    p.add_argument("--imgsz", type=int, default=320, help="input size (default: 320)")
+    add_config_flags(p, ("eval",))
+    p.set_defaults(handler=_not_available("predict"))
+
+    p = sub.add_parser("export", help="export weights to ONNX (checked against PyTorch)")
+    p.add_argument("--weights", help="checkpoint to export")
+    p.add_argument("--format", default="onnx", choices=["onnx"], help="export format (default: onnx)")
+    p.add_argument("--imgsz", type=int, default=320, help="input size (default: 320)")
+    p.add_argument("--dynamic", action="store_true", help="dynamic batch and image size")
+    p.add_argument("--half", action="store_true", help="float16 weights")
+    p.add_argument("--nms", action="store_true", help="put NMS inside the graph")
+    p.set_defaults(handler=_not_available("export"))
+
+    p = sub.add_parser("bench", help="measure end-to-end latency and FPS")
+    p.add_argument("--weights", help="checkpoint or ONNX model")
+    p.add_argument("--model", help="model name, randomly initialised (speed only)")
+    p.add_argument("--imgsz", type=int, default=320, help="input size (default: 320)")
+    p.add_argument("--backend", choices=["torch", "onnxruntime"], default="onnxruntime", help="runtime")
+    p.add_argument("--json", metavar="OUT", help="write the numbers as JSON")
+    p.set_defaults(handler=_not_available("bench"))
+
+    p = sub.add_parser("info", help="print a model's parameters and GFLOPs")
+    p.add_argument("--model", default="rtdet-n", help="model name (default: rtdet-n)")
+    p.add_argument("--imgsz", type=int, default=320, help="input size (default: 320)")
+    p.set_defaults(handler=_not_available("info"))
+
+    _add_data_parser(sub)
+    _add_metrics_parser(sub)
+
+    p = sub.add_parser("demo", help="generate the digits set, train rtdet-n on it, evaluate (offline)")
+    p.add_argument("--out", default="runs/demo", help="run folder (default: runs/demo)")
+    p.add_argument("--data-dir", default="datasets/digits", help="where the digits set lives (default: datasets/digits)")
+    p.set_defaults(handler=_not_available("demo"))
+
+    p = sub.add_parser("config", help="print the resolved config, or save it as YAML")
+    p.add_argument("--save", metavar="YAML", help="write the resolved config to this file")
+    add_config_flags(p, tuple(C.SECTIONS))
+    p.set_defaults(handler=_cmd_config)
+    return parser
+
+
+def _add_data_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("data", help="convert, check, preview data sets; generate the digits set")
+    dsub = p.add_subparsers(dest="data_command", metavar="<data command>", required=True)
+    q = dsub.add_parser("convert", help="convert between YOLO, COCO and VOC")
+    q.add_argument("source", nargs="?", help="data.yaml (YOLO) or VOC tree / images+annotations folder")
+    q.add_argument("--from", dest="src_fmt", choices=["yolo", "coco", "voc"], required=True, help="source format")
+    q.add_argument("--to", dest="dst_fmt", choices=["yolo", "coco"], required=True, help="target format")
+    q.add_argument("--out", required=True, help="output folder")
+    q.add_argument("--ann", help="COCO annotations json (with --from coco)")
+    q.add_argument("--images", help="COCO image folder (with --from coco)")
+    q.add_argument("--keep-crowd", action="store_true", help="keep COCO crowd boxes when writing YOLO")
+    q.set_defaults(handler=_not_available("data convert"))
+    q = dsub.add_parser("check", help="read a whole data set and report every problem")
+    q.add_argument("data", help="data.yaml, COCO json, or VOC tree")
+    q.set_defaults(handler=_not_available("data check"))
+    q = dsub.add_parser("digits", help="generate the built-in digits demo set (YOLO format)")
+    q.add_argument("--out", default="datasets/digits", help="output folder (default: datasets/digits)")
+    q.add_argument("--train", type=int, default=2000, help="training images (default: 2000)")
+    q.add_argument("--val", type=int, default=500, help="validation images (default: 500)")
+    q.add_argument("--imgsz", type=int, default=320, help="image size (default: 320)")
+    q.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    q.set_defaults(handler=_not_available("data digits"))
+    q = dsub.add_parser("preview", help="draw a grid of augmented samples with their boxes")
+    q.add_argument("data", help="data.yaml, COCO json, VOC tree or 'digits'")
+    q.add_argument("--out", default="preview.png", help="output picture (default: preview.png)")
+    q.set_defaults(handler=_not_available("data preview"))
+
+
+def _add_metrics_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("metrics", help="score detections against ground truth")
+    msub = p.add_subparsers(dest="metrics_command", metavar="<metrics command>", required=True)
+    q = msub.add_parser("coco", help="the 12 official COCO numbers from a GT json and a detections json")
+    q.add_argument("gt", help="COCO instances json (ground truth)")
+    q.add_argument("detections", help="COCO results json: [{image_id, category_id, bbox, score}, ...]")
+    q.add_argument("--json", metavar="OUT", help="write the 12 numbers as JSON")
+    q.add_argument("--per-class", action="store_true", help="also print AP per category")
+    q.set_defaults(handler=_not_available("metrics coco"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except C.ConfigError as e:
+        print(f"rtdet {args.command}: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,252 @@
+"""Typed settings for every rtdet run.
+
+Settings are dataclasses whose fields carry a default and a one-line help text
+(the ``help`` metadata, shown by ``rtdet <cmd> --help``). YAML files only load and
+save them; command-line flags map onto the very same fields. Every value that
+enters a config, from YAML or from Python, is checked against the field's type,
+so a typo or a wrong type fails early with the key, the expected type and the
+value received.
+
+Example:
+    >>> cfg = load_config(None, {"lr": 0.02, "epochs": 5})
+    >>> cfg.optim.lr, cfg.train.epochs
+    (0.02, 5)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A setting that is unknown or has the wrong type."""
+
+
+def opt(default: Any, help: str) -> Any:
+    """A dataclass field with a default and its one-line help text."""
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata={"help": help})
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass
+class ModelConfig:
+    model: str = opt("rtdet-n", "model name from rtdet.models.MODELS (rtdet-n, rtdet-s, rtdet-m, ...)")
+    num_classes: int = opt(0, "number of classes; 0 takes it from the data set")
+    act: str = opt("", "activation override: relu, lrelu, silu, frelu; empty keeps the model's default")
+    norm: Literal["bn", "gn"] = opt("bn", "normalization layers: bn (BatchNorm) or gn (GroupNorm)")
+    weights: str = opt("", "local checkpoint to start from; tensors with matching names and shapes are copied")
+
+
+@dataclass
+class DataConfig:
+    data: str = opt("digits", "data set: a YOLO data.yaml, a COCO json, a VOC tree, or 'digits' (built-in)")
+    imgsz: int = opt(320, "input image size in pixels (square letterbox)")
+    batch: int = opt(16, "images per batch (per process when distributed)")
+    workers: int = opt(2, "data loader worker processes")
+    cache: bool = opt(False, "keep decoded images in RAM")
+    rect: bool = opt(False, "rectangular validation batches (less padding)")
+    multi_scale: bool = opt(False, "train at a random size in [0.5, 1.5] x imgsz per batch")
+    fliplr: float = opt(0.5, "probability of a horizontal flip")
+    hsv_h: float = opt(0.015, "hue jitter (fraction of the hue circle)")
+    hsv_s: float = opt(0.7, "saturation jitter (fraction)")
+    hsv_v: float = opt(0.4, "value jitter (fraction)")
+    degrees: float = opt(0.0, "random rotation range in degrees (+/-)")
+    translate: float = opt(0.1, "random translation (fraction of image size, +/-)")
+    scale: float = opt(0.5, "random scale gain (+/-)")
+    shear: float = opt(0.0, "random shear in degrees (+/-)")
+    mosaic: float = opt(1.0, "probability of a 4-image mosaic")
+    close_mosaic: int = opt(10, "turn mosaic off for the last N epochs")
+    mixup: float = opt(0.0, "probability of mixup")
+    cutmix: float = opt(0.0, "probability of cutmix")
+    erasing: float = opt(0.0, "probability of random erasing")
+
+
+@dataclass
+class OptimConfig:
+    optimizer: Literal["sgd", "adam", "adamw", "rmsprop", "adagrad"] = opt("sgd", "optimizer")
+    lr: float = opt(0.01, "initial learning rate")
+    lrf: float = opt(0.01, "final learning rate as a fraction of lr (cosine and linear schedules)")
+    momentum: float = opt(0.937, "SGD momentum / Adam beta1 / RMSProp momentum")
+    nesterov: bool = opt(True, "Nesterov momentum for SGD")
+    weight_decay: float = opt(5e-4, "weight decay on weights (never on biases or norm parameters)")
+    schedule: Literal["cosine", "linear", "step"] = opt("cosine", "learning-rate decay after warm-up")
+    lr_drop: list[int] = opt([], "epochs at which the step schedule multiplies lr by lr_gamma")
+    lr_gamma: float = opt(0.1, "multiplier at each lr_drop epoch")
+    warmup_epochs: float = opt(3.0, "linear warm-up length in epochs")
+    warmup_iters: int = opt(0, "warm-up length in iterations; overrides warmup_epochs when > 0")
+    warmup_momentum: float = opt(0.8, "momentum at the start of warm-up")
+    warmup_bias_lr: float = opt(0.1, "bias learning rate at the start of warm-up")
+    nbs: int = opt(64, "nominal batch size: gradients are accumulated up to it")
+    clip_grad: float = opt(10.0, "clip the gradient norm to this value; 0 disables")
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = opt(100, "training epochs")
+    out: str = opt("runs/train", "run folder for weights, logs and pictures")
+    device: str = opt("auto", "cpu, cuda, cuda:N, or auto")
+    seed: int = opt(0, "random seed")
+    deterministic: bool = opt(False, "deterministic algorithms (bitwise-repeatable runs on CPU)")
+    amp: Literal["off", "fp16", "bf16"] = opt("off", "mixed precision: fp16 (CUDA, loss scaling) or bf16")
+    ema: bool = opt(True, "keep an exponential moving average of the weights")
+    ema_decay: float = opt(0.9999, "EMA decay (ramped up over the first iterations)")
+    patience: int = opt(50, "stop after this many validations without improvement; 0 disables")
+    val_interval: int = opt(1, "validate every N epochs")
+    resume: str = opt("", "checkpoint (last.pt) to resume exactly from")
+    sync_bn: bool = opt(False, "SyncBatchNorm when distributed")
+    tensorboard: bool = opt(False, "also log to TensorBoard (needs the tensorboard package)")
+
+
+@dataclass
+class EvalConfig:
+    conf: float = opt(0.001, "confidence threshold before NMS")
+    iou: float = opt(0.7, "NMS IoU threshold")
+    max_det: int = opt(300, "maximum detections per image")
+    nms: Literal["nms", "soft", "diou", "agnostic"] = opt("nms", "suppression method")
+    backend: Literal["torch", "onnxruntime"] = opt("torch", "inference backend")
+
+
+@dataclass
+class Config:
+    """One run: what to build, what to read, how to optimize, train and evaluate."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+SECTIONS: dict[str, type] = {f.name: f.default_factory for f in dataclasses.fields(Config)}  # type: ignore[misc]
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (list, tuple):
+        return f"list of {_type_name(typing.get_args(tp)[0])}"
+    if origin in (Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    return "null" if tp is type(None) else getattr(tp, "__name__", str(tp))
+
+
+def check_value(key: str, value: Any, tp: Any) -> Any:
+    """Return ``value`` converted to ``tp`` (int -> float only), or raise ConfigError."""
+    origin = typing.get_origin(tp)
+    ok, out = True, value
+    if origin is Literal:
+        ok = value in typing.get_args(tp)
+    elif origin in (list, tuple):
+        ok = isinstance(value, (list, tuple))
+        if ok:
+            out = [check_value(f"{key}[{i}]", v, typing.get_args(tp)[0]) for i, v in enumerate(value)]
+    elif origin in (Union, types.UnionType):
+        for arg in typing.get_args(tp):
+            try:
+                return check_value(key, value, arg)
+            except ConfigError:
+                pass
+        ok = False
+    elif tp is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        out = float(value) if ok else value
+    elif tp is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif tp is type(None):
+        ok = value is None
+    else:
+        ok = isinstance(value, tp)
+    if not ok:
+        raise ConfigError(f"setting '{key}': expected {_type_name(tp)}, got {value!r} ({type(value).__name__})")
+    return out
+
+
+def _section_from_dict(cls: type, values: dict, where: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in values.items():
+        if key not in known:
+            raise ConfigError(f"unknown setting '{where}{key}'; known in this section: {', '.join(sorted(known))}")
+        kwargs[key] = check_value(where + key, value, hints[key])
+    return cls(**kwargs)
+
+
+def config_from_dict(values: dict | None) -> Config:
+    """Build a Config from a nested dict ``{"optim": {"lr": 0.01}, ...}``; validated."""
+    values = values or {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"a config must be a mapping of sections, got {type(values).__name__}")
+    sections = {}
+    for name, section in values.items():
+        if name not in SECTIONS:
+            raise ConfigError(f"unknown config section '{name}'; expected one of {', '.join(SECTIONS)}")
+        if not isinstance(section, dict):
+            raise ConfigError(f"config section '{name}' must be a mapping, got {section!r}")
+        sections[name] = _section_from_dict(SECTIONS[name], section, f"{name}.")
+    return Config(**sections)
+
+
+def flat_fields() -> dict[str, tuple[str, dataclasses.Field, Any]]:
+    """Every setting by its flag name: ``{"lr": ("optim", field, type), ...}``."""
+    out: dict[str, tuple[str, dataclasses.Field, Any]] = {}
+    for section, cls in SECTIONS.items():
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            if f.name in out:  # flags are flat, so names must be unique across sections
+                raise RuntimeError(f"setting name '{f.name}' is used by two sections")
+            out[f.name] = (section, f, hints[f.name])
+    return out
+
+
+def apply_overrides(cfg: Config, overrides: dict[str, Any]) -> Config:
+    """Return a copy of ``cfg`` with flat overrides ``{"lr": 0.1}`` (or ``{"optim.lr": 0.1}``) applied."""
+    fields = flat_fields()
+    cfg = config_from_dict(config_to_dict(cfg))
+    for key, value in overrides.items():
+        name = key.split(".")[-1]
+        if name not in fields or ("." in key and key.split(".")[0] != fields[name][0]):
+            raise ConfigError(f"unknown setting '{key}'")
+        section, _, tp = fields[name]
+        setattr(getattr(cfg, section), name, check_value(key, value, tp))
+    return cfg
+
+
+def config_to_dict(cfg: Config) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
+    """Defaults, then the YAML file at ``path`` (if any), then flat ``overrides``."""
+    values = {}
+    if path is not None:
+        try:
+            values = yaml.safe_load(Path(path).read_text()) or {}
+        except FileNotFoundError:
+            raise ConfigError(f"config file not found: {path}") from None
+        except yaml.YAMLError as e:
+            raise ConfigError(f"config file {path} is not valid YAML: {e}") from None
+        try:
+            cfg = config_from_dict(values)
+        except ConfigError as e:
+            raise ConfigError(f"{path}: {e}") from None
+    else:
+        cfg = Config()
+    return apply_overrides(cfg, overrides or {})
+
+
+def save_config(cfg: Config, path: str | Path) -> Path:
+    """Write the resolved config as YAML (sections in a fixed order)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+    return path

@@ -1,0 +1,75 @@
+"""rtdet.config: defaults, YAML, overrides, and errors that name the key."""
+
+import pytest
+import yaml
+
+from rtdet.config import Config, ConfigError, apply_overrides, config_from_dict, load_config, save_config
+
+
+def test_defaults_are_complete_and_documented():
+    import dataclasses
+
+    from rtdet.config import SECTIONS
+
+    for cls in SECTIONS.values():
+        for f in dataclasses.fields(cls):
+            assert f.metadata.get("help"), f"{cls.__name__}.{f.name} has no help text"
+
+
+def test_yaml_round_trip(tmp_path):
+    cfg = load_config(None, {"lr": 0.02, "lr_drop": [3, 6], "ema": False, "model": "rtdet-s"})
+    path = save_config(cfg, tmp_path / "run.yaml")
+    again = load_config(path)
+    assert again == cfg
+    assert again.optim.lr == 0.02 and again.optim.lr_drop == [3, 6] and again.model.model == "rtdet-s"
+
+
+def test_flags_override_yaml(tmp_path):
+    (tmp_path / "run.yaml").write_text("optim:\n  lr: 0.05\n  optimizer: adamw\ntrain:\n  epochs: 7\n")
+    cfg = load_config(tmp_path / "run.yaml", {"epochs": 3})
+    assert (cfg.optim.lr, cfg.optim.optimizer, cfg.train.epochs) == (0.05, "adamw", 3)
+
+
+def test_int_is_accepted_for_float():
+    assert config_from_dict({"optim": {"lr": 1}}).optim.lr == 1.0
+
+
+@pytest.mark.parametrize(
+    "values,message",
+    [
+        ({"optim": {"lrr": 0.1}}, "unknown setting 'optim.lrr'"),
+        ({"optimizer": {}}, "unknown config section 'optimizer'"),
+        ({"optim": {"lr": "fast"}}, "setting 'optim.lr': expected float, got 'fast' \\(str\\)"),
+        ({"train": {"epochs": 2.5}}, "setting 'train.epochs': expected int, got 2.5"),
+        ({"train": {"epochs": True}}, "expected int, got True"),
+        ({"train": {"ema": "yes"}}, "setting 'train.ema': expected bool"),
+        ({"optim": {"optimizer": "lion"}}, "expected one of 'sgd'"),
+        ({"optim": {"lr_drop": [1, "x"]}}, "setting 'optim.lr_drop\\[1\\]': expected int"),
+        ({"optim": 3}, "section 'optim' must be a mapping"),
+    ],
+)
+def test_bad_values_name_key_type_and_value(values, message):
+    with pytest.raises(ConfigError, match=message):
+        config_from_dict(values)
+
+
+def test_bad_yaml_file_names_the_file(tmp_path):
+    p = tmp_path / "bad.yaml"
+    p.write_text("train:\n  epochz: 3\n")
+    with pytest.raises(ConfigError, match="bad.yaml: unknown setting 'train.epochz'"):
+        load_config(p)
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "missing.yaml")
+
+
+def test_overrides_reject_unknown_and_wrong_section():
+    with pytest.raises(ConfigError, match="unknown setting 'foo'"):
+        apply_overrides(Config(), {"foo": 1})
+    with pytest.raises(ConfigError, match="unknown setting 'train.lr'"):
+        apply_overrides(Config(), {"train.lr": 1.0})
+    assert apply_overrides(Config(), {"optim.lr": 0.3}).optim.lr == 0.3
+
+
+def test_saved_yaml_is_plain(tmp_path):
+    data = yaml.safe_load(save_config(Config(), tmp_path / "c.yaml").read_text())
+    assert list(data) == ["model", "data", "optim", "train", "eval"]
