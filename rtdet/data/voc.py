@@ -16,6 +16,7 @@ VOC boxes count pixels from 1 and include both ends, so pixel columns
 
 from __future__ import annotations
 
+import re
 import xml.parsers.expat
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,7 @@ from rtdet.data.yolo import DataFormatError
 VOC_CLASSES = ["aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
                "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
                "train", "tvmonitor"]
+_OBJECT_NAME = re.compile(r"<object>.*?<name>(.*?)</name>", re.DOTALL)  # a fast scan; full parsing comes later
 SPLIT_PREFERENCE = {"train": ("trainval", "train"), "val": ("test", "val")}
 
 
@@ -175,8 +177,7 @@ def class_names(sources: list[VocSource]) -> list[str]:
     found: set[str] = set()
     for s in sources:
         for p in s.ann_dir.glob("*.xml"):
-            text = p.read_text(errors="replace")
-            found |= {part.split("</name>")[0].strip() for part in text.split("<name>")[1:]}
+            found |= {m.strip() for m in _OBJECT_NAME.findall(p.read_text(errors="replace"))}
     return VOC_CLASSES if found <= set(VOC_CLASSES) else sorted(found)
 
 
