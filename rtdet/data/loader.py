@@ -96,6 +96,23 @@ def rect_batches(dataset: DetectionDataset, imgsz: int, batch: int) -> tuple[lis
     return batches, shapes
 
 
+class EpochSampler(Sampler[int]):
+    """A shuffle that depends only on ``(seed, epoch)``, so a resumed run sees the same order."""
+
+    def __init__(self, n: int, seed: int = 0):
+        self.n, self.seed, self.epoch = n, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[int]:
+        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        return iter(torch.randperm(self.n, generator=g).tolist())
+
+    def __len__(self) -> int:
+        return self.n
+
+
 class DetectionLoader(DataLoader):
     """A DataLoader whose ``set_epoch`` reaches the dataset (augmentation seed, close_mosaic) and sampler.
 
@@ -131,7 +148,8 @@ def build_loader(dataset: DetectionDataset, cfg: DataConfig, train: bool, *, bat
         train: augment (per ``cfg``), shuffle and drop the last partial batch; else letterbox only.
         epochs: total epochs, so mosaic can stop for the last ``cfg.close_mosaic`` of them.
         seed: augmentation and shuffling seed.
-        sampler: e.g. a DistributedSampler (then ``shuffle`` is the sampler's business).
+        sampler: e.g. a DistributedSampler (then ``shuffle`` is the sampler's business). Without one,
+            training shuffles with a permutation of ``(seed, epoch)``.
     """
     batch = batch or cfg.batch
     workers = cfg.workers if workers is None else workers
@@ -146,7 +164,8 @@ def build_loader(dataset: DetectionDataset, cfg: DataConfig, train: bool, *, bat
     if not train and cfg.rect and sampler is None:
         batches, pipe.rect_shapes = rect_batches(dataset, cfg.imgsz, batch)
         return DetectionLoader(pipe, batch_sampler=batches, collate_fn=collate_fn, **kwargs)
-    generator = torch.Generator().manual_seed(seed)
-    return DetectionLoader(pipe, batch_size=batch, shuffle=shuffle if sampler is None else False, sampler=sampler,
-                           collate_fn=collate_fn, drop_last=(train and len(dataset) >= 2 * batch) if drop_last is None else drop_last,
-                           generator=generator, **kwargs)
+    if sampler is None and shuffle:
+        sampler = EpochSampler(len(dataset), seed)
+    drop_last = (train and len(dataset) >= 2 * batch) if drop_last is None else drop_last
+    return DetectionLoader(pipe, batch_size=batch, sampler=sampler, collate_fn=collate_fn, drop_last=drop_last,
+                           **kwargs)
