@@ -164,7 +164,7 @@ def flip_lr(sample: Sample) -> Sample:
     boxes = sample.boxes.copy()
     boxes[:, [0, 2]] = w - sample.boxes[:, [2, 0]]
     m = np.array([[-1, 0, w], [0, 1, 0], [0, 0, 1]], np.float64)
-    return Sample(np.ascontiguousarray(sample.image[:, ::-1]), boxes, sample.labels, sample.iscrowd,
+    return Sample(cv2.flip(sample.image, 1), boxes, sample.labels, sample.iscrowd,
                   sample.difficult, m @ sample.matrix)
 
 
