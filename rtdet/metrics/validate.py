@@ -97,11 +97,12 @@ def _entry_problem(entry: Any, keys: tuple[str, ...], image_ids: set, cat_ids: s
     return None
 
 
-def _raise_first_problem(entries: list, label: str, keys: tuple[str, ...], image_ids: set, cat_ids: set) -> None:
+def _raise_first_problem(entries: list, prefix: str, keys: tuple[str, ...], image_ids: set, cat_ids: set) -> None:
+    """Raise for the first invalid entry as ``"<prefix> <index>: <problem>"``."""
     for i, entry in enumerate(entries):
         problem = _entry_problem(entry, keys, image_ids, cat_ids)
         if problem:
-            raise MetricsInputError(f"{label}[{i}]: {problem}")
+            raise MetricsInputError(f"{prefix} {i}: {problem}")
 
 
 def _columns(entries: list, keys: tuple[str, ...]) -> dict[str, np.ndarray] | None:
@@ -173,7 +174,7 @@ def check_ground_truth(gt: Any) -> dict:
     keys = ("image_id", "category_id", "bbox")
     cols = _columns(anns, keys)
     if not _fast_check(cols, image_ids, cat_ids) or not all(_extras_ok(a) for a in anns):
-        _raise_first_problem(anns, f"{label}: annotations", keys, set(image_ids.tolist()), set(cat_ids.tolist()))
+        _raise_first_problem(anns, f"{label}: annotation", keys, set(image_ids.tolist()), set(cat_ids.tolist()))
     clean = []
     for i, a in enumerate(anns):
         box = [float(v) for v in a["bbox"]]
@@ -220,7 +221,7 @@ def check_detections(dets: Any, gt: dict, label: str = "detections") -> list[dic
     cat_ids = np.array([c["id"] for c in gt["categories"]], dtype=np.int64)
     cols = _columns(data, keys)
     if not _fast_check(cols, image_ids, cat_ids):
-        _raise_first_problem(data, label, keys, set(image_ids.tolist()), set(cat_ids.tolist()))
+        _raise_first_problem(data, f"{label}: detection", keys, set(image_ids.tolist()), set(cat_ids.tolist()))
         raise MetricsInputError(f"{label}: malformed detections")  # the scan found nothing: should not happen
     assert cols is not None
     boxes = cols["bbox"].tolist()
