@@ -121,6 +121,9 @@ def main(argv: list[str] | None = None) -> int:
     tools = [("rtdet", run_rtdet), ("faster-coco-eval", run_faster_coco_eval)]
     if not args.no_pycocotools:
         tools.append(("pycocotools", run_pycocotools))
+    small_gt, small_dets = synthetic_coco(n_images=5, seed=1)
+    for _, fn in tools:  # warm up: imports (torch for rtdet) stay out of the timings
+        fn(copy.deepcopy(small_gt), copy.deepcopy(small_dets))
     times, stats = {}, {}
     for round_ in range(args.repeats):  # interleaved, so load changes hit every tool alike
         for name, fn in tools:
