@@ -75,6 +75,12 @@ def _cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_metrics_coco(args: argparse.Namespace) -> int:
+    from rtdet.metrics.cli import metrics_coco
+
+    return metrics_coco(args.gt, args.detections, args.json, args.per_class)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rtdet", description="Train, evaluate and deploy real-time object detectors."
@@ -219,7 +225,7 @@ def _add_metrics_parser(sub: argparse._SubParsersAction) -> None:
     q.add_argument("detections", help="COCO results json: [{image_id, category_id, bbox, score}, ...]")
     q.add_argument("--json", metavar="OUT", help="write the 12 numbers as JSON")
     q.add_argument("--per-class", action="store_true", help="also print AP per category")
-    q.set_defaults(handler=_not_available("metrics coco"))
+    q.set_defaults(handler=_cmd_metrics_coco)
 
 
 def _data_errors() -> tuple[type, ...]:
