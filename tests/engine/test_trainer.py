@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from rtdet.engine import Trainer, default_hooks, load_checkpoint, make_evaluator, seed_everything
-from rtdet.engine.hooks import EVENTS, Hook, read_csv
+from rtdet.engine.hooks import EVENTS, Hook, LossPlot, read_csv
 from tests.engine.toy import TinyDetector, box_metric, make_cfg, make_loader
 
 
@@ -43,8 +43,10 @@ def deterministic():
     torch.use_deterministic_algorithms(False)
 
 
-def quiet_hooks(cfg, *extra):
-    return default_hooks(cfg, progress=False) + list(extra)
+def quiet_hooks(cfg, *extra, plot=False):
+    """The default hooks without the progress bar (and, for speed, without the PNG)."""
+    hooks = [h for h in default_hooks(cfg, progress=False) if plot or not isinstance(h, LossPlot)]
+    return hooks + list(extra)
 
 
 def run(cfg, sampler="dist", extra=(), dropout=0.1, bn=True, seed=0, **loader_kw):
@@ -72,8 +74,8 @@ def test_resume_is_exact(tmp_path, sampler):
     assert first.epoch + 1 == 2
     resumed = run(make_cfg(tmp_path / "b", resume=str(tmp_path / "b/weights/last.pt"), **common), sampler, seed=123)
     assert resumed.start_epoch == 2 and resumed.iter == straight.iter == 16
-    assert_same_state(straight.model.state_dict(), resumed.model.state_dict())
-    assert_same_state(straight.ema.module.state_dict(), resumed.ema.module.state_dict())
+    assert_same_state(straight.model.state_dict(), resumed.model.state_dict(), atol=0)  # bitwise
+    assert_same_state(straight.ema.module.state_dict(), resumed.ema.module.state_dict(), atol=0)
     assert straight.ema.updates == resumed.ema.updates
     sa, sb = straight.optimizer.state_dict()["state"], resumed.optimizer.state_dict()["state"]
     for k in sa:
@@ -148,7 +150,7 @@ def test_early_stopping_and_best(tmp_path):
     cfg = make_cfg(tmp_path, epochs=7, patience=3)
     seed_everything(0)
     trainer = Trainer(TinyDetector(), make_loader(8, 4), cfg, evaluate=lambda m: {"AP": next(values)},
-                      hooks=quiet_hooks(cfg))
+                      hooks=quiet_hooks(cfg, plot=True))
     trainer.train()
     rows = read_csv(tmp_path / "results.csv")
     assert [r["AP"] for r in rows] == pytest.approx([0.1, 0.3, 0.2, 0.25, 0.3])  # 3 without improvement
