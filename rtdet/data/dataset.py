@@ -1,0 +1,219 @@
+"""The one sample type every reader produces, stored without per-image Python objects.
+
+A :class:`DetectionDataset` holds its labels as a few flat numpy arrays (all
+boxes of all images concatenated, plus per-image offsets) and its file names as
+one numpy byte-string array. DataLoader workers are forked from the main
+process; with one large array instead of a list of small ones, reading a
+sample does not touch (and so copy) the pages of thousands of Python objects,
+which is the memory growth other loaders show over many epochs.
+
+Boxes are stored as absolute ``xyxy`` float64 in the original image's pixels
+(float64 so that format conversions round-trip exactly; samples hand out float32).
+
+Example:
+    >>> ds = open_dataset("datasets/digits/data.yaml", "val")  # doctest: +SKIP
+    >>> image, target = ds[0]                                   # doctest: +SKIP
+    >>> image.shape, target["boxes"].shape                      # doctest: +SKIP
+    ((320, 320, 3), torch.Size([4, 4]))
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from PIL import Image
+
+from rtdet.data.report import Report
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+# The stored pixel grid is what annotations refer to, so EXIF rotation is ignored.
+_IMREAD_FLAGS = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
+
+
+class ImageError(ValueError):
+    """An image file that is missing, unreadable or truncated."""
+
+
+def probe_image(path: str | Path) -> tuple[int, int]:
+    """``(height, width)`` of an image from its header; raises ImageError if unreadable or truncated.
+
+    Truncation is detected from the end-of-image marker (JPEG) or IEND chunk
+    (PNG), which costs one small read instead of a full decode.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ImageError("image file not found")
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+            fmt = im.format
+    except Exception as e:  # PIL raises many types for broken files
+        raise ImageError(f"unreadable image ({type(e).__name__}: {e})") from None
+    with open(path, "rb") as f:
+        f.seek(max(0, path.stat().st_size - 64))
+        tail = f.read()
+    if fmt == "JPEG" and b"\xff\xd9" not in tail:
+        raise ImageError("truncated JPEG (no end-of-image marker)")
+    if fmt == "PNG" and b"IEND" not in tail:
+        raise ImageError("truncated PNG (no IEND chunk)")
+    if w <= 0 or h <= 0:
+        raise ImageError(f"image has size {w}x{h}")
+    return h, w
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Decode an image file to uint8 [H, W, 3] RGB; raises ImageError naming the file."""
+    img = cv2.imread(str(path), _IMREAD_FLAGS)
+    if img is None:
+        raise ImageError(f"{path}: cannot decode image")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+class DetectionDataset(torch.utils.data.Dataset):
+    """Images and their boxes; ``ds[i] -> (image uint8 [H,W,3] RGB, target dict)``.
+
+    Attributes:
+        names: class names, index = label.
+        report: counts and problems found while reading (bad images are not in the set).
+        cat_ids: for COCO data, the original category id of each label; else ``None``.
+    """
+
+    def __init__(self, files: list[str], sizes: np.ndarray, image_ids: np.ndarray, offsets: np.ndarray,
+                 boxes: np.ndarray, labels: np.ndarray, iscrowd: np.ndarray, difficult: np.ndarray,
+                 areas: np.ndarray | None, names: list[str], report: Report, cat_ids: list[int] | None = None):
+        self.files = np.array([os.fsencode(f) for f in files], dtype=np.bytes_) if files else np.zeros(0, "S1")
+        self.sizes = np.asarray(sizes, np.int64).reshape(-1, 2)  # [N, 2] (h, w)
+        self.image_ids = np.asarray(image_ids, np.int64)  # [N]
+        self.offsets = np.asarray(offsets, np.int64)  # [N + 1]; boxes of image i: offsets[i]:offsets[i+1]
+        self.boxes = np.asarray(boxes, np.float64).reshape(-1, 4)  # [T, 4] xyxy, original pixels
+        self.labels = np.asarray(labels, np.int64)  # [T]
+        self.iscrowd = np.asarray(iscrowd, bool)  # [T]
+        self.difficult = np.asarray(difficult, bool)  # [T]
+        self.areas = None if areas is None else np.asarray(areas, np.float64)  # [T] COCO 'area' when known
+        self.names = list(names)
+        self.report = report
+        self.cat_ids = cat_ids
+        self._cache: torch.Tensor | None = None  # one shared uint8 buffer of every decoded image
+        self._cache_offsets: np.ndarray | None = None
+        self._cache_shapes: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.image_ids)
+
+    def file(self, i: int) -> str:
+        return os.fsdecode(self.files[i])
+
+    def annotations(self, i: int) -> dict[str, np.ndarray]:
+        """Numpy labels of image ``i`` in original pixels: boxes [n,4] xyxy float64, labels, iscrowd, difficult."""
+        a, b = self.offsets[i], self.offsets[i + 1]
+        return {"boxes": self.boxes[a:b].copy(), "labels": self.labels[a:b].copy(),
+                "iscrowd": self.iscrowd[a:b].copy(), "difficult": self.difficult[a:b].copy()}
+
+    def load_image(self, i: int) -> tuple[np.ndarray, float]:
+        """Image ``i`` as uint8 [H,W,3] RGB and the scale from original pixels (< 1 if cached smaller)."""
+        if self._cache is not None:
+            a = int(self._cache_offsets[i])
+            h, w = (int(v) for v in self._cache_shapes[i])
+            img = self._cache[a:a + h * w * 3].numpy().reshape(h, w, 3)
+            return img, w / float(self.sizes[i, 1])
+        return read_image(self.file(i)), 1.0
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, dict[str, Any]]:
+        img, scale = self.load_image(i)
+        ann = self.annotations(i)
+        h, w = (int(v) for v in self.sizes[i])
+        target = {
+            "boxes": torch.from_numpy((ann["boxes"] * scale).astype(np.float32)),
+            "labels": torch.from_numpy(ann["labels"]),
+            "iscrowd": torch.from_numpy(ann["iscrowd"]),
+            "difficult": torch.from_numpy(ann["difficult"]),
+            "image_id": int(self.image_ids[i]),
+            "file": self.file(i),
+            "orig_size": (h, w),
+            "letterbox": (float(scale), 0.0, 0.0),
+        }
+        return img, target
+
+    def cache_images(self, max_side: int | None = None, threads: int = 4) -> int:
+        """Decode every image once into one shared-memory buffer; returns its size in bytes.
+
+        With ``max_side`` images are stored shrunk so that their longer side is at
+        most ``max_side`` (the training size), which is all augmentation needs.
+        The buffer is a shared-memory tensor, so forked or spawned workers read
+        it without copying.
+        """
+        shapes = np.empty((len(self), 2), np.int64)
+        for i, (h, w) in enumerate(self.sizes):
+            r = min(1.0, max_side / max(h, w)) if max_side else 1.0
+            shapes[i] = (max(1, round(h * r)), max(1, round(w * r)))
+        offsets = np.zeros(len(self) + 1, np.int64)
+        np.cumsum(shapes[:, 0] * shapes[:, 1] * 3, out=offsets[1:])
+        buf = torch.empty(int(offsets[-1]), dtype=torch.uint8)
+        view = buf.numpy()
+
+        def fill(i: int) -> None:
+            img = read_image(self.file(i))
+            h, w = shapes[i]
+            if img.shape[:2] != (h, w):
+                img = cv2.resize(img, (int(w), int(h)), interpolation=cv2.INTER_AREA)
+            view[offsets[i]:offsets[i + 1]] = img.reshape(-1)
+
+        with ThreadPoolExecutor(max(1, threads)) as pool:
+            list(pool.map(fill, range(len(self))))
+        self._cache, self._cache_offsets, self._cache_shapes = buf.share_memory_(), offsets, shapes
+        return int(offsets[-1])
+
+
+class DatasetBuilder:
+    """Collects images one by one (while reading a file format) and builds the flat arrays."""
+
+    def __init__(self, names: list[str], report: Report):
+        self.names, self.report = list(names), report
+        self.files: list[str] = []
+        self.sizes: list[tuple[int, int]] = []
+        self.ids: list[int] = []
+        self.counts: list[int] = []
+        self.parts: dict[str, list[np.ndarray]] = {k: [] for k in ("boxes", "labels", "iscrowd", "difficult", "areas")}
+        self.has_areas = False
+
+    def add(self, file: str, size: tuple[int, int], image_id: int, boxes: np.ndarray, labels: np.ndarray,
+            iscrowd: np.ndarray | None = None, difficult: np.ndarray | None = None,
+            areas: np.ndarray | None = None) -> None:
+        """Add one image; ``boxes`` float [n,4] absolute xyxy in original pixels, ``labels`` int [n]."""
+        boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+        n = len(boxes)
+        labels = np.asarray(labels, np.int64).reshape(n)
+        self.files.append(str(file))
+        self.sizes.append(size)
+        self.ids.append(int(image_id))
+        self.counts.append(n)
+        self.parts["boxes"].append(boxes)
+        self.parts["labels"].append(labels)
+        self.parts["iscrowd"].append(np.zeros(n, bool) if iscrowd is None else np.asarray(iscrowd, bool))
+        self.parts["difficult"].append(np.zeros(n, bool) if difficult is None else np.asarray(difficult, bool))
+        self.has_areas |= areas is not None
+        w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+        self.parts["areas"].append(w * h if areas is None else np.asarray(areas, np.float64))
+        r = self.report
+        r.images += 1
+        r.boxes += n
+        r.empty_images += n == 0
+        r.per_class.update(labels.tolist())
+
+    def build(self, cat_ids: list[int] | None = None) -> DetectionDataset:
+        offsets = np.zeros(len(self.counts) + 1, np.int64)
+        np.cumsum(self.counts, out=offsets[1:])
+        cat = {k: (np.concatenate(v) if v else None) for k, v in self.parts.items()}
+        return DetectionDataset(
+            self.files, np.array(self.sizes, np.int64).reshape(-1, 2), np.array(self.ids, np.int64), offsets,
+            cat["boxes"] if cat["boxes"] is not None else np.zeros((0, 4)),
+            cat["labels"] if cat["labels"] is not None else np.zeros(0, np.int64),
+            cat["iscrowd"] if cat["iscrowd"] is not None else np.zeros(0, bool),
+            cat["difficult"] if cat["difficult"] is not None else np.zeros(0, bool),
+            cat["areas"] if self.has_areas else None, self.names, self.report, cat_ids)

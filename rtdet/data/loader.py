@@ -1,0 +1,152 @@
+"""Batches for training and evaluation: ``build_loader``, ``collate``, ``pad_targets``.
+
+A batch is ``(images uint8 [B,3,H,W] RGB, targets)`` with one target dict per
+image (boxes in the batch's pixel frame). The trainer converts images with
+``images.float() / 255`` on its device.
+
+Memory stays flat over epochs: the dataset holds numpy arrays rather than
+lists of per-image objects, the optional RAM cache is one shared-memory
+buffer, and workers are persistent (started once, not re-forked each epoch).
+
+Example:
+    >>> ds = open_dataset("digits", "train")                              # doctest: +SKIP
+    >>> loader = build_loader(ds, DataConfig(batch=8), train=True, epochs=10)  # doctest: +SKIP
+    >>> for epoch in range(10):                                            # doctest: +SKIP
+    ...     loader.set_epoch(epoch)
+    ...     for images, targets in loader: ...
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Sampler
+
+from rtdet.config import DataConfig
+from rtdet.data.dataset import DetectionDataset
+from rtdet.data.pipeline import DetectionPipeline
+
+STRIDE = 32  # rectangular and multi-scale sizes are multiples of the largest model stride
+
+
+def collate(batch: list[tuple[np.ndarray, dict]]) -> tuple[torch.Tensor, list[dict]]:
+    """Stack samples into uint8 [B,3,H,W]; images of different sizes are padded bottom/right with 114."""
+    h = max(img.shape[0] for img, _ in batch)
+    w = max(img.shape[1] for img, _ in batch)
+    images = torch.full((len(batch), 3, h, w), 114, dtype=torch.uint8)
+    for k, (img, _) in enumerate(batch):
+        images[k, :, :img.shape[0], :img.shape[1]] = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)
+    return images, [t for _, t in batch]
+
+
+class MultiScaleCollate:
+    """``collate``, then resize the whole batch to a random size in ``[0.5, 1.5] * imgsz`` (multiple of 32)."""
+
+    def __init__(self, imgsz: int, seed: int = 0):
+        self.imgsz, self.seed, self.calls = imgsz, seed, 0
+
+    def __call__(self, batch: list[tuple[np.ndarray, dict]]) -> tuple[torch.Tensor, list[dict]]:
+        images, targets = collate(batch)
+        ids = [t["image_id"] for t in targets]
+        rng = np.random.default_rng([self.seed, *ids[:4]])  # same batch -> same size, whatever the worker
+        size = int(rng.integers(math.ceil(self.imgsz * 0.5 / STRIDE), self.imgsz * 1.5 // STRIDE + 1)) * STRIDE
+        s = size / max(images.shape[2:])
+        if s == 1.0:
+            return images, targets
+        out = F.interpolate(images.float(), scale_factor=s, mode="bilinear", align_corners=False,
+                            recompute_scale_factor=False)
+        for t in targets:
+            t["boxes"] = t["boxes"] * s
+            sc, px, py = t["letterbox"]
+            t["letterbox"] = (sc * s, px * s, py * s)
+        return out.round().clamp_(0, 255).to(torch.uint8), targets
+
+
+def pad_targets(targets: list[dict]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Dense targets for losses: boxes float32 [B,M,4] xyxy (0 pad), labels int64 [B,M] (-1 pad), mask bool [B,M]."""
+    m = max((len(t["labels"]) for t in targets), default=0)
+    b = len(targets)
+    boxes = torch.zeros(b, m, 4, dtype=torch.float32)
+    labels = torch.full((b, m), -1, dtype=torch.int64)
+    mask = torch.zeros(b, m, dtype=torch.bool)
+    for k, t in enumerate(targets):
+        n = len(t["labels"])
+        boxes[k, :n] = t["boxes"]
+        labels[k, :n] = t["labels"]
+        mask[k, :n] = True
+    return boxes, labels, mask
+
+
+def rect_batches(dataset: DetectionDataset, imgsz: int, batch: int) -> tuple[list[list[int]], np.ndarray]:
+    """Batches of similar aspect ratio and each image's letterbox shape [N,2] (h, w) for rectangular eval."""
+    ar = dataset.sizes[:, 0] / dataset.sizes[:, 1]  # h / w
+    order = np.argsort(ar, kind="stable")
+    shapes = np.zeros((len(dataset), 2), np.int64)
+    batches = []
+    for start in range(0, len(order), batch):
+        idx = order[start:start + batch]
+        lo, hi = ar[idx].min(), ar[idx].max()
+        rel = (hi, 1.0) if hi < 1 else (1.0, 1 / lo) if lo > 1 else (1.0, 1.0)
+        shapes[idx] = [math.ceil(imgsz * r / STRIDE) * STRIDE for r in rel]
+        batches.append(idx.tolist())
+    return batches, shapes
+
+
+class DetectionLoader(DataLoader):
+    """A DataLoader whose ``set_epoch`` reaches the dataset (augmentation seed, close_mosaic) and sampler.
+
+    When ``set_epoch`` is not called, each new iteration advances the epoch by
+    itself, so augmentation never repeats by accident.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._next_epoch, self._epoch_set = 0, False
+
+    def set_epoch(self, epoch: int) -> None:
+        self.dataset.set_epoch(epoch)
+        if hasattr(self.sampler, "set_epoch"):
+            self.sampler.set_epoch(epoch)
+        self._next_epoch, self._epoch_set = epoch + 1, True
+
+    def __iter__(self) -> Iterator:
+        if not self._epoch_set:
+            self.set_epoch(self._next_epoch)
+        self._epoch_set = False
+        return super().__iter__()
+
+
+def build_loader(dataset: DetectionDataset, cfg: DataConfig, train: bool, *, batch: int | None = None,
+                 workers: int | None = None, shuffle: bool | None = None, epochs: int = 0, seed: int = 0,
+                 sampler: Sampler | None = None, drop_last: bool | None = None) -> DetectionLoader:
+    """A DataLoader yielding ``(images uint8 [B,3,H,W], targets)`` letterboxed to ``cfg.imgsz``.
+
+    Args:
+        dataset: from :func:`rtdet.data.open_dataset`.
+        cfg: data settings (size, batch, workers, cache, rect, multi_scale, augmentation).
+        train: augment (per ``cfg``), shuffle and drop the last partial batch; else letterbox only.
+        epochs: total epochs, so mosaic can stop for the last ``cfg.close_mosaic`` of them.
+        seed: augmentation and shuffling seed.
+        sampler: e.g. a DistributedSampler (then ``shuffle`` is the sampler's business).
+    """
+    batch = batch or cfg.batch
+    workers = cfg.workers if workers is None else workers
+    shuffle = train if shuffle is None else shuffle
+    pipe = DetectionPipeline(dataset, cfg, train, epochs=epochs, seed=seed)
+    if cfg.cache and dataset._cache is None:
+        dataset.cache_images(max_side=cfg.imgsz if not cfg.multi_scale else None)
+    kwargs: dict[str, Any] = {"num_workers": workers, "pin_memory": False}
+    if workers > 0:
+        kwargs.update(persistent_workers=True, prefetch_factor=4)
+    collate_fn = MultiScaleCollate(cfg.imgsz, seed) if (train and cfg.multi_scale) else collate
+    if not train and cfg.rect and sampler is None:
+        batches, pipe.rect_shapes = rect_batches(dataset, cfg.imgsz, batch)
+        return DetectionLoader(pipe, batch_sampler=batches, collate_fn=collate_fn, **kwargs)
+    generator = torch.Generator().manual_seed(seed)
+    return DetectionLoader(pipe, batch_size=batch, shuffle=shuffle if sampler is None else False, sampler=sampler,
+                           collate_fn=collate_fn, drop_last=(train and len(dataset) >= 2 * batch) if drop_last is None else drop_last,
+                           generator=generator, **kwargs)

@@ -1,0 +1,70 @@
+"""What a data set holds and what is wrong with it.
+
+Every reader records the problems it meets as :class:`Problem` objects (file,
+line, message) in a :class:`Report` instead of raising or dropping data
+silently. A sample with a problem is left out of the data set and counted, so a
+training run starts, says how many samples it skipped and why, and
+``rtdet data check`` exits non-zero listing each one.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One fault in a data set: where it is and what is wrong."""
+
+    file: str
+    message: str
+    line: int | None = None  # 1-based line in a text/XML file; None when not line-based
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line is not None else self.file
+        return f"{where}: {self.message}"
+
+
+@dataclass
+class Report:
+    """Counts and problems of one split of a data set."""
+
+    name: str = ""
+    images: int = 0  # images kept (readable, with valid labels)
+    boxes: int = 0
+    empty_images: int = 0  # kept images without any box (background images)
+    per_class: Counter = field(default_factory=Counter)  # class index -> boxes
+    problems: list[Problem] = field(default_factory=list)
+    skipped_images: int = 0  # images left out because of a problem
+
+    def add(self, file: str, message: str, line: int | None = None) -> None:
+        self.problems.append(Problem(str(file), message, line))
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def summary(self) -> str:
+        """One line for a training log: kept, skipped, problems."""
+        s = f"{self.name}: {self.images} images, {self.boxes} boxes, {self.empty_images} without boxes"
+        if self.problems:
+            s += f"; skipped {self.skipped_images} bad images ({len(self.problems)} problems, run `rtdet data check`)"
+        return s
+
+    def format(self, names: list[str] | None = None, max_problems: int = 0) -> str:
+        """Multi-line text report: totals, boxes per class, every problem (all when ``max_problems`` is 0)."""
+        lines = [f"[{self.name}]", f"  images: {self.images}  boxes: {self.boxes}  "
+                 f"empty images: {self.empty_images}  skipped images: {self.skipped_images}"]
+        if self.per_class:
+            lines.append("  boxes per class:")
+            n = max(len(names), max(self.per_class) + 1) if names else max(self.per_class) + 1
+            for c in range(n):
+                label = names[c] if names and c < len(names) else str(c)
+                lines.append(f"    {c:>4} {label:<20} {self.per_class.get(c, 0)}")
+        shown = self.problems if max_problems <= 0 else self.problems[:max_problems]
+        lines.append(f"  problems: {len(self.problems)}")
+        lines += [f"    {p}" for p in shown]
+        if len(shown) < len(self.problems):
+            lines.append(f"    ... and {len(self.problems) - len(shown)} more")
+        return "\n".join(lines)
