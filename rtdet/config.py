@@ -98,8 +98,11 @@ class TrainConfig:
     amp: Literal["off", "fp16", "bf16"] = opt("off", "mixed precision: fp16 (CUDA, loss scaling) or bf16")
     ema: bool = opt(True, "keep an exponential moving average of the weights")
     ema_decay: float = opt(0.9999, "EMA decay (ramped up over the first iterations)")
+    ema_tau: float = opt(2000.0, "EMA ramp: decay * (1 - exp(-updates / ema_tau))")
     patience: int = opt(50, "stop after this many validations without improvement; 0 disables")
     val_interval: int = opt(1, "validate every N epochs")
+    metric: str = opt("AP", "validation metric that picks best.pt and drives early stopping (higher is better, "
+                      "lower if its name ends in 'loss')")
     resume: str = opt("", "checkpoint (last.pt) to resume exactly from")
     sync_bn: bool = opt(False, "SyncBatchNorm when distributed")
     tensorboard: bool = opt(False, "also log to TensorBoard (needs the tensorboard package)")

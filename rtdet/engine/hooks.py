@@ -1,0 +1,307 @@
+"""Hooks: code that runs at fixed events of the training loop.
+
+Events, in the order the trainer fires them (each method gets the trainer)::
+
+    before_train                  once, after resume / pretrained loading
+      before_epoch                each epoch, model in train mode
+        before_iter, after_iter   each batch (after_iter sees trainer.losses, trainer.lr)
+      before_val, after_val       when validating (after_val sees trainer.metrics)
+      after_epoch                 each epoch (trainer.epoch_losses, trainer.metrics)
+    after_train                   once
+
+Hooks may log, save or stop (``trainer.request_stop(reason)``); they never change
+the model, the optimizer or the config. Hooks with ``main_only = True`` run on
+rank 0 only. Hooks run in ascending ``priority``; the checkpoint hook runs last so
+it saves the other hooks' state. A hook with state (early stopping, the CSV rows)
+returns it from ``state_dict()`` so a resumed run carries on exactly.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rtdet.config import Config, save_config
+from rtdet.engine.checkpoint import atomic_save
+
+if TYPE_CHECKING:
+    from rtdet.engine.trainer import Trainer
+
+EVENTS = ("before_train", "before_epoch", "before_iter", "after_iter", "before_val", "after_val",
+          "after_epoch", "after_train")
+
+
+class Hook:
+    """Base class: every event is a no-op."""
+
+    priority: int = 50
+    main_only: bool = True
+
+    def before_train(self, trainer: Trainer) -> None: ...
+    def before_epoch(self, trainer: Trainer) -> None: ...
+    def before_iter(self, trainer: Trainer) -> None: ...
+    def after_iter(self, trainer: Trainer) -> None: ...
+    def before_val(self, trainer: Trainer) -> None: ...
+    def after_val(self, trainer: Trainer) -> None: ...
+    def after_epoch(self, trainer: Trainer) -> None: ...
+    def after_train(self, trainer: Trainer) -> None: ...
+
+    def state_dict(self) -> dict[str, Any] | None:
+        return None
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+def call_hooks(hooks: list[Hook], event: str, trainer: Trainer) -> None:
+    if event not in EVENTS:
+        raise ValueError(f"unknown hook event '{event}'; events are {', '.join(EVENTS)}")
+    for h in hooks:
+        if h.main_only and not trainer.is_main:
+            continue
+        getattr(h, event)(trainer)
+
+
+def higher_is_better(metric: str) -> bool:
+    """Metrics are maximised, except those named ``...loss``."""
+    return not metric.lower().endswith("loss")
+
+
+class ProgressBar(Hook):
+    """A tqdm bar per epoch with the running losses, the lr and images per second."""
+
+    priority = 10
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self.bar = None
+
+    def before_epoch(self, trainer: Trainer) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=len(trainer.train_loader), desc=f"epoch {trainer.epoch + 1}/{trainer.cfg.train.epochs}",
+                        disable=not self.enabled, leave=True, dynamic_ncols=True)
+        self.t0, self.images = time.perf_counter(), 0
+
+    def after_iter(self, trainer: Trainer) -> None:
+        self.images += trainer.batch_size * trainer.world_size
+        speed = self.images / max(time.perf_counter() - self.t0, 1e-9)
+        post = {k: f"{v:.4g}" for k, v in trainer.epoch_losses.items()}
+        post |= {"lr": f"{trainer.lr[0]:.3g}", "img/s": f"{speed:.1f}"}
+        self.bar.set_postfix(post, refresh=False)
+        self.bar.update(1)
+
+    def after_epoch(self, trainer: Trainer) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+    def after_val(self, trainer: Trainer) -> None:
+        if self.enabled:
+            from tqdm import tqdm
+
+            tqdm.write("val: " + "  ".join(f"{k} {v:.4g}" for k, v in trainer.metrics.items()))
+
+
+class CSVLogger(Hook):
+    """``results.csv`` in the run folder: one row per epoch (epoch, lrs, train losses, metrics).
+
+    No wall-clock column, so two seeded deterministic runs write identical files.
+    The whole file is rewritten each epoch (columns can appear when validation starts).
+    """
+
+    priority = 60
+
+    def __init__(self, out: str | Path) -> None:
+        self.path = Path(out) / "results.csv"
+        self.rows: list[dict[str, Any]] = []
+
+    def after_epoch(self, trainer: Trainer) -> None:
+        row: dict[str, Any] = {"epoch": trainer.epoch + 1}
+        row |= {f"lr/pg{i}": lr for i, lr in enumerate(trainer.lr)}
+        row |= {f"train/{k}": v for k, v in trainer.epoch_losses.items()}
+        row |= dict(trainer.metrics) if trainer.validation_due() else {}
+        self.rows.append(row)
+        write_csv(self.path, self.rows)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"rows": [dict(r) for r in self.rows]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.rows = [dict(r) for r in state["rows"]]
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    columns: list[str] = []
+    for r in rows:
+        columns += [k for k in r if k not in columns]
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=columns, restval="", lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: (f"{v:.8g}" if isinstance(v, float) else v) for k, v in r.items()})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(buf.getvalue())
+    os.replace(tmp, path)
+
+
+def read_csv(path: str | Path) -> list[dict[str, float]]:
+    """``results.csv`` rows as floats (empty cells become NaN)."""
+    with open(path, newline="") as f:
+        return [{k: float(v) if v != "" else math.nan for k, v in r.items()} for r in csv.DictReader(f)]
+
+
+class LossPlot(Hook):
+    """``results.png``: each train loss per epoch next to its validation twin (``val/<name>``)
+    when the evaluator reports one, plus the primary metric."""
+
+    priority = 70
+
+    def __init__(self, out: str | Path, metric: str = "AP") -> None:
+        self.out = Path(out)
+        self.metric = metric
+
+    def after_epoch(self, trainer: Trainer) -> None:
+        csv_path = self.out / "results.csv"
+        if csv_path.is_file():
+            plot_results(read_csv(csv_path), self.out / "results.png", self.metric)
+
+
+def plot_results(rows: list[dict[str, float]], path: Path, metric: str) -> Path:
+    """Draw the loss curves (train solid, val dashed) and ``metric`` per epoch into ``path``."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on servers; set here, not at import
+    import matplotlib.pyplot as plt
+
+    losses = [k.split("/", 1)[1] for k in rows[0] if k.startswith("train/")]
+    panels = losses + ([metric] if any(metric in r for r in rows) else [])
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3), squeeze=False)
+    epochs = [r["epoch"] for r in rows]
+    for ax, name in zip(axes[0], panels):
+        if name == metric and name not in losses:
+            ax.plot(epochs, [r.get(name, math.nan) for r in rows], "o-", label=name)
+        else:
+            ax.plot(epochs, [r.get(f"train/{name}", math.nan) for r in rows], "-", label="train")
+            if any(f"val/{name}" in r for r in rows):
+                ax.plot(epochs, [r.get(f"val/{name}", math.nan) for r in rows], "--", label="val")
+        ax.set_title(name)
+        ax.set_xlabel("epoch")
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+class EarlyStopping(Hook):
+    """Stop when ``metric`` has not improved for ``patience`` validations (0 disables).
+
+    Runs on every rank (metrics are gathered, so every rank decides the same).
+    """
+
+    priority = 40
+    main_only = False
+
+    def __init__(self, patience: int, metric: str = "AP") -> None:
+        self.patience, self.metric = patience, metric
+        self.best, self.bad = None, 0
+
+    def after_val(self, trainer: Trainer) -> None:
+        value = trainer.metrics.get(self.metric)
+        if value is None or self.patience <= 0:
+            return
+        if self.best is None or (value > self.best if higher_is_better(self.metric) else value < self.best):
+            self.best, self.bad = value, 0
+            return
+        self.bad += 1
+        if self.bad >= self.patience:
+            trainer.request_stop(f"no improvement of {self.metric} for {self.bad} validations (best {self.best:.4g})")
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best, "bad": self.bad}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best, self.bad = state["best"], state["bad"]
+
+
+class Checkpointer(Hook):
+    """``weights/last.pt`` every epoch, ``weights/best.pt`` when ``metric`` improves.
+
+    Runs on every rank because the checkpoint gathers every rank's RNG state; only
+    rank 0 writes. Also saves the resolved config as ``config.yaml`` at the start.
+    """
+
+    priority = 90
+    main_only = False
+
+    def __init__(self, out: str | Path, metric: str = "AP") -> None:
+        self.out = Path(out)
+        self.metric = metric
+        self.best: float | None = None
+
+    def before_train(self, trainer: Trainer) -> None:
+        if trainer.is_main:
+            save_config(trainer.cfg, self.out / "config.yaml")
+
+    def after_epoch(self, trainer: Trainer) -> None:
+        value = trainer.metrics.get(self.metric) if trainer.validation_due() else None
+        improved = value is not None and (
+            self.best is None or (value > self.best if higher_is_better(self.metric) else value < self.best))
+        if improved:
+            self.best = value
+        state = trainer.state_dict()
+        if trainer.is_main:
+            atomic_save(state, self.out / "weights" / "last.pt")
+            if improved:
+                atomic_save(state, self.out / "weights" / "best.pt")
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best = state["best"]
+
+
+class TensorBoardLogger(Hook):
+    """Epoch losses, lrs and metrics as TensorBoard scalars (needs the ``tensorboard`` package)."""
+
+    priority = 65
+
+    def __init__(self, out: str | Path) -> None:
+        self.out = Path(out)
+        self.writer = None
+
+    def before_train(self, trainer: Trainer) -> None:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError as e:
+            raise RuntimeError("tensorboard=True needs the tensorboard package: pip install tensorboard") from e
+        self.writer = SummaryWriter(str(self.out / "tensorboard"))
+
+    def after_epoch(self, trainer: Trainer) -> None:
+        step = trainer.epoch + 1
+        for k, v in trainer.epoch_losses.items():
+            self.writer.add_scalar(f"train/{k}", v, step)
+        for i, lr in enumerate(trainer.lr):
+            self.writer.add_scalar(f"lr/pg{i}", lr, step)
+        for k, v in trainer.metrics.items():
+            self.writer.add_scalar(f"val/{k}" if "/" not in k else k, v, step)
+
+    def after_train(self, trainer: Trainer) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def default_hooks(cfg: Config, progress: bool = True) -> list[Hook]:
+    """The built-in hooks for ``cfg``: progress bar, early stopping, CSV, plot, (TensorBoard), checkpoints."""
+    out, metric = cfg.train.out, cfg.train.metric
+    hooks: list[Hook] = [ProgressBar(progress), EarlyStopping(cfg.train.patience, metric), CSVLogger(out),
+                         LossPlot(out, metric), Checkpointer(out, metric)]
+    if cfg.train.tensorboard:
+        hooks.append(TensorBoardLogger(out))
+    return hooks

@@ -1,0 +1,81 @@
+"""rtdet.engine.dist + Trainer under torch.distributed: 2 Gloo processes x batch 4 == 1 process x batch 8."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+from torch.utils.data import DataLoader
+
+from rtdet.engine import Trainer, make_evaluator, seed_everything
+from rtdet.engine.dist import ShardSampler, all_gather_object, cleanup, get_world_size, init_distributed
+from tests.engine.toy import SyntheticBoxes, TinyDetector, box_metric, collate, make_cfg, make_loader
+
+SETTINGS = {"epochs": 2, "nbs": 8, "lr": 0.05, "momentum": 0.9, "warmup_iters": 2, "weight_decay": 1e-3}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def train_once(out, batch: int) -> Trainer:
+    """The same run, single-process or as one rank: the samplers read the process group."""
+    seed_everything(0)
+    model = TinyDetector(bn=False)  # BatchNorm statistics would differ per rank (use sync_bn for those)
+    val = SyntheticBoxes(10, seed=1)
+    val_loader = DataLoader(val, batch_size=3, sampler=ShardSampler(val), collate_fn=collate)
+    cfg = make_cfg(out, batch=batch, **SETTINGS)
+    trainer = Trainer(model, make_loader(16, batch, seed=0), cfg, evaluate=make_evaluator(val_loader, box_metric),
+                      hooks=[])
+    trainer.train()
+    return trainer
+
+
+def _rank_main(rank: int, world: int, port: int, out: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+                      LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    info = init_distributed("gloo")
+    assert info.world_size == world and get_world_size() == world
+    try:
+        trainer = train_once(out, batch=4)
+        gathered = all_gather_object(rank)
+        if rank == 0:
+            torch.save({"model": trainer.model.state_dict(), "ema": trainer.ema.module.state_dict(),
+                        "metrics": trainer.metrics, "gathered": gathered, "accumulate": trainer.accumulate,
+                        "losses": trainer.epoch_losses}, os.path.join(out, "rank0.pt"))
+    finally:
+        cleanup()
+
+
+@pytest.mark.slow
+def test_two_gloo_ranks_equal_one_process(tmp_path):
+    mp.spawn(_rank_main, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
+    ddp = torch.load(tmp_path / "rank0.pt", weights_only=True)
+    single = train_once(tmp_path / "single", batch=8)
+    assert ddp["gathered"] == [0, 1] and ddp["accumulate"] == single.accumulate == 1
+    for name, value in single.model.state_dict().items():
+        assert torch.allclose(ddp["model"][name], value, atol=1e-5, rtol=0), name
+    for name, value in single.ema.module.state_dict().items():
+        assert torch.allclose(ddp["ema"][name], value, atol=1e-5, rtol=0), name
+    assert ddp["metrics"]["n"] == single.metrics["n"] == 10  # every val image once, none twice
+    assert ddp["metrics"] == pytest.approx(single.metrics, abs=1e-6)
+    assert ddp["losses"] == pytest.approx(single.epoch_losses, abs=1e-5)
+
+
+def test_shard_sampler_covers_each_item_once():
+    ds = list(range(11))
+    shards = [list(ShardSampler(ds, rank=r, world_size=3)) for r in range(3)]
+    assert sorted(sum(shards, [])) == ds and [len(s) for s in shards] == [4, 4, 3]
+    assert len(ShardSampler(ds, rank=2, world_size=3)) == 3
+
+
+def test_single_process_helpers_without_a_group():
+    info = init_distributed()
+    assert (info.rank, info.world_size, info.is_main) == (0, 1, True)
+    assert all_gather_object({"a": 1}) == [{"a": 1}]
