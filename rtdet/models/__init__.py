@@ -1,0 +1,60 @@
+"""Detectors by name: ``MODELS["rtdet-n"](num_classes, act=..., norm=...)`` or :func:`build_model`.
+
+Scales (widths, depths, head widths, depthwise options, default activation) are
+plain keyword dicts in :data:`SCALES`; ``MODELS`` maps each name to a builder.
+``rtdet-n`` is tuned for CPU speed (depthwise-separable neck and head, ReLU);
+``-s`` and ``-m`` use dense convolutions and SiLU.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any, Callable
+
+from rtdet.models.yolo import YOLO, RawOutputs
+
+SCALES: dict[str, dict[str, Any]] = {
+    "rtdet-n": dict(
+        channels=(16, 32, 64, 128, 256), depths=(1, 1, 1, 1), neck_channels=(64, 96, 128), neck_depth=1,
+        head_channels=(48, 48), act="relu", dw_backbone=False, dw_neck=True, dw_head=True,
+    ),
+    "rtdet-s": dict(
+        channels=(32, 64, 128, 256, 512), depths=(1, 2, 2, 1), neck_channels=(128, 256, 512), neck_depth=1,
+        head_channels=(64, 128), act="silu",
+    ),
+    "rtdet-m": dict(
+        channels=(48, 96, 192, 384, 576), depths=(2, 4, 4, 2), neck_channels=(192, 384, 576), neck_depth=2,
+        head_channels=(64, 192), act="silu",
+    ),
+}
+
+
+def _build(name: str, num_classes: int, act: str | None = None, norm: str = "bn", **overrides: Any) -> YOLO:
+    kwargs = {**SCALES[name], **overrides, "norm": norm}
+    if act:
+        kwargs["act"] = act
+    model = YOLO(num_classes, **kwargs)
+    model.build_args = {"name": name, "num_classes": num_classes, "act": kwargs["act"], "norm": norm, **overrides}
+    return model
+
+
+MODELS: dict[str, Callable[..., YOLO]] = {name: partial(_build, name) for name in SCALES}
+
+
+def build_model(name: str, num_classes: int, act: str | None = None, norm: str = "bn", **overrides: Any) -> YOLO:
+    """Build model ``name`` for ``num_classes`` classes.
+
+    Args:
+        act: activation override (``relu``, ``lrelu``, ``silu``, ``frelu``); None or "" keeps the scale's default.
+        norm: ``bn`` or ``gn``.
+        overrides: any :class:`YOLO` keyword (e.g. ``reg_max=8``, ``dw_head=False``).
+
+    ``model.build_args`` holds the arguments that rebuild the same architecture
+    (``build_model(**model.build_args)``), for checkpoints.
+    """
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; expected one of {', '.join(MODELS)}")
+    return MODELS[name](num_classes, act=act, norm=norm, **overrides)
+
+
+__all__ = ["MODELS", "SCALES", "RawOutputs", "YOLO", "build_model"]

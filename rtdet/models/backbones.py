@@ -1,0 +1,54 @@
+"""CSP backbone: a strided stem, four stride-2 stages of C2f blocks, SPPF at the end.
+
+Returns three feature maps at strides 8, 16 and 32 (``P3``, ``P4``, ``P5``) for
+the neck. Widths and depths come from the scale (see :mod:`rtdet.models`).
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from rtdet.models.layers import SPPF, C2f, conv
+
+
+class CSPBackbone(nn.Module):
+    """``[B, 3, H, W] -> (P3 [B, c[2], H/8, W/8], P4 [B, c[3], H/16, W/16], P5 [B, c[4], H/32, W/32])``.
+
+    Args:
+        channels: five widths: stem, then stages at strides 4, 8, 16, 32.
+        depths: bottlenecks in the C2f block of each of the four stages.
+        act, norm: see :mod:`rtdet.models.layers`.
+        dw: depthwise-separable 3x3 convolutions inside the bottlenecks and for
+            the stride-2 convolutions of the stages at strides 16 and 32 (where
+            channel counts are high enough for the saving to matter).
+    """
+
+    def __init__(
+        self, channels: tuple[int, ...], depths: tuple[int, ...],
+        act: str = "silu", norm: str = "bn", dw: bool = False,
+    ) -> None:
+        super().__init__()
+        if len(channels) != 5 or len(depths) != 4:
+            raise ValueError(f"CSPBackbone needs 5 channels and 4 depths, got {channels} and {depths}")
+        self.channels = tuple(channels)
+        self.stem = conv(3, channels[0], 3, 2, act, norm)
+        stages = []
+        for i, n in enumerate(depths):
+            c1, c2 = channels[i], channels[i + 1]
+            layers = [conv(c1, c2, 3, 2, act, norm, dw=dw and i >= 2), C2f(c2, c2, n, True, act, norm, dw)]
+            if i == len(depths) - 1:
+                layers.append(SPPF(c2, c2, 5, act, norm))
+            stages.append(nn.Sequential(*layers))
+        self.stages = nn.ModuleList(stages)
+
+    @property
+    def out_channels(self) -> tuple[int, int, int]:
+        return self.channels[2], self.channels[3], self.channels[4]
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        x = self.stem(x)
+        outs = []
+        for stage in self.stages:
+            x = stage(x)
+            outs.append(x)
+        return outs[1], outs[2], outs[3]

@@ -1,0 +1,121 @@
+"""Decoding: raw head outputs -> boxes and scores -> confidence filter -> NMS -> ``max_det``.
+
+:func:`decode` turns the head's logits into xyxy boxes in input pixels and
+per-class probabilities; it is pure tensor code and is what an exported ONNX
+graph computes (see :meth:`rtdet.models.yolo.YOLO.forward_raw`).
+:func:`postprocess` filters and suppresses, per image, using
+:func:`rtdet.nms.non_max_suppression`; it runs the same on the outputs of the
+PyTorch model or of ONNX Runtime. :func:`undo_letterbox` maps boxes back to the
+original image.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from rtdet.boxes import clip_boxes
+from rtdet.nms import non_max_suppression
+
+
+def dfl_expectation(reg: Tensor) -> Tensor:
+    """Expected bin of each side: ``reg (Tensor[..., 4, R]) logits -> Tensor[..., 4]`` in stride units."""
+    bins = torch.arange(reg.shape[-1], dtype=reg.dtype, device=reg.device)
+    return (reg.softmax(-1) * bins).sum(-1)
+
+
+def distance_to_box(dist: Tensor, anchors: Tensor) -> Tensor:
+    """``(left, top, right, bottom)`` distances ``[..., N, 4]`` from ``anchors [N, 2]`` -> xyxy ``[..., N, 4]``."""
+    lt, rb = dist.split(2, -1)
+    return torch.cat([anchors - lt, anchors + rb], -1)
+
+
+def box_to_distance(boxes: Tensor, anchors: Tensor) -> Tensor:
+    """Inverse of :func:`distance_to_box`: xyxy ``[..., N, 4]`` -> ``(l, t, r, b)`` ``[..., N, 4]``."""
+    return torch.cat([anchors - boxes[..., :2], boxes[..., 2:] - anchors], -1)
+
+
+def decode(raw: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+    """Boxes and class probabilities from the head's raw outputs.
+
+    Args:
+        raw: :meth:`rtdet.models.heads.DetectHead.forward` output (``cls [B, N, K]``,
+            ``reg [B, N, 4, R]``, ``anchors [N, 2]``, ``strides [N, 1]``).
+
+    Returns:
+        boxes (Tensor[B, N, 4]): xyxy in input pixels.
+        scores (Tensor[B, N, K]): sigmoid class probabilities.
+    """
+    dist = dfl_expectation(raw["reg"]) * raw["strides"]
+    return distance_to_box(dist, raw["anchors"]), raw["cls"].sigmoid()
+
+
+def _candidates(scores: Tensor, conf: float, multi_label: bool, max_candidates: int) -> tuple[Tensor, Tensor, Tensor]:
+    """(box index, class, score) of the pairs above ``conf``; at most ``max_candidates``, best first."""
+    if multi_label:
+        idx, cls = (scores > conf).nonzero(as_tuple=True)
+        sc = scores[idx, cls]
+    else:
+        sc, cls = scores.max(1)
+        idx = (sc > conf).nonzero(as_tuple=True)[0]
+        sc, cls = sc[idx], cls[idx]
+    if sc.numel() > max_candidates:
+        top = sc.topk(max_candidates).indices
+        idx, cls, sc = idx[top], cls[top], sc[top]
+    return idx, cls, sc
+
+
+def postprocess(
+    boxes: Tensor, scores: Tensor, conf: float = 0.001, iou: float = 0.7, method: str = "nms",
+    max_det: int = 300, multi_label: bool = False, max_candidates: int = 3000,
+    image_size: tuple[int, int] | None = None,
+) -> list[dict[str, Tensor]]:
+    """Per-image detections from decoded outputs.
+
+    Args:
+        boxes (Tensor[B, N, 4]): xyxy in input pixels. scores (Tensor[B, N, K]): probabilities.
+        conf: keep (box, class) pairs with score above this.
+        iou, method: NMS threshold and method (``nms``, ``agnostic``, ``soft``, ``diou``).
+        max_det: detections kept per image after NMS.
+        multi_label: a box may be reported for every class above ``conf`` (helps mAP a
+            little); otherwise only for its best class (faster, what deployment wants).
+        max_candidates: pairs entering NMS per image, highest scores first (bounds NMS time).
+        image_size: ``(height, width)`` to clip boxes to, if given.
+
+    Returns:
+        B dicts: ``boxes`` float [D, 4] xyxy input pixels, ``scores`` float [D],
+        ``labels`` int64 [D]; sorted by score, ``D <= max_det``.
+    """
+    out = []
+    for b, s in zip(boxes, scores):
+        idx, cls, sc = _candidates(s.float(), conf, multi_label, max_candidates)
+        bx = b[idx].float()
+        if image_size is not None:
+            bx = clip_boxes(bx, image_size)
+        keep, kept_scores = non_max_suppression(bx, sc, cls, method, iou, max_det)
+        out.append({"boxes": bx[keep], "scores": kept_scores, "labels": cls[keep].long()})
+    return out
+
+
+def undo_letterbox(
+    boxes: Tensor, letterbox: tuple[float, float, float], orig_size: tuple[int, int] | None = None
+) -> Tensor:
+    """Map xyxy boxes ``[..., 4]`` from letterboxed pixels back to the original image.
+
+    ``letterbox = (scale, pad_x, pad_y)`` as in the Sample contract:
+    ``x_orig = (x - pad_x) / scale``. With ``orig_size = (h, w)`` boxes are clipped to it.
+    """
+    scale, pad_x, pad_y = letterbox
+    out = (boxes - boxes.new_tensor([pad_x, pad_y, pad_x, pad_y])) / scale
+    return clip_boxes(out, orig_size) if orig_size is not None else out
+
+
+def detections_to_original(
+    detections: list[dict[str, Tensor]], targets: list[dict]
+) -> list[dict[str, Tensor]]:
+    """:func:`undo_letterbox` applied to each image's detections, using its target's ``letterbox`` and ``orig_size``."""
+    out = []
+    for det, t in zip(detections, targets):
+        lb = t.get("letterbox", (1.0, 0.0, 0.0))
+        out.append({**det, "boxes": undo_letterbox(det["boxes"], lb, t.get("orig_size"))})
+    return out
