@@ -27,7 +27,7 @@ import yaml
 from rtdet.data.yolo import label_lines
 
 NAMES = [str(d) for d in range(10)]
-VERSION = 2  # bump when the rendering changes, so cached sets are regenerated
+VERSION = 3  # bump when the rendering changes, so cached sets are regenerated
 INK_THRESHOLD = 0.3  # alpha above which a pixel counts as ink (defines the tight box)
 
 
@@ -54,8 +54,8 @@ def _background(rng: np.random.Generator, photos: list[np.ndarray], size: int) -
 def _sprite(rng: np.random.Generator, digit: np.ndarray, height: int) -> np.ndarray:
     """Alpha mask (float32 [h,w] in [0,1]) of one digit scaled to ``height`` px, jittered."""
     width = max(8, round(height * rng.uniform(0.65, 0.95)))
-    alpha = cv2.resize(digit, (width, height), interpolation=cv2.INTER_LINEAR)
-    alpha = np.clip((alpha - rng.uniform(0.15, 0.3)) * 2.5, 0.0, 1.0)  # stroke weight
+    alpha = cv2.resize(digit, (width, height), interpolation=cv2.INTER_CUBIC)
+    alpha = np.clip((alpha - rng.uniform(0.15, 0.3)) * rng.uniform(1.4, 2.2), 0.0, 1.0)  # stroke weight
     angle = rng.uniform(-12, 12)
     diag = int(math.ceil(math.hypot(width, height))) + 2
     m = cv2.getRotationMatrix2D((width / 2, height / 2), angle, 1.0)
