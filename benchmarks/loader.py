@@ -25,17 +25,20 @@ COCO128 = ROOT / ".." / "shared" / "data" / "coco128"
 OFF = dict(mosaic=0.0, fliplr=0.0, hsv_h=0.0, hsv_s=0.0, hsv_v=0.0, translate=0.0, scale=0.0)
 
 
-def rss_mb(pid: int) -> float:
-    """Resident memory of a process in MB (Linux /proc)."""
+def pss_mb(pid: int) -> float:
+    """Proportional set size of a process in MB (Linux): shared pages are split between their users,
+    so forked workers are not counted several times the way RSS counts them."""
     try:
-        with open(f"/proc/{pid}/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) / 1024
     except OSError:
-        return float("nan")
+        pass
+    return float("nan")
 
 
 def family_rss(pid: int) -> float:
-    """Main process plus its direct children (DataLoader workers), MB."""
+    """PSS of the main process plus its direct children (DataLoader workers), MB."""
     kids = []
     for p in Path("/proc").iterdir():
         if p.name.isdigit():
@@ -44,7 +47,7 @@ def family_rss(pid: int) -> float:
                     kids.append(int(p.name))
             except (OSError, IndexError, ValueError):
                 pass
-    return rss_mb(pid) + sum(rss_mb(k) for k in kids)
+    return pss_mb(pid) + sum(pss_mb(k) for k in kids)
 
 
 def measure(ds, cfg: DataConfig, train: bool, batches: int, epochs: int, workers: int) -> float:
@@ -60,7 +63,7 @@ def measure(ds, cfg: DataConfig, train: bool, batches: int, epochs: int, workers
     for epoch in range(1, epochs):
         for _ in loader:
             pass
-        print(f"    epoch {epoch}: memory (main + workers) {family_rss(os.getpid()):.0f} MB")
+        print(f"    epoch {epoch}: memory PSS (main + workers) {family_rss(os.getpid()):.0f} MB")
     return rate
 
 
