@@ -248,3 +248,26 @@ def test_difficult_boxes_become_ignored_regions():
     gt, dets = predictions_to_coco(p, t, ["a"])
     assert [a["iscrowd"] for a in gt["annotations"]] == [0, 1]
     assert evaluate_predictions(p, t, ["a"])["AP"] == pytest.approx(1.0)  # the hit on a difficult box is not an FP
+
+
+def test_trimmed_evaluator_equals_stock_faster_coco_eval():
+    """The speed-up path is active and gives faster-coco-eval's own arrays, bit for bit."""
+    import faster_coco_eval.faster_eval_api_cpp as _C
+    from faster_coco_eval import COCO, COCOeval_faster
+
+    from rtdet.metrics.coco import _trimmed_evaluator
+    from rtdet.metrics.validate import check_detections, check_ground_truth
+
+    assert hasattr(_C, "COCOevalEvaluateAccumulate")  # else the stock (slower) path runs
+    gt, dets = random_case(9)
+    gt = check_ground_truth(gt)
+    dets = check_detections(dets, gt)
+    out = []
+    for cls in (COCOeval_faster, _trimmed_evaluator()):
+        coco_gt = COCO(copy.deepcopy(gt))
+        ev = cls(coco_gt, coco_gt.loadRes(copy.deepcopy(dets)), "bbox", print_function=lambda *a: None)
+        ev.evaluate()
+        ev.accumulate()
+        out.append((ev.eval["precision"], ev.eval["recall"], ev.eval["scores"]))
+    for a, b in zip(*out):
+        np.testing.assert_array_equal(a, b)
