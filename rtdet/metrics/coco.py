@@ -199,8 +199,6 @@ def evaluate(gt: Any, detections: Any, per_class: bool = True) -> CocoResult:
     with _gc_paused():
         gt = check_ground_truth(gt)
         dets = check_detections(detections, gt)
-        if not gt["categories"]:
-            raise MetricsInputError("ground truth has no categories")
         stats, precision = _run_cocoeval(gt, dets)
         rows = _per_class(precision, gt, dets) if per_class else []
     return CocoResult(dict(zip(COCO_KEYS, stats.tolist())), rows, precision)
