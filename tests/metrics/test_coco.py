@@ -193,20 +193,29 @@ def test_per_class_table_averages_to_the_summary():
     assert len(table.splitlines()) == 12 and all(k in table for k in COCO_KEYS)
 
 
+def _xyxy(boxes: list[list[float]]) -> torch.Tensor:
+    return torch.tensor([[b[0], b[1], b[0] + b[2], b[1] + b[3]] for b in boxes], dtype=torch.float64).reshape(-1, 4)
+
+
 def _rtdet_case(seed: int):
     """rtdet targets and predictions (xyxy tensors) for the same scene as ``random_case``."""
     gt, dets = random_case(seed)
-    cat_index = {c["id"]: k for k, c in enumerate(gt["categories"])}
+    index = {c["id"]: k for k, c in enumerate(gt["categories"])}
     targets, preds = [], []
     for im in gt["images"]:
         a = [x for x in gt["annotations"] if x["image_id"] == im["id"]]
         d = [x for x in dets if x["image_id"] == im["id"]]
-        xyxy = lambda bs: torch.tensor([[b[0], b[1], b[0] + b[2], b[1] + b[3]] for b in bs], dtype=torch.float64).reshape(-1, 4)  # noqa: E731
-        targets.append({"boxes": xyxy([x["bbox"] for x in a]), "labels": torch.tensor([cat_index[x["category_id"]] for x in a], dtype=torch.int64),
-                        "iscrowd": torch.tensor([bool(x["iscrowd"]) for x in a], dtype=torch.bool),
-                        "image_id": im["id"], "orig_size": (480, 640)})
-        preds.append({"boxes": xyxy([x["bbox"] for x in d]), "scores": torch.tensor([x["score"] for x in d], dtype=torch.float64),
-                      "labels": torch.tensor([cat_index[x["category_id"]] for x in d], dtype=torch.int64)})
+        targets.append({
+            "boxes": _xyxy([x["bbox"] for x in a]),
+            "labels": torch.tensor([index[x["category_id"]] for x in a], dtype=torch.int64),
+            "iscrowd": torch.tensor([bool(x["iscrowd"]) for x in a], dtype=torch.bool),
+            "image_id": im["id"], "orig_size": (480, 640),
+        })
+        preds.append({
+            "boxes": _xyxy([x["bbox"] for x in d]),
+            "scores": torch.tensor([x["score"] for x in d], dtype=torch.float64),
+            "labels": torch.tensor([index[x["category_id"]] for x in d], dtype=torch.int64),
+        })
     names = [c["name"] for c in gt["categories"]]
     return gt, dets, targets, preds, names
 
