@@ -28,6 +28,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from rtdet.metrics.match import as_array
 from rtdet.metrics.validate import MetricsInputError, check_detections, check_ground_truth
 
 COCO_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
@@ -204,12 +205,6 @@ def evaluate(gt: Any, detections: Any, per_class: bool = True) -> CocoResult:
     return CocoResult(dict(zip(COCO_KEYS, stats.tolist())), rows, precision)
 
 
-def _to_numpy(x: Any, dtype: Any, shape_tail: tuple[int, ...] = ()) -> np.ndarray:
-    if hasattr(x, "detach"):
-        x = x.detach().cpu().numpy()
-    return np.asarray(x, dtype=dtype).reshape((-1, *shape_tail))
-
-
 def unletterbox(boxes: np.ndarray, letterbox: Sequence[float]) -> np.ndarray:
     """Map xyxy boxes [N, 4] from the letterboxed frame back to original pixels."""
     scale, pad_x, pad_y = (float(v) for v in letterbox)
@@ -263,17 +258,17 @@ def predictions_to_coco(
         image_id = int(t.get("image_id", i))
         h, w = (int(v) for v in t.get("orig_size", (0, 0)))
         images.append({"id": image_id, "height": h, "width": w})
-        gb, pb = _to_numpy(t["boxes"], np.float64, (4,)), _to_numpy(p["boxes"], np.float64, (4,))
+        gb, pb = as_array(t["boxes"], np.float64, (4,)), as_array(p["boxes"], np.float64, (4,))
         if frame == "input":
             lb = t.get("letterbox", (1.0, 0.0, 0.0))
             gb, pb = unletterbox(gb, lb), unletterbox(pb, lb)
-        glab = _to_numpy(t["labels"], np.int64)
-        scores, labels = _to_numpy(p["scores"], np.float64), _to_numpy(p["labels"], np.int64)
+        glab = as_array(t["labels"], np.int64)
+        scores, labels = as_array(p["scores"], np.float64), as_array(p["labels"], np.int64)
         _check_image(i, gb, glab, pb, scores, labels, len(names))
         ignore = np.zeros(len(gb), bool)
         for key in ("iscrowd", "difficult"):
             if key in t:
-                ignore |= _to_numpy(t[key], bool)
+                ignore |= as_array(t[key], bool)
         for b, c, crowd in zip(gb.tolist(), glab.tolist(), ignore.tolist()):
             wh = [b[2] - b[0], b[3] - b[1]]
             anns.append({"image_id": image_id, "category_id": c + 1, "bbox": [b[0], b[1], *wh],
