@@ -72,7 +72,8 @@ class PRFResult:
         """Per-class P/R/F1 (at the best confidence unless ``at`` is given) as text."""
         at = at or self.best
         width = max([5, *(len(n) for n in self.names)])
-        lines = [f"P/R/F1 at conf {at.conf:.4f}", f"{'class':<{width}} {'gt':>6} {'P':>6} {'R':>6} {'F1':>6} {'AP50':>6}"]
+        lines = [f"P/R/F1 at conf {at.conf:.4f}",
+                 f"{'class':<{width}} {'gt':>6} {'P':>6} {'R':>6} {'F1':>6} {'AP50':>6}"]
         for k, n in enumerate(self.names):
             if at.has_gt[k]:
                 lines.append(f"{n:<{width}} {self.n_gt[k]:>6d} {at.precision[k]:6.3f} {at.recall[k]:6.3f} "

@@ -166,6 +166,8 @@ def check_ground_truth(gt: Any) -> dict:
         raise MetricsInputError(f"{label}: ground truth must be a COCO object {{images, annotations, categories}}")
     images = _check_table(data, "images", label)
     categories = _check_table(data, "categories", label)
+    if not categories:
+        raise MetricsInputError(f"{label}: ground truth has no categories")
     anns = data.get("annotations", [])
     if not isinstance(anns, list):
         raise MetricsInputError(f"{label}: 'annotations' must be a list")

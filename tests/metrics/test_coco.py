@@ -193,20 +193,29 @@ def test_per_class_table_averages_to_the_summary():
     assert len(table.splitlines()) == 12 and all(k in table for k in COCO_KEYS)
 
 
+def _xyxy(boxes: list[list[float]]) -> torch.Tensor:
+    return torch.tensor([[b[0], b[1], b[0] + b[2], b[1] + b[3]] for b in boxes], dtype=torch.float64).reshape(-1, 4)
+
+
 def _rtdet_case(seed: int):
     """rtdet targets and predictions (xyxy tensors) for the same scene as ``random_case``."""
     gt, dets = random_case(seed)
-    cat_index = {c["id"]: k for k, c in enumerate(gt["categories"])}
+    index = {c["id"]: k for k, c in enumerate(gt["categories"])}
     targets, preds = [], []
     for im in gt["images"]:
         a = [x for x in gt["annotations"] if x["image_id"] == im["id"]]
         d = [x for x in dets if x["image_id"] == im["id"]]
-        xyxy = lambda bs: torch.tensor([[b[0], b[1], b[0] + b[2], b[1] + b[3]] for b in bs], dtype=torch.float64).reshape(-1, 4)  # noqa: E731
-        targets.append({"boxes": xyxy([x["bbox"] for x in a]), "labels": torch.tensor([cat_index[x["category_id"]] for x in a], dtype=torch.int64),
-                        "iscrowd": torch.tensor([bool(x["iscrowd"]) for x in a], dtype=torch.bool),
-                        "image_id": im["id"], "orig_size": (480, 640)})
-        preds.append({"boxes": xyxy([x["bbox"] for x in d]), "scores": torch.tensor([x["score"] for x in d], dtype=torch.float64),
-                      "labels": torch.tensor([cat_index[x["category_id"]] for x in d], dtype=torch.int64)})
+        targets.append({
+            "boxes": _xyxy([x["bbox"] for x in a]),
+            "labels": torch.tensor([index[x["category_id"]] for x in a], dtype=torch.int64),
+            "iscrowd": torch.tensor([bool(x["iscrowd"]) for x in a], dtype=torch.bool),
+            "image_id": im["id"], "orig_size": (480, 640),
+        })
+        preds.append({
+            "boxes": _xyxy([x["bbox"] for x in d]),
+            "scores": torch.tensor([x["score"] for x in d], dtype=torch.float64),
+            "labels": torch.tensor([index[x["category_id"]] for x in d], dtype=torch.int64),
+        })
     names = [c["name"] for c in gt["categories"]]
     return gt, dets, targets, preds, names
 
@@ -248,3 +257,51 @@ def test_difficult_boxes_become_ignored_regions():
     gt, dets = predictions_to_coco(p, t, ["a"])
     assert [a["iscrowd"] for a in gt["annotations"]] == [0, 1]
     assert evaluate_predictions(p, t, ["a"])["AP"] == pytest.approx(1.0)  # the hit on a difficult box is not an FP
+
+
+def test_trimmed_evaluator_equals_stock_faster_coco_eval():
+    """The speed-up path is active and gives faster-coco-eval's own arrays, bit for bit."""
+    import faster_coco_eval.faster_eval_api_cpp as _C
+    from faster_coco_eval import COCO, COCOeval_faster
+
+    from rtdet.metrics.coco import _trimmed_evaluator
+    from rtdet.metrics.validate import check_detections, check_ground_truth
+
+    assert hasattr(_C, "COCOevalEvaluateAccumulate")  # else the stock (slower) path runs
+    gt, dets = random_case(9)
+    gt = check_ground_truth(gt)
+    dets = check_detections(dets, gt)
+    out = []
+    for cls in (COCOeval_faster, _trimmed_evaluator()):
+        coco_gt = COCO(copy.deepcopy(gt))
+        ev = cls(coco_gt, coco_gt.loadRes(copy.deepcopy(dets)), "bbox", print_function=lambda *a: None)
+        ev.evaluate()
+        ev.accumulate()
+        out.append((ev.eval["precision"], ev.eval["recall"], ev.eval["scores"]))
+    for a, b in zip(*out):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_coco128_real_annotations_match_pycocotools():
+    """Real COCO ground truth (polygon areas, RLE crowds, 80 ids in 1..90) with seeded fake detections."""
+    path = DATA.parent / "coco128" / "annotations" / "instances_val2017.json"
+    if not path.is_file():
+        pytest.skip("../shared/data/coco128 absent")
+    gt = json.loads(path.read_text())
+    r = np.random.default_rng(0)
+    cat_ids = [c["id"] for c in gt["categories"]]
+    dets = []
+    for a in gt["annotations"]:
+        for _ in range(int(r.integers(0, 3))):
+            x, y, w, h = a["bbox"]
+            jitter = r.normal(0, 0.08, 4) * [w, h, w, h]
+            cat = a["category_id"] if r.random() < 0.9 else int(r.choice(cat_ids))
+            dets.append({"image_id": a["image_id"], "category_id": cat, "score": float(r.random()),
+                         "bbox": [x + jitter[0], y + jitter[1], abs(w + jitter[2]), abs(h + jitter[3])]})
+    for im in gt["images"]:
+        for _ in range(int(r.integers(0, 5))):
+            dets.append({"image_id": im["id"], "category_id": int(r.choice(cat_ids)), "score": float(r.random()),
+                         "bbox": [float(v) for v in r.uniform(0, 300, 4)]})
+    result = evaluate(path, dets)
+    assert np.abs(as_array(result) - pycocotools_stats(gt, dets)).max() <= TOL
+    assert 0.2 < result["AP"] < 0.9

@@ -8,7 +8,7 @@ import numpy as np
 
 from rtdet.metrics.plots import save_detection_plots
 from rtdet.metrics.prf import confusion_matrix, precision_recall_f1
-from tests.metrics.test_voc import random_voc
+from tests.metrics.cases import random_voc
 
 
 def check_png(path, min_side=300):

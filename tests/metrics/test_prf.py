@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from rtdet.metrics.prf import RECALL_POINTS, confusion_matrix, normalize_confusion, precision_recall_f1
-from tests.metrics.test_voc import box, random_voc
+from tests.metrics.cases import box, random_voc
 
 
 def reference_counts(preds, targets, k, conf, thresh=0.5):

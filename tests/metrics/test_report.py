@@ -10,7 +10,7 @@ import torch
 
 from rtdet.metrics.coco import COCO_KEYS, evaluate_predictions
 from rtdet.metrics.report import detection_report
-from tests.metrics.test_voc import random_voc
+from tests.metrics.cases import random_voc
 
 
 def test_report_matches_the_parts(tmp_path):

@@ -6,6 +6,7 @@ import json
 import math
 
 import pytest
+import torch
 
 from rtdet.metrics.coco import evaluate
 from rtdet.metrics.validate import MetricsInputError, check_detections, check_ground_truth
@@ -90,3 +91,23 @@ def test_error_is_a_value_error():
 def test_zero_size_boxes_are_allowed():
     result = evaluate(GT, [det(bbox=[10.0, 10.0, 0.0, 0.0])])
     assert result["AP"] == 0.0
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda p, t: p[1].update(labels=torch.tensor([2])), "image 1: predictions: label outside 0..1"),
+    (lambda p, t: t[0].update(labels=torch.tensor([-1])), "image 0: targets: label outside 0..1"),
+    (lambda p, t: p[1].update(scores=torch.tensor([float("nan")])), "image 1: predictions: non-finite box or score"),
+    (lambda p, t: p[0].update(scores=torch.tensor([0.1, 0.2])), "image 0: predictions: 1 boxes, 2 scores, 1 labels"),
+    (lambda p, t: t[1].update(boxes=torch.tensor([[5.0, 5, 1, 9]])), "image 1: targets: box with x2 < x1"),
+    (lambda p, t: p.pop(), "1 predictions for 2 targets"),
+])
+def test_bad_rtdet_predictions_are_named(change, message):
+    from rtdet.metrics.coco import evaluate_predictions
+
+    targets = [{"boxes": torch.tensor([[0.0, 0, 10, 10]]), "labels": torch.tensor([0]), "image_id": i} for i in range(2)]
+    preds = [{"boxes": torch.tensor([[0.0, 0, 10, 10]]), "scores": torch.tensor([0.5]), "labels": torch.tensor([1])}
+             for _ in range(2)]
+    change(preds, targets)
+    with pytest.raises(MetricsInputError) as e:
+        evaluate_predictions(preds, targets, ["a", "b"])
+    assert message in str(e.value)

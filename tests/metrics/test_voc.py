@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from rtdet.metrics.voc import evaluate_voc, voc_ap
+from tests.metrics.cases import box, random_voc
 
 
 def reference_voc(preds, targets, k, use_07, offset=0.0, thresh=0.5):
@@ -82,10 +83,6 @@ def test_voc_ap_hand_computed():
     assert voc_ap(np.zeros(0), np.zeros(0)) == 0.0
 
 
-def box(x1, y1, x2, y2):
-    return [float(x1), float(y1), float(x2), float(y2)]
-
-
 def test_evaluate_voc_hand_computed_with_difficult_and_duplicates():
     targets = [
         {"boxes": torch.tensor([box(0, 0, 10, 10), box(20, 20, 30, 30), box(50, 50, 60, 60)]),
@@ -115,32 +112,6 @@ def test_class_without_ground_truth_is_nan_and_left_out():
               "labels": torch.tensor([0, 1])}]
     r = evaluate_voc(preds, targets, ["a", "b"])
     assert r.ap[0] == 1.0 and np.isnan(r.ap[1]) and r.mAP == 1.0
-
-
-def random_voc(seed, k=4):
-    r = np.random.default_rng(seed)
-    targets, preds = [], []
-    for _ in range(int(r.integers(1, 12))):
-        n = int(r.integers(0, 8))
-        xy = r.uniform(0, 200, (n, 2))
-        wh = r.uniform(2, 80, (n, 2))
-        gb = np.concatenate([xy, xy + wh], 1)
-        gl = r.integers(0, k, n)
-        targets.append({"boxes": torch.tensor(gb).reshape(-1, 4), "labels": torch.tensor(gl),
-                        "difficult": torch.tensor(r.random(n) < 0.15)})
-        m = int(r.integers(0, 15))
-        src = r.integers(0, max(n, 1), m)
-        near = (r.random(m) < 0.7) & (n > 0)
-        jitter = r.normal(0, 4, (m, 4))
-        rand_xy = r.uniform(0, 200, (m, 2))
-        rand = np.concatenate([rand_xy, rand_xy + r.uniform(2, 80, (m, 2))], 1)
-        pb = np.where(near[:, None], (gb[src] if n else rand) + jitter, rand)
-        pb[:, 2:] = np.maximum(pb[:, 2:], pb[:, :2])
-        pl = np.where(near & (r.random(m) < 0.85), gl[src] if n else 0, r.integers(0, k, m))
-        scores = np.round(r.random(m), 2)  # ties
-        preds.append({"boxes": torch.tensor(pb).reshape(-1, 4), "scores": torch.tensor(scores),
-                      "labels": torch.tensor(pl, dtype=torch.int64)})
-    return preds, targets
 
 
 @pytest.mark.parametrize("seed", range(25))
