@@ -57,6 +57,15 @@ def targets_to(targets: list[dict[str, Any]], device: torch.device) -> list[dict
     return [{k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in t.items()} for t in targets]
 
 
+def set_epoch(loader: Iterable, epoch: int) -> None:
+    """Tell the loader (rtdet's DetectionLoader: augmentation seed, close_mosaic) or its sampler
+    (DistributedSampler: per-epoch shuffle) which epoch starts, so data order is a function of it."""
+    if hasattr(loader, "set_epoch"):
+        loader.set_epoch(epoch)
+    elif hasattr(getattr(loader, "sampler", None), "set_epoch"):
+        loader.sampler.set_epoch(epoch)
+
+
 class Trainer:
     """Trains ``model`` on ``train_loader`` with the settings of ``cfg``.
 
@@ -124,9 +133,7 @@ class Trainer:
 
     def train_epoch(self) -> None:
         self.net.train()
-        sampler = getattr(self.train_loader, "sampler", None)
-        if hasattr(sampler, "set_epoch"):
-            sampler.set_epoch(self.epoch)
+        set_epoch(self.train_loader, self.epoch)
         sums: dict[str, float] = {}
         self.call("before_epoch")
         self.optimizer.zero_grad(set_to_none=True)

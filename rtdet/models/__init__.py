@@ -11,6 +11,7 @@ from __future__ import annotations
 from functools import partial
 from typing import Any, Callable
 
+from rtdet.models.faster_rcnn import FasterRCNN
 from rtdet.models.yolo import YOLO, RawOutputs
 
 SCALES: dict[str, dict[str, Any]] = {
@@ -38,10 +39,19 @@ def _build(name: str, num_classes: int, act: str | None = None, norm: str = "bn"
     return model
 
 
-MODELS: dict[str, Callable[..., YOLO]] = {name: partial(_build, name) for name in SCALES}
+def _build_faster_rcnn(num_classes: int, act: str | None = None, norm: str = "bn", **overrides: Any) -> FasterRCNN:
+    if act or norm != "bn":  # torchvision's architecture is fixed
+        raise ValueError("faster-rcnn takes no act/norm overrides")
+    model = FasterRCNN(num_classes, **overrides)
+    model.build_args = {"name": "faster-rcnn", "num_classes": num_classes, **overrides}
+    return model
 
 
-def build_model(name: str, num_classes: int, act: str | None = None, norm: str = "bn", **overrides: Any) -> YOLO:
+MODELS: dict[str, Callable[..., Any]] = {name: partial(_build, name) for name in SCALES}
+MODELS["faster-rcnn"] = _build_faster_rcnn  # torchvision's fasterrcnn_mobilenet_v3_large_320_fpn, from scratch
+
+
+def build_model(name: str, num_classes: int, act: str | None = None, norm: str = "bn", **overrides: Any) -> Any:
     """Build model ``name`` for ``num_classes`` classes.
 
     Args:
@@ -57,4 +67,4 @@ def build_model(name: str, num_classes: int, act: str | None = None, norm: str =
     return MODELS[name](num_classes, act=act, norm=norm, **overrides)
 
 
-__all__ = ["MODELS", "SCALES", "RawOutputs", "YOLO", "build_model"]
+__all__ = ["MODELS", "SCALES", "FasterRCNN", "RawOutputs", "YOLO", "build_model"]
