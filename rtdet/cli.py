@@ -81,6 +81,23 @@ def _cmd_metrics_coco(args: argparse.Namespace) -> int:
     return metrics_coco(args.gt, args.detections, args.json, args.per_class)
 
 
+def _cmd_info(args: argparse.Namespace) -> int:
+    from rtdet.models import MODELS, build_model
+    from rtdet.models.info import model_info
+
+    if args.model not in MODELS:
+        print(f"rtdet info: unknown model {args.model!r}; expected one of {', '.join(MODELS)}", file=sys.stderr)
+        return 2
+    if args.imgsz % 32:
+        print(f"rtdet info: --imgsz must be a multiple of 32, got {args.imgsz}", file=sys.stderr)
+        return 2
+    model = build_model(args.model, args.classes, act=args.act or None, norm=args.norm)
+    info = model_info(model, args.imgsz)
+    print(f"{args.model}: {info['params'] / 1e6:.2f} M parameters, {info['gflops']:.2f} GFLOPs at "
+          f"{args.imgsz}x{args.imgsz} ({args.classes} classes, act={model.build_args['act']}, norm={args.norm})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rtdet", description="Train, evaluate and deploy real-time object detectors."
@@ -125,7 +142,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="print a model's parameters and GFLOPs")
     p.add_argument("--model", default="rtdet-n", help="model name (default: rtdet-n)")
     p.add_argument("--imgsz", type=int, default=320, help="input size (default: 320)")
-    p.set_defaults(handler=_not_available("info"))
+    p.add_argument("--classes", type=int, default=80, help="number of classes (default: 80)")
+    p.add_argument("--act", default="", help="activation override: relu, lrelu, silu, frelu")
+    p.add_argument("--norm", default="bn", choices=["bn", "gn"], help="normalization (default: bn)")
+    p.set_defaults(handler=_cmd_info)
 
     _add_data_parser(sub)
     _add_metrics_parser(sub)

@@ -16,11 +16,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from rtdet.losses.dfl import dfl_loss
+from rtdet.losses.dfl import box_to_distance, dfl_expectation, dfl_loss, distance_to_box
 from rtdet.losses.focal import cls_loss
 from rtdet.losses.iou import iou_loss
 from rtdet.losses.tal import TaskAlignedAssigner
-from rtdet.models.postprocess import box_to_distance, dfl_expectation, distance_to_box
 
 
 def pad_targets(targets: list[dict], device=None, drop_crowd: bool = True) -> tuple[Tensor, Tensor, Tensor]:

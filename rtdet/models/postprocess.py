@@ -15,24 +15,8 @@ import torch
 from torch import Tensor
 
 from rtdet.boxes import clip_boxes
+from rtdet.losses.dfl import dfl_expectation, distance_to_box
 from rtdet.nms import non_max_suppression
-
-
-def dfl_expectation(reg: Tensor) -> Tensor:
-    """Expected bin of each side: ``reg (Tensor[..., 4, R]) logits -> Tensor[..., 4]`` in stride units."""
-    bins = torch.arange(reg.shape[-1], dtype=reg.dtype, device=reg.device)
-    return (reg.softmax(-1) * bins).sum(-1)
-
-
-def distance_to_box(dist: Tensor, anchors: Tensor) -> Tensor:
-    """``(left, top, right, bottom)`` distances ``[..., N, 4]`` from ``anchors [N, 2]`` -> xyxy ``[..., N, 4]``."""
-    lt, rb = dist.split(2, -1)
-    return torch.cat([anchors - lt, anchors + rb], -1)
-
-
-def box_to_distance(boxes: Tensor, anchors: Tensor) -> Tensor:
-    """Inverse of :func:`distance_to_box`: xyxy ``[..., N, 4]`` -> ``(l, t, r, b)`` ``[..., N, 4]``."""
-    return torch.cat([anchors - boxes[..., :2], boxes[..., 2:] - anchors], -1)
 
 
 def decode(raw: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
