@@ -75,6 +75,31 @@ def _cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    from rtdet.workflows import print_summary, train
+
+    print_summary(train(config_from_args(args)))
+    return 0
+
+
+def _cmd_val(args: argparse.Namespace) -> int:
+    from rtdet.workflows import validate
+
+    if not args.weights:
+        print("rtdet val: --weights is required", file=sys.stderr)
+        return 2
+    result = validate(args.weights, config_from_args(args), args.out, args.save_json)
+    print(f"results in {result.out}")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from rtdet.demo import run_demo
+
+    run_demo(args.out, args.data_dir, epochs=args.epochs)
+    return 0
+
+
 def _cmd_metrics_coco(args: argparse.Namespace) -> int:
     from rtdet.metrics.cli import metrics_coco
 
@@ -106,13 +131,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a model", description="Train a model; settings from --config and flags.")
     add_config_flags(p, ("model", "data", "optim", "train", "eval"))
-    p.set_defaults(handler=_not_available("train"))
+    p.set_defaults(handler=_cmd_train)
 
     p = sub.add_parser("val", help="evaluate weights on a data set (official COCO numbers)")
     p.add_argument("--weights", required=False, help="checkpoint to evaluate")
     p.add_argument("--save-json", action="store_true", help="also write detections in COCO json format")
+    p.add_argument("--out", help="folder for the table's pictures and metrics.json (default: <run>/val)")
     add_config_flags(p, ("data", "eval"))
-    p.set_defaults(handler=_not_available("val"))
+    p.set_defaults(handler=_cmd_val)
 
     p = sub.add_parser("predict", help="detect objects in images, folders, globs or videos")
     p.add_argument("--weights", help="checkpoint or ONNX model")
@@ -153,7 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="generate the digits set, train rtdet-n on it, evaluate (offline)")
     p.add_argument("--out", default="runs/demo", help="run folder (default: runs/demo)")
     p.add_argument("--data-dir", default="datasets/digits", help="where the digits set lives (default: datasets/digits)")
-    p.set_defaults(handler=_not_available("demo"))
+    p.add_argument("--epochs", type=int, help="override the demo's epoch budget")
+    p.set_defaults(handler=_cmd_demo)
 
     p = sub.add_parser("config", help="print the resolved config, or save it as YAML")
     p.add_argument("--save", metavar="YAML", help="write the resolved config to this file")

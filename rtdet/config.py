@@ -48,6 +48,7 @@ class ModelConfig:
 @dataclass
 class DataConfig:
     data: str = opt("digits", "data set: a YOLO data.yaml, a COCO json, a VOC tree, or 'digits' (built-in)")
+    root: str = opt("datasets/digits", "folder of the built-in digits set (generated there when absent)")
     imgsz: int = opt(320, "input image size in pixels (square letterbox)")
     batch: int = opt(16, "images per batch (per process when distributed)")
     workers: int = opt(2, "data loader worker processes")

@@ -49,3 +49,31 @@ def preview(dataset: DetectionDataset, out: str | Path, cfg: DataConfig | None =
     if not cv2.imwrite(str(out), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR)):
         raise OSError(f"cannot write {out}")
     return out
+
+
+def prediction_grid(dataset: DetectionDataset, preds: list[dict], names: list[str], out: str | Path,
+                    n: int = 16, conf: float = 0.25, tile: int = 320) -> Path:
+    """A grid of the first ``n`` predicted images with boxes scoring at least ``conf``.
+
+    ``preds``: per image ``{"image_id", "boxes" [K,4] xyxy original pixels, "scores" [K], "labels" [K]}``.
+    """
+    index = {int(v): i for i, v in enumerate(dataset.image_ids)}
+    preds = [p for p in preds if int(p["image_id"]) in index][:n]
+    cols = max(math.ceil(math.sqrt(len(preds))), 1)
+    rows = max(math.ceil(len(preds) / cols), 1)
+    grid = np.full((rows * tile, cols * tile, 3), 255, np.uint8)
+    for k, p in enumerate(preds):
+        image, _ = dataset[index[int(p["image_id"])]]
+        keep = np.asarray(p["scores"]) >= conf
+        labels = np.asarray(p["labels"])[keep]
+        text = [f"{names[c]} {s:.2f}" for c, s in zip(labels, np.asarray(p["scores"])[keep])]
+        drawn = draw_boxes(image, np.asarray(p["boxes"])[keep], np.arange(len(text)), text)
+        scale = tile / max(drawn.shape[:2])
+        small = cv2.resize(drawn, (round(drawn.shape[1] * scale), round(drawn.shape[0] * scale)))
+        r, c = divmod(k, cols)
+        grid[r * tile:r * tile + small.shape[0], c * tile:c * tile + small.shape[1]] = small
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(out), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR)):
+        raise OSError(f"cannot write {out}")
+    return out

@@ -82,8 +82,10 @@ class Trainer:
     """
 
     def __init__(self, model: nn.Module, train_loader: Iterable, cfg: Config, evaluate: Evaluate | None = None,
-                 hooks: list[Hook] | None = None, device: str | torch.device | None = None) -> None:
+                 hooks: list[Hook] | None = None, device: str | torch.device | None = None,
+                 meta: dict[str, Any] | None = None, progress: bool = True) -> None:
         self.cfg = cfg
+        self.meta = dict(meta or {})  # saved in every checkpoint: what rebuilds the model (class names, ...)
         self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
         local_rank = int(os.environ.get("LOCAL_RANK", "0"))
         self.device = torch.device(device) if device is not None else resolve_device(cfg.train.device, local_rank)
@@ -93,7 +95,7 @@ class Trainer:
         self.model = model.to(self.device)
         self.train_loader = train_loader
         self.evaluate = evaluate
-        self.hooks = sorted(default_hooks(cfg) if hooks is None else list(hooks), key=lambda h: h.priority)
+        self.hooks = sorted(default_hooks(cfg, progress) if hooks is None else list(hooks), key=lambda h: h.priority)
         self.batch_size = getattr(train_loader, "batch_size", None) or cfg.data.batch
         # accumulate gradients up to the nominal batch size, counting every process's images
         self.accumulate = max(round(cfg.optim.nbs / (self.batch_size * self.world_size)), 1)
@@ -265,6 +267,7 @@ class Trainer:
             "hooks": {type(h).__name__: h.state_dict() for h in self.hooks if h.state_dict() is not None},
             "metrics": dict(self.metrics),
             "config": config_to_dict(self.cfg),
+            "meta": self.meta,
         }
 
     def resume(self, path: str) -> None:

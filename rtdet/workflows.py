@@ -1,0 +1,182 @@
+"""What ``rtdet train``, ``rtdet val`` and ``rtdet demo`` do, as plain functions.
+
+Each step is a call into its own package: data (:mod:`rtdet.data`), model
+(:mod:`rtdet.models`), engine (:mod:`rtdet.engine`) and metrics
+(:mod:`rtdet.metrics`); this module only wires them together, so the CLI and
+the Python API (:class:`rtdet.api.Detector`) run the same code.
+
+Example:
+    >>> from rtdet.config import load_config
+    >>> result = train(load_config(None, {"data": "digits", "epochs": 3, "out": "runs/x"}))  # doctest: +SKIP
+    >>> result.metrics["AP50"]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from rtdet.config import Config, config_from_dict, config_to_dict
+from rtdet.data import build_loader, open_dataset
+from rtdet.data.dataset import DetectionDataset
+from rtdet.engine import Trainer, dist, load_checkpoint, make_evaluator, seed_everything
+from rtdet.engine.trainer import resolve_device
+from rtdet.metrics.coco import COCO_KEYS, evaluate_predictions, format_table
+from rtdet.models import build_model
+
+LOGGER = logging.getLogger("rtdet")
+
+
+@dataclass
+class RunResult:
+    """What a training or validation run leaves behind."""
+
+    out: Path  # the run folder
+    metrics: dict[str, float]  # the 12 COCO numbers (keys as in COCO_KEYS) and P/R/F1 summaries
+    weights: Path | None = None  # best.pt (training) or the evaluated checkpoint
+    files: list[Path] = field(default_factory=list)  # pictures and json files written
+
+
+def open_splits(cfg: Config) -> tuple[DetectionDataset, DetectionDataset]:
+    """The train and val splits named by ``cfg.data.data``; bad samples are counted and reported."""
+    root = cfg.data.root or None
+    train_ds = open_dataset(cfg.data.data, "train", root=root)
+    val_ds = open_dataset(cfg.data.data, "val", root=root)
+    for split, ds in (("train", train_ds), ("val", val_ds)):
+        skipped = ds.report.skipped if hasattr(ds.report, "skipped") else 0
+        dist.log_info(f"{split}: {len(ds)} images, {len(ds.names)} classes, {skipped} bad samples skipped"
+                      + (" (run `rtdet data check` for the list)" if skipped else ""))
+    if train_ds.names != val_ds.names:
+        raise ValueError(f"train and val class names differ: {train_ds.names} vs {val_ds.names}")
+    return train_ds, val_ds
+
+
+def build_detector(cfg: Config, num_classes: int) -> nn.Module:
+    """The model named by ``cfg.model`` with decoding settings from ``cfg.eval``."""
+    model = build_model(cfg.model.model, cfg.model.num_classes or num_classes, act=cfg.model.act or None,
+                        norm=cfg.model.norm)
+    configure_decoding(model, cfg)
+    return model
+
+
+def configure_decoding(model: nn.Module, cfg: Config) -> None:
+    if hasattr(model, "set_postprocess"):
+        model.set_postprocess(conf=cfg.eval.conf, iou=cfg.eval.iou, method=cfg.eval.nms, max_det=cfg.eval.max_det)
+
+
+def coco_metric_fn(names: list[str]):
+    """``metric_fn(preds, targets)`` for the trainer's evaluator: the 12 official COCO numbers."""
+
+    def metric_fn(preds: list[dict], targets: list[dict]) -> dict[str, float]:
+        return evaluate_predictions(preds, targets, names).stats
+
+    return metric_fn
+
+
+def train(cfg: Config, progress: bool = True) -> RunResult:
+    """Train ``cfg.model.model`` on ``cfg.data.data``; validate, checkpoint and draw into ``cfg.train.out``."""
+    info = dist.init_distributed()
+    seed_everything(cfg.train.seed + info.rank, cfg.train.deterministic)
+    out = Path(cfg.train.out)
+    train_ds, val_ds = open_splits(cfg)
+    model = build_detector(cfg, len(train_ds.names))
+    sampler = dist.train_sampler(train_ds, shuffle=True, seed=cfg.train.seed) if info.world_size > 1 else None
+    train_loader = build_loader(train_ds, cfg.data, train=True, epochs=cfg.train.epochs, seed=cfg.train.seed,
+                                sampler=sampler)
+    val_sampler = dist.ShardSampler(len(val_ds)) if info.world_size > 1 else None
+    val_loader = build_loader(val_ds, cfg.data, train=False, sampler=val_sampler)
+    evaluate = make_evaluator(val_loader, coco_metric_fn(train_ds.names), val_loss=True)
+    meta = {"names": train_ds.names, "build_args": getattr(model, "build_args", None)}
+    trainer = Trainer(model, train_loader, cfg, evaluate, meta=meta, progress=progress)
+    trainer.train()
+    best = out / "weights" / "best.pt"
+    weights = best if best.is_file() else out / "weights" / "last.pt"
+    result = RunResult(out, dict(trainer.metrics), weights)
+    if info.rank == 0 and weights.is_file():
+        final = final_report(load_detector(weights, cfg)[0], val_loader, train_ds.names, out, trainer.device)
+        result.metrics, result.files = final.metrics, final.files
+    dist.cleanup()
+    return result
+
+
+def load_detector(weights: str | Path, cfg: Config | None = None) -> tuple[nn.Module, list[str], Config]:
+    """Rebuild the model saved in a checkpoint (EMA weights when present), in eval mode.
+
+    Returns ``(model, class names, the checkpoint's config with cfg.eval applied)``.
+    """
+    ckpt = load_checkpoint(weights)
+    meta = ckpt.get("meta") or {}
+    saved = config_from_dict(ckpt["config"])
+    if cfg is not None:
+        saved.eval = cfg.eval
+    args = dict(meta.get("build_args") or {})
+    names = list(meta.get("names") or [])
+    if not args or not names:
+        raise ValueError(f"{weights}: not an rtdet training checkpoint (no model arguments or class names)")
+    model = build_model(args.pop("name"), args.pop("num_classes"), **args)
+    state = ckpt["ema"]["module"] if ckpt.get("ema") else ckpt["model"]
+    model.load_state_dict(state)
+    configure_decoding(model, saved)
+    return model.eval(), names, saved
+
+
+@torch.no_grad()
+def final_report(model: nn.Module, loader: Any, names: list[str], out: Path, device: torch.device) -> RunResult:
+    """Official COCO table, P/R/F1, pictures and ``metrics.json`` for ``model`` on ``loader``."""
+    from rtdet.engine.evaluate import predict_all
+    from rtdet.metrics.report import detection_report
+    from rtdet.data.preview import prediction_grid
+
+    model = model.to(device).eval()
+    preds, targets, _ = predict_all(model, loader, device)
+    report = detection_report(preds, targets, names, out_dir=out)
+    metrics = {k: report.coco.stats[k] for k in COCO_KEYS}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    files = [*report.plots, out / "metrics.json"]
+    files.append(prediction_grid(loader.dataset.base, preds, names, out / "val_predictions.png"))
+    print(report.text())
+    best = report.prf.best
+    extra = {**best.mean(), "best_conf": best.conf}
+    return RunResult(out, {**metrics, **extra}, None, files)
+
+
+def validate(weights: str | Path, cfg: Config, out: str | Path | None = None, save_json: bool = False) -> RunResult:
+    """Score a checkpoint on the ``val`` split of ``cfg.data.data`` with the official COCO evaluation."""
+    model, names, _ = load_detector(weights, cfg)
+    ds = open_dataset(cfg.data.data, "val", root=cfg.data.root or None)
+    if ds.names != names:
+        raise ValueError(f"{weights} was trained on classes {names}, the data set has {ds.names}")
+    loader = build_loader(ds, cfg.data, train=False)
+    out = Path(out or Path(weights).resolve().parent.parent / "val")
+    result = final_report(model, loader, names, out, resolve_device(cfg.train.device))
+    result.weights = Path(weights)
+    if save_json:
+        result.files.append(save_detections_json(model, loader, names, out / "detections.json"))
+    return result
+
+
+def save_detections_json(model: nn.Module, loader: Any, names: list[str], path: Path) -> Path:
+    """Detections in COCO results format (bbox xywh in original pixels, category = label + 1)."""
+    from rtdet.engine.evaluate import predict_all
+    from rtdet.metrics.coco import predictions_to_coco
+
+    preds, targets, _ = predict_all(model, loader, next(model.parameters()).device)
+    _, dets = predictions_to_coco(preds, targets, names)
+    path.write_text(json.dumps(dets))
+    return path
+
+
+def print_summary(result: RunResult) -> None:
+    print(format_table({k: result.metrics[k] for k in COCO_KEYS}))
+    print(f"results in {result.out}")
+
+
+def config_dict(cfg: Config) -> dict[str, Any]:
+    return config_to_dict(cfg)
