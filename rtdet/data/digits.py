@@ -17,6 +17,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -136,14 +138,34 @@ def generate_digits(out: str | Path, n_train: int = 2000, n_val: int = 500, imgs
     return out / "data.yaml"
 
 
+def _complete(root: Path) -> bool:
+    try:
+        return json.loads((root / "digits.json").read_text()).get("version") == VERSION
+    except (OSError, json.JSONDecodeError):
+        return False
+
+
 def ensure_digits(root: str | Path, **kwargs) -> Path:
-    """``root/data.yaml`` of a complete digits set, generating it (with ``kwargs``) if absent or outdated."""
+    """``root/data.yaml`` of a complete digits set, generating it (with ``kwargs``) if absent or outdated.
+
+    The set is written to a temporary sibling folder and renamed into place, so
+    several processes (e.g. distributed ranks) may call this at once and a
+    crash never leaves a half-written set that looks complete.
+    """
     root = Path(root)
-    stamp = root / "digits.json"
-    if stamp.is_file() and (root / "data.yaml").is_file():
+    if _complete(root):
+        return root / "data.yaml"
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}-", dir=root.parent))
+    try:
+        generate_digits(tmp, **kwargs)
+        if root.exists() and not _complete(root):
+            shutil.rmtree(root, ignore_errors=True)  # outdated or half-written by an older version
         try:
-            if json.loads(stamp.read_text()).get("version") == VERSION:
-                return root / "data.yaml"
-        except json.JSONDecodeError:
-            pass
-    return generate_digits(root, **kwargs)
+            os.rename(tmp, root)
+        except OSError:  # another process got there first
+            if not _complete(root):
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return root / "data.yaml"
