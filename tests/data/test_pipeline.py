@@ -75,3 +75,16 @@ def test_crowd_boxes_are_left_out_of_training(coco128):
     wh = (ann["boxes"][:, 2:] - ann["boxes"][:, :2]) * s
     visible = (wh > 2).all(1)  # boxes under 2 px at the training size are dropped as unlearnable
     assert not t["iscrowd"].any() and len(t["boxes"]) == (~ann["iscrowd"] & visible).sum()
+
+
+def test_a_file_broken_after_reading_is_replaced_not_fatal(digits_yaml, tmp_path):
+    import shutil
+
+    root = tmp_path / "copy"
+    shutil.copytree(digits_yaml.parent, root)
+    ds = read_yolo(root / "data.yaml", "val")
+    (root / "images" / "val" / "00000.jpg").write_bytes(b"gone bad")
+    pipe = DetectionPipeline(ds, DataConfig(imgsz=64), train=False)
+    with pytest.warns(RuntimeWarning, match="00000.jpg"):
+        img, t = pipe[0]
+    assert t["image_id"] == ds.image_ids[1] and img.shape == (64, 64, 3)
