@@ -35,7 +35,10 @@ INK_THRESHOLD = 0.3  # alpha above which a pixel counts as ink (defines the tigh
 
 def _sources() -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
     """Digit images (float32 [1797,8,8] in [0,1]), their classes, and the photos (RGB uint8)."""
-    from sklearn.datasets import load_digits, load_sample_images  # optional dependency, shipped data only
+    try:
+        from sklearn.datasets import load_digits, load_sample_images  # its bundled files: nothing is downloaded
+    except ImportError:
+        raise ImportError("the digits set is made from data scikit-learn ships: pip install 'rtdet[demo]'") from None
 
     d = load_digits()
     return (d.images / 16.0).astype(np.float32), d.target.astype(np.int64), list(load_sample_images().images)
