@@ -1,7 +1,7 @@
 """The built-in ``digits`` demo set, generated offline from data scikit-learn ships.
 
 Real handwritten digits (``sklearn.datasets.load_digits``: 1,797 8x8 scans) are
-scaled to 24-80 px, lightly jittered (aspect, rotation, stroke weight, opacity)
+scaled to 24-80 px, lightly jittered (aspect, rotation +-8 deg, stroke weight, opacity)
 and pasted onto crops of the two real photos in ``load_sample_images`` with an
 ink colour chosen to contrast with the photo underneath. 2-6 digits per image,
 never overlapping; boxes are tight around the ink. Train and val draw from
@@ -29,7 +29,7 @@ import yaml
 from rtdet.data.yolo import label_lines
 
 NAMES = [str(d) for d in range(10)]
-VERSION = 3  # bump when the rendering changes, so cached sets are regenerated
+VERSION = 4  # bump when the rendering changes, so cached sets are regenerated
 INK_THRESHOLD = 0.3  # alpha above which a pixel counts as ink (defines the tight box)
 
 
@@ -58,10 +58,10 @@ def _background(rng: np.random.Generator, photos: list[np.ndarray], size: int) -
 
 def _sprite(rng: np.random.Generator, digit: np.ndarray, height: int) -> np.ndarray:
     """Alpha mask (float32 [h,w] in [0,1]) of one digit scaled to ``height`` px, jittered."""
-    width = max(8, round(height * rng.uniform(0.65, 0.95)))
+    width = max(8, round(height * rng.uniform(0.7, 0.95)))
     alpha = cv2.resize(digit, (width, height), interpolation=cv2.INTER_CUBIC)
-    alpha = np.clip((alpha - rng.uniform(0.15, 0.3)) * rng.uniform(1.4, 2.2), 0.0, 1.0)  # stroke weight
-    angle = rng.uniform(-12, 12)
+    alpha = np.clip((alpha - rng.uniform(0.15, 0.25)) * rng.uniform(1.3, 1.8), 0.0, 1.0)  # stroke weight
+    angle = rng.uniform(-8, 8)
     diag = int(math.ceil(math.hypot(width, height))) + 2
     m = cv2.getRotationMatrix2D((width / 2, height / 2), angle, 1.0)
     m[:, 2] += ((diag - width) / 2, (diag - height) / 2)
