@@ -15,7 +15,7 @@ A trainer's start-up:
     ...     for images, targets in loader: ...
 
 Evaluation maps predictions back with each target's ``letterbox = (scale, pad_x, pad_y)``:
-``x_orig = (x - pad_x) / scale``, and scores them against ``to_coco_gt(val_ds)``, whose
+``unletterbox(boxes, target["letterbox"])`` computes ``x_orig = (x - pad_x) / scale``; it scores them against ``to_coco_gt(val_ds)``, whose
 image ids are the targets' ``image_id``.
 """
 
@@ -24,11 +24,12 @@ from rtdet.data.dataset import DetectionDataset, ImageError, read_image
 from rtdet.data.loader import build_loader, collate, pad_targets
 from rtdet.data.report import Problem, Report
 from rtdet.data.sources import dataset_splits, open_dataset
+from rtdet.data.transforms import unletterbox
 from rtdet.data.voc import read_voc
 from rtdet.data.yolo import DataFormatError, read_yolo, write_yolo
 
 __all__ = [
     "DataFormatError", "DetectionDataset", "ImageError", "Problem", "Report", "build_loader", "collate",
     "dataset_splits", "open_dataset", "pad_targets", "read_coco", "read_image", "read_voc", "read_yolo",
-    "to_coco_gt", "write_coco", "write_yolo",
+    "to_coco_gt", "unletterbox", "write_coco", "write_yolo",
 ]

@@ -6,6 +6,7 @@ import torch
 
 from rtdet.config import DataConfig
 from rtdet.data.pipeline import DetectionPipeline
+from rtdet.data.transforms import unletterbox
 from rtdet.data.yolo import read_yolo
 
 NO_AUG = dict(mosaic=0.0, fliplr=0.0, hsv_h=0.0, hsv_s=0.0, hsv_v=0.0, translate=0.0, scale=0.0)
@@ -18,8 +19,9 @@ def test_eval_letterbox_maps_back(digits_yaml):
     assert img.shape == (224, 224, 3)
     s, px, py = t["letterbox"]
     assert s == pytest.approx(224 / 160) and (px, py) == (0, 0)
-    back = (t["boxes"] - torch.tensor([px, py, px, py])) / s
+    back = unletterbox(t["boxes"], t["letterbox"])
     torch.testing.assert_close(back, ds[0][1]["boxes"], atol=1e-3, rtol=0)
+    np.testing.assert_allclose(unletterbox(t["boxes"].numpy(), t["letterbox"]), back.numpy(), atol=1e-4)
     assert t["orig_size"] == (160, 160) and t["image_id"] == ds[0][1]["image_id"]
 
 
