@@ -1,6 +1,6 @@
 """Loader throughput: images/second for the digits set and coco128, with and without augmentation.
 
-    PYTHONPATH=. python benchmarks/loader.py [--workers 2] [--batches 30] [--epochs 1]
+    PYTHONPATH=. python benchmarks/loader.py [--workers 2] [--batches 30] [--epochs 1] [--cache]
 
 Prints one table row per (data set, augmentation) and, with ``--epochs N``, the
 resident memory of the main process and its workers after each epoch (it
@@ -50,21 +50,22 @@ def family_rss(pid: int) -> float:
     return pss_mb(pid) + sum(pss_mb(k) for k in kids)
 
 
-def measure(ds, cfg: DataConfig, train: bool, batches: int, epochs: int, workers: int) -> float:
+def measure(ds, cfg: DataConfig, train: bool, batches: int, epochs: int, workers: int) -> tuple[float, float]:
+    """(images per wall second, images per CPU second of this process; meaningful with workers=0)."""
     loader = build_loader(ds, cfg, train, workers=workers, epochs=max(epochs, 1))
     it = iter(loader)
     next(it)  # worker start-up is not throughput
-    t, n = time.perf_counter(), 0
+    t, c, n = time.perf_counter(), time.process_time(), 0
     for k, (images, _) in enumerate(it):
         n += len(images)
         if k + 1 >= batches:
             break
-    rate = n / (time.perf_counter() - t)
+    rate, cpu_rate = n / (time.perf_counter() - t), n / max(time.process_time() - c, 1e-9)
     for epoch in range(1, epochs):
         for _ in loader:
             pass
         print(f"    epoch {epoch}: memory PSS (main + workers) {family_rss(os.getpid()):.0f} MB")
-    return rate
+    return rate, cpu_rate
 
 
 def main() -> None:
@@ -74,21 +75,24 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--epochs", type=int, default=1, help="extra full epochs to watch memory")
     ap.add_argument("--digits", default="datasets/digits", help="digits folder (generated if absent)")
+    ap.add_argument("--cache", action="store_true", help="decode every image into RAM first (cfg.cache)")
     args = ap.parse_args()
     sets = [("digits 320", lambda: open_dataset("digits", "train", root=args.digits), 320)]
     if (COCO128 / "images").is_dir():
         ann = COCO128 / "annotations" / "instances_val2017.json"
         sets.append(("coco128 640", lambda: open_dataset(ann, "val", images=COCO128 / "images"), 640))
-    print(f"workers={args.workers} batch={args.batch} cpus={os.cpu_count()}")
-    print(f"{'data set':<14} {'augmentation':<28} {'images/s':>9}")
+    print(f"workers={args.workers} batch={args.batch} cache={args.cache} cpus={os.cpu_count()} "
+          f"load average={os.getloadavg()[0]:.1f}")
+    print(f"{'data set':<14} {'augmentation':<28} {'images/s':>9} {'per CPU-s':>10}")
     for name, make, size in sets:
         ds = make()
         for label, train, extra in (("none (letterbox)", False, {}), ("off (train path)", True, OFF),
                                     ("default (mosaic, hsv, flip)", True, {}),
                                     ("+ mixup 0.5, degrees 10", True, dict(mixup=0.5, degrees=10.0))):
-            cfg = DataConfig(imgsz=size, batch=args.batch, **extra)
-            rate = measure(ds, cfg, train, args.batches, args.epochs, args.workers)
-            print(f"{name:<14} {label:<28} {rate:9.1f}", flush=True)
+            cfg = DataConfig(imgsz=size, batch=args.batch, cache=args.cache, **extra)
+            rate, cpu_rate = measure(ds, cfg, train, args.batches, args.epochs, args.workers)
+            per_cpu = f"{cpu_rate:10.1f}" if args.workers == 0 else f"{'-':>10}"
+            print(f"{name:<14} {label:<28} {rate:9.1f} {per_cpu}", flush=True)
 
 
 if __name__ == "__main__":

@@ -196,3 +196,15 @@ def random_erasing(image: np.ndarray, rng: np.random.Generator, area: tuple[floa
             image[y:y + eh, x:x + ew] = rng.integers(0, 256, (eh, ew, 3), dtype=np.uint8)
             return image
     return image
+
+
+def unletterbox(boxes, letterbox: tuple[float, float, float]):
+    """Map xyxy boxes (Tensor or ndarray [..., 4]) from a letterboxed frame back to original pixels.
+
+    ``letterbox = (scale, pad_x, pad_y)`` as in a target dict: ``x_orig = (x - pad_x) / scale``.
+    """
+    s, px, py = letterbox
+    pad = [px, py, px, py]
+    if hasattr(boxes, "new_tensor"):
+        return (boxes - boxes.new_tensor(pad)) / s
+    return (np.asarray(boxes, np.float64) - pad) / s

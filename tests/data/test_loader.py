@@ -6,6 +6,7 @@ import torch
 
 from rtdet.config import DataConfig
 from rtdet.data.loader import build_loader, collate, pad_targets, rect_batches
+from rtdet.data.transforms import unletterbox
 from rtdet.data.yolo import read_yolo
 
 
@@ -69,6 +70,10 @@ def test_rect_batches_shapes(coco128):
     loader = build_loader(ds, DataConfig(imgsz=320, batch=8, rect=True), train=False, workers=0)
     images, targets = next(iter(loader))
     assert images.shape[2] < 320 and images.shape[3] == 320  # COCO photos are mostly landscape
+    index = {int(v): k for k, v in enumerate(ds.image_ids)}
+    for t in targets:
+        ref = ds.annotations(index[t["image_id"]])["boxes"]
+        np.testing.assert_allclose(unletterbox(t["boxes"].numpy(), t["letterbox"]), ref, atol=1e-3)
 
 
 def test_multi_scale(digits_yaml):

@@ -6,6 +6,7 @@ import torch
 
 from rtdet.config import DataConfig
 from rtdet.data.pipeline import DetectionPipeline
+from rtdet.data.transforms import unletterbox
 from rtdet.data.yolo import read_yolo
 
 NO_AUG = dict(mosaic=0.0, fliplr=0.0, hsv_h=0.0, hsv_s=0.0, hsv_v=0.0, translate=0.0, scale=0.0)
@@ -18,8 +19,9 @@ def test_eval_letterbox_maps_back(digits_yaml):
     assert img.shape == (224, 224, 3)
     s, px, py = t["letterbox"]
     assert s == pytest.approx(224 / 160) and (px, py) == (0, 0)
-    back = (t["boxes"] - torch.tensor([px, py, px, py])) / s
+    back = unletterbox(t["boxes"], t["letterbox"])
     torch.testing.assert_close(back, ds[0][1]["boxes"], atol=1e-3, rtol=0)
+    np.testing.assert_allclose(unletterbox(t["boxes"].numpy(), t["letterbox"]), back.numpy(), atol=1e-4)
     assert t["orig_size"] == (160, 160) and t["image_id"] == ds[0][1]["image_id"]
 
 
@@ -75,3 +77,16 @@ def test_crowd_boxes_are_left_out_of_training(coco128):
     wh = (ann["boxes"][:, 2:] - ann["boxes"][:, :2]) * s
     visible = (wh > 2).all(1)  # boxes under 2 px at the training size are dropped as unlearnable
     assert not t["iscrowd"].any() and len(t["boxes"]) == (~ann["iscrowd"] & visible).sum()
+
+
+def test_a_file_broken_after_reading_is_replaced_not_fatal(digits_yaml, tmp_path):
+    import shutil
+
+    root = tmp_path / "copy"
+    shutil.copytree(digits_yaml.parent, root)
+    ds = read_yolo(root / "data.yaml", "val")
+    (root / "images" / "val" / "00000.jpg").write_bytes(b"gone bad")
+    pipe = DetectionPipeline(ds, DataConfig(imgsz=64), train=False)
+    with pytest.warns(RuntimeWarning, match="00000.jpg"):
+        img, t = pipe[0]
+    assert t["image_id"] == ds.image_ids[1] and img.shape == (64, 64, 3)

@@ -16,6 +16,7 @@ def test_digits_generated_on_demand(tmp_path, monkeypatch):
     assert len(ds) == 2 and ds.names[3] == "3" and len(calls) == 1
     open_dataset("digits", "train", root=tmp_path / "d")
     assert len(calls) == 1  # reused
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d"]  # no temporary folder left behind
 
 
 def test_yaml_folder_and_splits(digits_yaml):

@@ -104,3 +104,18 @@ def test_hsv_and_erasing_keep_shape():
     assert hsv_jitter(img, rng, 0, 0, 0) is img
     er = random_erasing(img, rng)
     assert er.shape == img.shape and (er != img).any(axis=2).mean() > 0.01
+
+
+def test_transform_boxes_matches_a_looped_reference():
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        m = np.eye(3)
+        m[:2] = rng.normal(0, 1, (2, 3))
+        xy = rng.uniform(-10, 10, (5, 2))
+        boxes = np.concatenate([xy, xy + rng.uniform(0, 5, (5, 2))], 1)
+        ref = []
+        for x1, y1, x2, y2 in boxes:
+            pts = [m @ [x, y, 1] for x in (x1, x2) for y in (y1, y2)]
+            xs, ys = [p[0] for p in pts], [p[1] for p in pts]
+            ref.append([min(xs), min(ys), max(xs), max(ys)])
+        np.testing.assert_allclose(transform_boxes(boxes, m), ref, atol=1e-12)
