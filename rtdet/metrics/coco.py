@@ -22,6 +22,7 @@ import contextlib
 import copy
 import gc
 import io
+import itertools
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -136,7 +137,8 @@ def _trimmed_evaluator():
             cat_index = {int(c): n for n, c in enumerate(p.catIds)}
             none: list = []  # shared, read-only: "no IoU matrix for this pair"
             ious = [[none] * len(p.catIds) for _ in p.imgIds]
-            for img, cat in self._nonempty_iou_pairs:
+            pairs = getattr(self, "_nonempty_iou_pairs", None)  # pairs with boxes and detections
+            for img, cat in itertools.product(p.imgIds, p.catIds) if pairs is None else pairs:
                 ious[img_index[img]][cat_index[cat]] = self.computeIoU(img, cat)
             self._paramsEval = copy.deepcopy(p)
             self.eval = _C.COCOevalEvaluateAccumulate(
