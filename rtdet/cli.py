@@ -103,7 +103,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_metrics_coco(args: argparse.Namespace) -> int:
     from rtdet.metrics.cli import metrics_coco
 
-    return metrics_coco(args.gt, args.detections, args.json, args.per_class)
+    return metrics_coco(args.gt, args.detections, args.json, args.per_class, args.plots)
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
@@ -272,6 +272,7 @@ def _add_metrics_parser(sub: argparse._SubParsersAction) -> None:
     q.add_argument("detections", help="COCO results json: [{image_id, category_id, bbox, score}, ...]")
     q.add_argument("--json", metavar="OUT", help="write the 12 numbers as JSON")
     q.add_argument("--per-class", action="store_true", help="also print AP per category")
+    q.add_argument("--plots", metavar="DIR", help="also print P/R/F1 per class and write PR, F1 and confusion PNGs here")
     q.set_defaults(handler=_cmd_metrics_coco)
 
 

@@ -22,6 +22,7 @@ import contextlib
 import copy
 import gc
 import io
+import itertools
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -47,7 +48,7 @@ _DESCRIPTIONS = (
     ("Average Recall", "0.50:0.95", "large", 100),
 )
 
-__all__ = ["COCO_KEYS", "ClassAP", "CocoResult", "MetricsInputError", "evaluate", "evaluate_predictions",
+__all__ = ["COCO_KEYS", "ClassAP", "CocoResult", "MetricsInputError", "coco_to_rtdet", "evaluate", "evaluate_predictions",
            "format_per_class", "format_table"]
 
 
@@ -136,7 +137,8 @@ def _trimmed_evaluator():
             cat_index = {int(c): n for n, c in enumerate(p.catIds)}
             none: list = []  # shared, read-only: "no IoU matrix for this pair"
             ious = [[none] * len(p.catIds) for _ in p.imgIds]
-            for img, cat in self._nonempty_iou_pairs:
+            pairs = getattr(self, "_nonempty_iou_pairs", None)  # pairs with boxes and detections
+            for img, cat in itertools.product(p.imgIds, p.catIds) if pairs is None else pairs:
                 ious[img_index[img]][cat_index[cat]] = self.computeIoU(img, cat)
             self._paramsEval = copy.deepcopy(p)
             self.eval = _C.COCOevalEvaluateAccumulate(
@@ -278,6 +280,36 @@ def predictions_to_coco(
                          "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]], "score": s})
     cats = [{"id": k + 1, "name": str(n)} for k, n in enumerate(names)]
     return {"images": images, "annotations": anns, "categories": cats}, dets
+
+
+def coco_to_rtdet(gt: Any, detections: Any) -> tuple[list[dict], list[dict], list[str]]:
+    """A COCO GT (path / dict) and results (path / list) as rtdet ``(preds, targets, names)``.
+
+    The inverse of :func:`predictions_to_coco`: per GT image (sorted by id), xyxy
+    float64 arrays; category ids in sorted order become labels 0..K-1; crowd
+    boxes keep ``iscrowd``. For the practical metrics (:mod:`rtdet.metrics.prf`).
+    """
+    gt = check_ground_truth(gt)
+    dets = check_detections(detections, gt)
+    label = {c: k for k, c in enumerate(sorted(c["id"] for c in gt["categories"]))}
+    names = [c["name"] for c in sorted(gt["categories"], key=lambda c: c["id"])]
+    image_ids = sorted(im["id"] for im in gt["images"])
+    gts: dict[int, list[dict]] = {i: [] for i in image_ids}
+    found: dict[int, list[dict]] = {i: [] for i in image_ids}
+    for a in gt["annotations"]:
+        gts[a["image_id"]].append(a)
+    for d in dets:
+        found[d["image_id"]].append(d)
+
+    def xyxy(rows: list[dict]) -> np.ndarray:
+        b = np.array([r["bbox"] for r in rows], np.float64).reshape(-1, 4)
+        return np.concatenate([b[:, :2], b[:, :2] + b[:, 2:]], 1)
+
+    targets = [{"boxes": xyxy(gts[i]), "labels": np.array([label[a["category_id"]] for a in gts[i]], np.int64),
+                "iscrowd": np.array([bool(a["iscrowd"]) for a in gts[i]], bool), "image_id": i} for i in image_ids]
+    preds = [{"boxes": xyxy(found[i]), "scores": np.array([d["score"] for d in found[i]], np.float64),
+              "labels": np.array([label[d["category_id"]] for d in found[i]], np.int64)} for i in image_ids]
+    return preds, targets, names
 
 
 def evaluate_predictions(

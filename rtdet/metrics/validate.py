@@ -110,8 +110,10 @@ def _columns(entries: list, keys: tuple[str, ...]) -> dict[str, np.ndarray] | No
     try:
         cols = {k: [e[k] for e in entries] for k in keys}
         out = {k: np.asarray(v) for k, v in cols.items() if k != "bbox"}
-        out["bbox"] = np.asarray(cols["bbox"], dtype=np.float64).reshape(len(entries), 4)
+        out["bbox"] = np.asarray(cols["bbox"], dtype=np.float64) if entries else np.zeros((0, 4))
     except (KeyError, TypeError, ValueError, IndexError):
+        return None
+    if out["bbox"].shape != (len(entries), 4):  # e.g. a nested [[x, y, w, h]]
         return None
     for k in ("image_id", "category_id"):
         if len(entries) and out[k].dtype.kind not in "iu":  # floats, bools, strings

@@ -57,3 +57,12 @@ def test_bad_input_exits_2_with_a_message(tmp_path, capsys):
     assert main(["metrics", "coco", str(gt), str(dets)]) == 2
     assert "malformed JSON" in capsys.readouterr().err
     assert main(["metrics", "coco", str(tmp_path / "nope.json"), str(dets)]) == 2
+
+
+def test_plots_option_writes_pictures(tmp_path, capsys):
+    gt, dets = write_case(tmp_path)
+    assert main(["metrics", "coco", str(gt), str(dets), "--plots", str(tmp_path / "pics")]) == 0
+    out = capsys.readouterr().out
+    assert "P/R/F1 at conf" in out
+    assert sorted(p.name for p in (tmp_path / "pics").glob("*.png")) == [
+        "confusion_matrix.png", "confusion_matrix_normalized.png", "f1_curve.png", "pr_curve.png"]

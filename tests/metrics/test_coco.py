@@ -305,3 +305,18 @@ def test_coco128_real_annotations_match_pycocotools():
     result = evaluate(path, dets)
     assert np.abs(as_array(result) - pycocotools_stats(gt, dets)).max() <= TOL
     assert 0.2 < result["AP"] < 0.9
+
+
+def test_coco_to_rtdet_round_trip():
+    from rtdet.metrics.coco import coco_to_rtdet
+
+    gt, dets = random_case(13)
+    for a in gt["annotations"]:  # integer boxes: xywh -> xyxy -> xywh is exact
+        a["bbox"] = [float(round(v)) for v in a["bbox"]]
+        a["area"] = a["bbox"][2] * a["bbox"][3]
+    for d in dets:
+        d["bbox"] = [float(round(v)) for v in d["bbox"]]
+    preds, targets, names = coco_to_rtdet(gt, dets)
+    assert len(preds) == len(targets) == len(gt["images"]) and names == [c["name"] for c in gt["categories"]]
+    assert sum(len(p["scores"]) for p in preds) == len(dets)
+    assert as_array(evaluate_predictions(preds, targets, names)).tolist() == as_array(evaluate(gt, dets)).tolist()

@@ -35,6 +35,7 @@ def det(**kw):
     (det(bbox=[1.0, math.nan, 2.0, 2.0]), "detection 1: bbox has a non-finite value"),
     (det(bbox=[1.0, 1.0, -2.0, 2.0]), "detection 1: bbox has a negative width or height"),
     (det(bbox=[1.0, 1.0, 2.0]), "detection 1: bbox must be a list of 4 numbers"),
+    (det(bbox=[[1.0, 1.0, 2.0, 2.0]]), "detection 1: bbox must be a list of 4 numbers"),
     (det(image_id="1"), "detection 1: image_id must be an integer, got '1'"),
     ({"image_id": 1, "category_id": 1, "score": 0.3}, "detection 1: missing key(s) bbox"),
     ([1, 2, 3], "detection 1: expected an object"),
