@@ -22,12 +22,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from rtdet.config import Config, config_from_dict, config_to_dict
+from rtdet.config import Config, config_from_dict
 from rtdet.data import build_loader, open_dataset
 from rtdet.data.dataset import DetectionDataset
 from rtdet.engine import Trainer, dist, load_checkpoint, make_evaluator, seed_everything
 from rtdet.engine.trainer import resolve_device
-from rtdet.metrics.coco import COCO_KEYS, evaluate_predictions, format_table
+from rtdet.metrics.coco import COCO_KEYS, evaluate_predictions
 from rtdet.models import build_model
 
 LOGGER = logging.getLogger("rtdet")
@@ -174,9 +174,7 @@ def save_detections_json(model: nn.Module, loader: Any, names: list[str], path: 
 
 
 def print_summary(result: RunResult) -> None:
-    print(format_table({k: result.metrics[k] for k in COCO_KEYS}))
-    print(f"results in {result.out}")
+    """One closing line after the final table (which :func:`final_report` printed)."""
+    ap, ap50 = result.metrics.get("AP", float("nan")), result.metrics.get("AP50", float("nan"))
+    print(f"mAP50-95 {ap:.4f}  mAP50 {ap50:.4f}  weights {result.weights}  results in {result.out}")
 
-
-def config_dict(cfg: Config) -> dict[str, Any]:
-    return config_to_dict(cfg)
