@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -198,3 +200,29 @@ def test_val_loss_is_logged_and_model_left_unchanged(tmp_path):
     assert {"AP", "val/cls", "val/box", "val/loss"} <= metrics.keys()
     assert not model.training
     assert_same_state(before, model.state_dict(), atol=0)  # BatchNorm statistics untouched
+
+
+VOC = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "voc_mini" / "VOCdevkit"
+
+
+def test_resume_is_exact_with_rtdet_loader_and_augmentation(tmp_path):
+    """The data package's loader (mosaic, affine, HSV, flips; shuffled by its generator) resumes exactly."""
+    if not VOC.is_dir():
+        pytest.skip("shared/data/voc_mini absent")
+    from rtdet.data import build_loader, read_voc
+
+    def voc_run(out, extra=(), **kw):
+        cfg = make_cfg(out, epochs=4, batch=2, nbs=2, imgsz=64, workers=0, mosaic=0.5, mixup=0.2, **kw)
+        seed_everything(0)
+        ds = read_voc(VOC, "trainval")
+        loader = build_loader(ds, cfg.data, train=True, epochs=4, seed=0)
+        trainer = Trainer(TinyDetector(num_classes=20, dropout=0.1), loader, cfg, hooks=quiet_hooks(cfg, *extra))
+        trainer.train()
+        return trainer
+
+    straight = voc_run(tmp_path / "a")
+    voc_run(tmp_path / "b", extra=[StopAfter(2)])
+    resumed = voc_run(tmp_path / "b", resume=str(tmp_path / "b/weights/last.pt"))
+    assert resumed.start_epoch == 2
+    assert_same_state(straight.model.state_dict(), resumed.model.state_dict(), atol=0)
+    assert_same_state(straight.ema.module.state_dict(), resumed.ema.module.state_dict(), atol=0)
