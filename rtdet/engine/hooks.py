@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import math
 import os
 import time
@@ -32,6 +33,7 @@ from rtdet.engine.checkpoint import atomic_save
 if TYPE_CHECKING:
     from rtdet.engine.trainer import Trainer
 
+LOGGER = logging.getLogger("rtdet")
 EVENTS = ("before_train", "before_epoch", "before_iter", "after_iter", "before_val", "after_val",
           "after_epoch", "after_train")
 
@@ -243,12 +245,17 @@ class Checkpointer(Hook):
         self.out = Path(out)
         self.metric = metric
         self.best: float | None = None
+        self.warned = False
 
     def before_train(self, trainer: Trainer) -> None:
         if trainer.is_main:
             save_config(trainer.cfg, self.out / "config.yaml")
 
     def after_epoch(self, trainer: Trainer) -> None:
+        if trainer.validation_due() and self.metric not in trainer.metrics and not self.warned:
+            self.warned = True
+            LOGGER.warning(f"metric '{self.metric}' is not among the validation results "
+                           f"({', '.join(trainer.metrics)}): best.pt will not be written")
         value = trainer.metrics.get(self.metric) if trainer.validation_due() else None
         improved = value is not None and (
             self.best is None or (value > self.best if higher_is_better(self.metric) else value < self.best))

@@ -89,7 +89,10 @@ class Trainer:
         self.device = torch.device(device) if device is not None else resolve_device(cfg.train.device, local_rank)
         self._check_amp()
         if cfg.train.sync_bn and self.world_size > 1:
-            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+            if self.device.type == "cuda":
+                model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+            else:  # torch's SyncBatchNorm runs on GPUs only
+                dist.log_info("sync_bn ignored: SyncBatchNorm needs CUDA devices")
         self.model = model.to(self.device)
         self.train_loader = train_loader
         self.evaluate = evaluate

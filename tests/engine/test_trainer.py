@@ -226,3 +226,28 @@ def test_resume_is_exact_with_rtdet_loader_and_augmentation(tmp_path):
     assert resumed.start_epoch == 2
     assert_same_state(straight.model.state_dict(), resumed.model.state_dict(), atol=0)
     assert_same_state(straight.ema.module.state_dict(), resumed.ema.module.state_dict(), atol=0)
+
+
+def test_resume_config_and_missing_metric_warning(tmp_path, caplog):
+    from rtdet.engine import resume_config
+
+    cfg = make_cfg(tmp_path, epochs=1, lr=0.03, metric="mAP")
+    seed_everything(0)
+    Trainer(TinyDetector(), make_loader(8, 4), cfg, evaluate=lambda m: {"AP": 1.0}, hooks=quiet_hooks(cfg)).train()
+    assert "metric 'mAP' is not among the validation results (AP)" in caplog.text
+    assert not (tmp_path / "weights/best.pt").exists()
+    again = resume_config(tmp_path / "weights/last.pt")
+    assert again.optim.lr == 0.03 and again.train.resume == str(tmp_path / "weights/last.pt")
+
+
+def test_tensorboard_hook_needs_the_package(tmp_path):
+    cfg = make_cfg(tmp_path, epochs=1, tensorboard=True)
+    trainer = Trainer(TinyDetector(), make_loader(8, 4), cfg, hooks=quiet_hooks(cfg))
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        with pytest.raises(RuntimeError, match="pip install tensorboard"):
+            trainer.train()
+    else:
+        trainer.train()
+        assert any((tmp_path / "tensorboard").iterdir())
