@@ -251,3 +251,14 @@ def test_tensorboard_hook_needs_the_package(tmp_path):
     else:
         trainer.train()
         assert any((tmp_path / "tensorboard").iterdir())
+
+
+def test_coco_metrics_through_the_evaluator():
+    pytest.importorskip("rtdet.metrics.coco", reason="rtdet.metrics not merged in this branch")
+    from rtdet.engine import coco_metrics
+
+    evaluate = make_evaluator(make_loader(8, 4, sampler="plain", shuffle=False), coco_metrics(["r", "g", "b"]))
+    seed_everything(0)
+    with torch.no_grad():
+        metrics = evaluate(TinyDetector().eval())
+    assert {"AP", "AP50", "ARl"} <= metrics.keys()
