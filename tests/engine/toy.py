@@ -80,6 +80,7 @@ class TinyDetector(nn.Module):
             return {"cls": nn.functional.cross_entropy(logits[has].float(), labels),
                     "box": (box[has].float() - gt).abs().mean()}
         scores, labels = logits.float().softmax(1).max(1)
+        box = torch.cat([torch.minimum(box[:, :2], box[:, 2:]), torch.maximum(box[:, :2], box[:, 2:])], 1)
         return [{"boxes": (b * scale)[None], "scores": s[None], "labels": c[None]}
                 for b, s, c in zip(box.float(), scores, labels)]
 
