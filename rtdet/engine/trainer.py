@@ -37,6 +37,7 @@ from rtdet.engine import dist
 from rtdet.engine.checkpoint import CHECKPOINT_VERSION, load_checkpoint, load_pretrained
 from rtdet.engine.ema import ModelEMA
 from rtdet.engine.hooks import Hook, call_hooks, default_hooks
+from rtdet.engine.memory import release_memory
 from rtdet.engine.optim import LRSchedule, build_optimizer
 from rtdet.engine.seed import rng_state, set_rng_state
 
@@ -153,6 +154,7 @@ class Trainer:
             self.iter += 1
             self.call("after_iter")
         self.epoch_losses = dist.all_reduce_mean(self.epoch_losses)
+        release_memory()  # resident memory stays flat across epochs (see rtdet.engine.memory)
 
     def train_iter(self, images: torch.Tensor, targets: list[dict[str, Any]], step: bool) -> None:
         """Forward, loss, backward for one batch; an optimizer step when ``step``."""
