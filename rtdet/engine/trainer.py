@@ -192,7 +192,9 @@ class Trainer:
         model = self.eval_model
         was_training = model.training
         model.eval()
-        with torch.no_grad():
+        # fork the RNG: how often (or whether) we validate must not change the training run
+        devices = [self.device.index or 0] if self.device.type == "cuda" else []
+        with torch.no_grad(), torch.random.fork_rng(devices=devices):
             metrics = self.evaluate(model)
         model.train(was_training)
         self.metrics = {k: float(v) for k, v in metrics.items()}
