@@ -95,6 +95,10 @@ class Trainer:
             else:  # torch's SyncBatchNorm runs on GPUs only
                 dist.log_info("sync_bn ignored: SyncBatchNorm needs CUDA devices")
         self.model = model.to(self.device)
+        self.pretrained_report = None
+        if cfg.model.weights and not cfg.train.resume:  # before the EMA copy and the DDP broadcast
+            self.pretrained_report = load_pretrained(self.model, cfg.model.weights)
+            dist.log_info(f"pretrained weights {cfg.model.weights}: {self.pretrained_report.summary()}")
         self.train_loader = train_loader
         self.evaluate = evaluate
         self.hooks = sorted(default_hooks(cfg) if hooks is None else list(hooks), key=lambda h: h.priority)
@@ -113,12 +117,8 @@ class Trainer:
         self.metrics: dict[str, float] = {}  # the latest validation
         self.grad_norm = float("nan")
         self.stop_reason: str | None = None
-        self.pretrained_report = None
         if cfg.train.resume:
             self.resume(cfg.train.resume)
-        elif cfg.model.weights:
-            self.pretrained_report = load_pretrained(self.model, cfg.model.weights)
-            dist.log_info(f"pretrained weights {cfg.model.weights}: {self.pretrained_report.summary()}")
 
     # ------------------------------------------------------------------ the loop
     def train(self) -> dict[str, float]:

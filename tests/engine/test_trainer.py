@@ -262,3 +262,20 @@ def test_validation_does_not_change_the_training_run(tmp_path):
         trainer.train()
         runs.append(trainer.model.state_dict())
     assert_same_state(runs[0], runs[1], atol=0)
+
+
+def test_trainer_loads_pretrained_weights_and_reports_skips(tmp_path, caplog):
+    import logging
+
+    from rtdet.engine import atomic_save
+
+    source = TinyDetector(num_classes=5)
+    atomic_save({"model": source.state_dict()}, tmp_path / "pre.pt")
+    cfg = make_cfg(tmp_path, epochs=1, weights=str(tmp_path / "pre.pt"))
+    with caplog.at_level(logging.INFO, logger="rtdet"):
+        trainer = Trainer(TinyDetector(num_classes=3), make_loader(8, 4), cfg, hooks=[])
+    report = trainer.pretrained_report
+    assert set(report.skipped) == {"head.weight", "head.bias"} and "features.0.weight" in report.loaded
+    assert torch.equal(trainer.model.features[0].weight, source.features[0].weight.to(trainer.device))
+    assert torch.equal(trainer.ema.module.features[0].weight, trainer.model.features[0].weight)  # EMA starts there
+    assert "skipped 2" in caplog.text and "head.weight: shape (9, 8) in file, (7, 8) in model" in caplog.text
