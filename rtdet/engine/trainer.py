@@ -169,7 +169,8 @@ class Trainer:
             self.scaler.scale(loss / self.accumulate).backward()
         if step:
             self.optimizer_step()
-        self.losses = {k: float(v.detach()) for k, v in losses.items()} | {"loss": float(loss.detach())}
+        values = torch.stack([v.detach().float() for v in losses.values()] + [loss.detach()]).tolist()  # one sync
+        self.losses = dict(zip([*losses, "loss"], values))
 
     def optimizer_step(self) -> None:
         clip = self.cfg.optim.clip_grad
