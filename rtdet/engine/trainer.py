@@ -263,6 +263,7 @@ class Trainer:
             "epoch": self.epoch + 1,
             "iter": self.iter,
             "model": self.model.state_dict(),
+            "model_args": getattr(self.model, "build_args", None),  # rebuilds the architecture, if the model says how
             "ema": self.ema.state_dict() if self.ema is not None else None,
             "optimizer": self.optimizer.state_dict(),
             "scaler": self.scaler.state_dict(),

@@ -1,1 +1,0 @@
-"""Detection models. Every model follows the model contract of :mod:`rtdet.engine.trainer`."""
