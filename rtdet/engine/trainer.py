@@ -278,7 +278,8 @@ class Trainer:
 
     def resume(self, path: str) -> None:
         """Load a checkpoint written by :meth:`state_dict` and continue after its epoch."""
-        ckpt = load_checkpoint(path, map_location=self.device)
+        # on the CPU: RNG states must be CPU tensors; load_state_dict moves the rest to the device
+        ckpt = load_checkpoint(path, map_location="cpu")
         self.model.load_state_dict(ckpt["model"])
         if self.ema is not None and ckpt.get("ema") is not None:
             self.ema.load_state_dict(ckpt["ema"])
