@@ -9,6 +9,14 @@ Events, in the order the trainer fires them (each method gets the trainer)::
       after_epoch                 each epoch (trainer.epoch_losses, trainer.metrics)
     after_train                   once
 
+What a hook may read on the trainer: ``cfg``, ``model`` (the plain module),
+``eval_model`` (the EMA copy when EMA is on), ``ema``, ``optimizer``, ``epoch``
+(0-based), ``iter`` (batches seen), ``batch_index``, ``losses`` (this batch, floats,
+with "loss" = their sum), ``epoch_losses`` (running means; rank-averaged at the
+epoch's end), ``metrics`` (latest validation), ``lr`` (per group), ``grad_norm``,
+``batch_size``, ``accumulate``, ``world_size``, ``is_main``, ``train_loader``,
+``validation_due()``, ``state_dict()``, ``stop_reason``.
+
 Hooks may log, save or stop (``trainer.request_stop(reason)``); they never change
 the model, the optimizer or the config. Hooks with ``main_only = True`` run on
 rank 0 only. Hooks run in ascending ``priority``; the checkpoint hook runs last so
