@@ -258,6 +258,8 @@ class Checkpointer(Hook):
     def before_train(self, trainer: Trainer) -> None:
         if trainer.is_main:
             save_config(trainer.cfg, self.out / "config.yaml")
+            for stale in (self.out / "weights").glob(".*.pt.*.tmp"):  # left by a process killed mid-write
+                stale.unlink(missing_ok=True)
 
     def after_epoch(self, trainer: Trainer) -> None:
         if trainer.validation_due() and self.metric not in trainer.metrics and not self.warned:

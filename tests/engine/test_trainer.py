@@ -74,6 +74,7 @@ def test_resume_is_exact(tmp_path, sampler):
     straight = run(make_cfg(tmp_path / "a", **common), sampler)
     first = run(make_cfg(tmp_path / "b", **common), sampler, extra=[StopAfter(2)])
     assert first.epoch + 1 == 2
+    (tmp_path / "b/weights/.last.pt.abc123.tmp").write_bytes(b"torn")  # as if killed while writing
     resumed = run(make_cfg(tmp_path / "b", resume=str(tmp_path / "b/weights/last.pt"), **common), sampler, seed=123)
     assert resumed.start_epoch == 2 and resumed.iter == straight.iter == 16
     assert_same_state(straight.model.state_dict(), resumed.model.state_dict(), atol=0)  # bitwise
@@ -83,6 +84,7 @@ def test_resume_is_exact(tmp_path, sampler):
     for k in sa:
         assert torch.allclose(sa[k]["momentum_buffer"], sb[k]["momentum_buffer"], atol=1e-6)
     assert (tmp_path / "a/results.csv").read_text() == (tmp_path / "b/results.csv").read_text()
+    assert sorted(p.name for p in (tmp_path / "b/weights").iterdir()) == ["best.pt", "last.pt"]
 
 
 def test_accumulation_matches_big_batch(tmp_path):
