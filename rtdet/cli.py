@@ -147,21 +147,68 @@ def _add_data_parser(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--ann", help="COCO annotations json (with --from coco)")
     q.add_argument("--images", help="COCO image folder (with --from coco)")
     q.add_argument("--keep-crowd", action="store_true", help="keep COCO crowd boxes when writing YOLO")
-    q.set_defaults(handler=_not_available("data convert"))
+    q.add_argument("--copy", action="store_true", help="copy images into OUT/images (default: symlink)")
+    q.set_defaults(handler=_cmd_data_convert)
     q = dsub.add_parser("check", help="read a whole data set and report every problem")
     q.add_argument("data", help="data.yaml, COCO json, or VOC tree")
-    q.set_defaults(handler=_not_available("data check"))
+    q.add_argument("--images", help="COCO image folder (default: inferred from the json's location)")
+    q.add_argument("--split", action="append", help="check only this split (repeatable; default: all)")
+    q.add_argument("--no-decode", action="store_true", help="skip the full decode of every image (faster)")
+    q.set_defaults(handler=_cmd_data_check)
     q = dsub.add_parser("digits", help="generate the built-in digits demo set (YOLO format)")
     q.add_argument("--out", default="datasets/digits", help="output folder (default: datasets/digits)")
     q.add_argument("--train", type=int, default=2000, help="training images (default: 2000)")
     q.add_argument("--val", type=int, default=500, help="validation images (default: 500)")
     q.add_argument("--imgsz", type=int, default=320, help="image size (default: 320)")
     q.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    q.set_defaults(handler=_not_available("data digits"))
+    q.set_defaults(handler=_cmd_data_digits)
     q = dsub.add_parser("preview", help="draw a grid of augmented samples with their boxes")
     q.add_argument("data", help="data.yaml, COCO json, VOC tree or 'digits'")
     q.add_argument("--out", default="preview.png", help="output picture (default: preview.png)")
-    q.set_defaults(handler=_not_available("data preview"))
+    q.add_argument("--split", default="train", help="split to draw (default: train)")
+    q.add_argument("--n", type=int, default=16, help="number of samples (default: 16)")
+    q.add_argument("--no-augment", action="store_true", help="letterbox only, as in evaluation")
+    q.add_argument("--images", help="COCO image folder (default: inferred from the json's location)")
+    q.add_argument("--config", metavar="YAML", help="run config whose data settings (augmentation) to use")
+    q.add_argument("--imgsz", type=int, help="image size (default: from the config, 320)")
+    q.set_defaults(handler=_cmd_data_preview)
+
+
+def _cmd_data_convert(args: argparse.Namespace) -> int:
+    from rtdet.data.convert import convert
+
+    paths, splits = convert(args.src_fmt, args.dst_fmt, args.out, args.source, args.ann, args.images,
+                            keep_crowd=args.keep_crowd, copy=args.copy)
+    for ds in splits.values():
+        print(ds.report.summary())
+    print("wrote " + ", ".join(str(p) for p in paths))
+    return 0
+
+
+def _cmd_data_check(args: argparse.Namespace) -> int:
+    from rtdet.data.check import check_data, format_reports
+
+    datasets = check_data(args.data, args.images, decode=not args.no_decode, splits=args.split)
+    print(format_reports(datasets))
+    return 1 if any(ds.report.problems for ds in datasets) else 0
+
+
+def _cmd_data_digits(args: argparse.Namespace) -> int:
+    from rtdet.data.digits import generate_digits
+
+    path = generate_digits(args.out, args.train, args.val, args.imgsz, args.seed)
+    print(f"wrote {args.train} train + {args.val} val images: {path}")
+    return 0
+
+
+def _cmd_data_preview(args: argparse.Namespace) -> int:
+    from rtdet.data import open_dataset
+    from rtdet.data.preview import preview
+
+    cfg = C.load_config(args.config, {"imgsz": args.imgsz} if args.imgsz else None).data
+    ds = open_dataset(args.data, args.split, images=args.images)
+    print(f"wrote {preview(ds, args.out, cfg, n=args.n, train=not args.no_augment)}")
+    return 0
 
 
 def _add_metrics_parser(sub: argparse._SubParsersAction) -> None:
@@ -175,12 +222,21 @@ def _add_metrics_parser(sub: argparse._SubParsersAction) -> None:
     q.set_defaults(handler=_not_available("metrics coco"))
 
 
+def _data_errors() -> tuple[type, ...]:
+    """Error types meaning 'this data set cannot be used' (only if rtdet.data was loaded by a handler)."""
+    mod = sys.modules.get("rtdet.data.yolo")
+    return (mod.DataFormatError,) if mod else ()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.handler(args) or 0)
     except C.ConfigError as e:
+        print(f"rtdet {args.command}: {e}", file=sys.stderr)
+        return 2
+    except _data_errors() as e:
         print(f"rtdet {args.command}: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from rtdet.data.dataset import DatasetBuilder, DetectionDataset, ImageError, probe_image
+from rtdet.data.dataset import DatasetBuilder, DetectionDataset, ImageError, probe_images
 from rtdet.data.report import Report
 from rtdet.data.yolo import DataFormatError, place_image, unique_stems
 
@@ -107,6 +107,13 @@ def _group_annotations(data: dict, path: str, images: dict, cats: dict, report: 
     return per_image, bad
 
 
+def _json_size(im: dict) -> tuple[int, int] | ImageError:
+    try:
+        return int(im["height"]), int(im["width"])
+    except (KeyError, TypeError, ValueError):
+        return ImageError("image entry without a valid height and width")
+
+
 def read_coco(ann_path: str | Path, images_dir: str | Path | None = None, probe: bool = True) -> DetectionDataset:
     """Read a COCO instances json; images come from ``images_dir`` (inferred when None).
 
@@ -126,17 +133,17 @@ def read_coco(ann_path: str | Path, images_dir: str | Path | None = None, probe:
     per_image, bad = _group_annotations(data, path, images, cats, report)
     dup_rows = {k for k, im in enumerate(data["images"]) if not isinstance(im, dict) or images.get(im.get("id")) != k}
     builder = DatasetBuilder(names, report)
-    for k, im in enumerate(data["images"]):
-        if k in dup_rows or im.get("id") in bad:
+    rows = [k for k, im in enumerate(data["images"]) if k not in dup_rows and im.get("id") not in bad]
+    report.skipped_images += len(data["images"]) - len(rows)
+    files = [images_dir / str(data["images"][k].get("file_name", "")) for k in rows]
+    sizes = probe_images(files) if probe else [_json_size(data["images"][k]) for k in rows]
+    for k, file, size in zip(rows, files, sizes):
+        im = data["images"][k]
+        if isinstance(size, ImageError):
+            report.add(str(file), f"{size} (images[{k}], id {im['id']})")
             report.skipped_images += 1
             continue
-        file = images_dir / str(im.get("file_name", ""))
-        try:
-            h, w = probe_image(file) if probe else (int(im["height"]), int(im["width"]))
-        except (ImageError, KeyError, TypeError, ValueError) as e:
-            report.add(str(file), f"{e} (images[{k}], id {im['id']})")
-            report.skipped_images += 1
-            continue
+        h, w = size
         if probe and (im.get("height"), im.get("width")) not in ((h, w), (None, None)):
             report.add(str(file), f"json says {im.get('width')}x{im.get('height')}, image is {w}x{h} (images[{k}])")
             report.skipped_images += 1

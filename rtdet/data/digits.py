@@ -1,7 +1,7 @@
 """The built-in ``digits`` demo set, generated offline from data scikit-learn ships.
 
 Real handwritten digits (``sklearn.datasets.load_digits``: 1,797 8x8 scans) are
-scaled to 24-80 px, lightly jittered (aspect, rotation, stroke weight, opacity)
+scaled to 24-80 px, lightly jittered (aspect, rotation +-8 deg, stroke weight, opacity)
 and pasted onto crops of the two real photos in ``load_sample_images`` with an
 ink colour chosen to contrast with the photo underneath. 2-6 digits per image,
 never overlapping; boxes are tight around the ink. Train and val draw from
@@ -16,6 +16,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import shutil
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
@@ -25,13 +29,16 @@ import yaml
 from rtdet.data.yolo import label_lines
 
 NAMES = [str(d) for d in range(10)]
-VERSION = 1  # bump when the rendering changes, so cached sets are regenerated
+VERSION = 4  # bump when the rendering changes, so cached sets are regenerated
 INK_THRESHOLD = 0.3  # alpha above which a pixel counts as ink (defines the tight box)
 
 
 def _sources() -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
     """Digit images (float32 [1797,8,8] in [0,1]), their classes, and the photos (RGB uint8)."""
-    from sklearn.datasets import load_digits, load_sample_images  # optional dependency, shipped data only
+    try:
+        from sklearn.datasets import load_digits, load_sample_images  # its bundled files: nothing is downloaded
+    except ImportError:
+        raise ImportError("the digits set is made from data scikit-learn ships: pip install 'rtdet[demo]'") from None
 
     d = load_digits()
     return (d.images / 16.0).astype(np.float32), d.target.astype(np.int64), list(load_sample_images().images)
@@ -51,10 +58,10 @@ def _background(rng: np.random.Generator, photos: list[np.ndarray], size: int) -
 
 def _sprite(rng: np.random.Generator, digit: np.ndarray, height: int) -> np.ndarray:
     """Alpha mask (float32 [h,w] in [0,1]) of one digit scaled to ``height`` px, jittered."""
-    width = max(8, round(height * rng.uniform(0.65, 0.95)))
-    alpha = cv2.resize(digit, (width, height), interpolation=cv2.INTER_LINEAR)
-    alpha = np.clip((alpha - rng.uniform(0.15, 0.3)) * 2.5, 0.0, 1.0)  # stroke weight
-    angle = rng.uniform(-12, 12)
+    width = max(8, round(height * rng.uniform(0.7, 0.95)))
+    alpha = cv2.resize(digit, (width, height), interpolation=cv2.INTER_CUBIC)
+    alpha = np.clip((alpha - rng.uniform(0.15, 0.25)) * rng.uniform(1.3, 1.8), 0.0, 1.0)  # stroke weight
+    angle = rng.uniform(-8, 8)
     diag = int(math.ceil(math.hypot(width, height))) + 2
     m = cv2.getRotationMatrix2D((width / 2, height / 2), angle, 1.0)
     m[:, 2] += ((diag - width) / 2, (diag - height) / 2)
@@ -111,16 +118,21 @@ def generate_digits(out: str | Path, n_train: int = 2000, n_val: int = 500, imgs
     n_val_pool = len(digits) // 5
     pools = {"train": np.sort(order[n_val_pool:]), "val": np.sort(order[:n_val_pool])}
     for split, n, split_seed in (("train", n_train, 1), ("val", n_val, 2)):
-        rng = np.random.default_rng([seed, split_seed])
-        noise = np.round(rng.normal(0, 3, (2 * imgsz, 2 * imgsz, 3))).astype(np.int16)
+        noise = np.round(np.random.default_rng([seed, split_seed]).normal(0, 3, (2 * imgsz, 2 * imgsz, 3)))
+        noise = noise.astype(np.int16)
         (out / "images" / split).mkdir(parents=True, exist_ok=True)
         (out / "labels" / split).mkdir(parents=True, exist_ok=True)
-        for i in range(n):
+
+        def write(i: int) -> None:  # one rng per image: same files whatever the thread scheduling
+            rng = np.random.default_rng([seed, split_seed, i])
             img, boxes, labels = render(rng, digits, classes, pools[split], photos, imgsz, noise)
             cv2.imwrite(str(out / "images" / split / f"{i:05d}.jpg"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR),
                         [cv2.IMWRITE_JPEG_QUALITY, 95])
             lines = label_lines(boxes, labels, (imgsz, imgsz))
             (out / "labels" / split / f"{i:05d}.txt").write_text("".join(s + "\n" for s in lines))
+
+        with ThreadPoolExecutor(min(4, os.cpu_count() or 1)) as pool:  # OpenCV and file I/O release the GIL
+            list(pool.map(write, range(n)))
     cfg = {"train": "images/train", "val": "images/val", "nc": 10, "names": NAMES}
     (out / "data.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     stamp = {"version": VERSION, "train": n_train, "val": n_val, "imgsz": imgsz, "seed": seed,
@@ -129,14 +141,34 @@ def generate_digits(out: str | Path, n_train: int = 2000, n_val: int = 500, imgs
     return out / "data.yaml"
 
 
+def _complete(root: Path) -> bool:
+    try:
+        return json.loads((root / "digits.json").read_text()).get("version") == VERSION
+    except (OSError, json.JSONDecodeError):
+        return False
+
+
 def ensure_digits(root: str | Path, **kwargs) -> Path:
-    """``root/data.yaml`` of a complete digits set, generating it (with ``kwargs``) if absent or outdated."""
+    """``root/data.yaml`` of a complete digits set, generating it (with ``kwargs``) if absent or outdated.
+
+    The set is written to a temporary sibling folder and renamed into place, so
+    several processes (e.g. distributed ranks) may call this at once and a
+    crash never leaves a half-written set that looks complete.
+    """
     root = Path(root)
-    stamp = root / "digits.json"
-    if stamp.is_file() and (root / "data.yaml").is_file():
+    if _complete(root):
+        return root / "data.yaml"
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}-", dir=root.parent))
+    try:
+        generate_digits(tmp, **kwargs)
+        if root.exists() and not _complete(root):
+            shutil.rmtree(root, ignore_errors=True)  # outdated or half-written by an older version
         try:
-            if json.loads(stamp.read_text()).get("version") == VERSION:
-                return root / "data.yaml"
-        except json.JSONDecodeError:
-            pass
-    return generate_digits(root, **kwargs)
+            os.rename(tmp, root)
+        except OSError:  # another process got there first
+            if not _complete(root):
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return root / "data.yaml"

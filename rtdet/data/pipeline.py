@@ -6,6 +6,10 @@ only letterboxes to ``imgsz`` (or to the batch's rectangle) and records the
 probabilities of :class:`rtdet.config.DataConfig`: mosaic (turned off for the
 last ``close_mosaic`` epochs), random affine, mixup, cutmix, HSV, flip, erasing.
 
+A training target's ``letterbox`` is read off the final matrix (scale = sqrt|det|,
+pad = translation); it maps original pixels exactly only for single images
+without rotation or shear (with mosaic it describes the canvas crop).
+
 Randomness is a function of ``(seed, epoch, index)``, so a run gives the same
 batches whatever the number of workers. The epoch lives in a shared-memory
 tensor: ``set_epoch`` in the main process reaches persistent workers too.

@@ -164,7 +164,7 @@ def flip_lr(sample: Sample) -> Sample:
     boxes = sample.boxes.copy()
     boxes[:, [0, 2]] = w - sample.boxes[:, [2, 0]]
     m = np.array([[-1, 0, w], [0, 1, 0], [0, 0, 1]], np.float64)
-    return Sample(np.ascontiguousarray(sample.image[:, ::-1]), boxes, sample.labels, sample.iscrowd,
+    return Sample(cv2.flip(sample.image, 1), boxes, sample.labels, sample.iscrowd,
                   sample.difficult, m @ sample.matrix)
 
 
@@ -196,3 +196,15 @@ def random_erasing(image: np.ndarray, rng: np.random.Generator, area: tuple[floa
             image[y:y + eh, x:x + ew] = rng.integers(0, 256, (eh, ew, 3), dtype=np.uint8)
             return image
     return image
+
+
+def unletterbox(boxes, letterbox: tuple[float, float, float]):
+    """Map xyxy boxes (Tensor or ndarray [..., 4]) from a letterboxed frame back to original pixels.
+
+    ``letterbox = (scale, pad_x, pad_y)`` as in a target dict: ``x_orig = (x - pad_x) / scale``.
+    """
+    s, px, py = letterbox
+    pad = [px, py, px, py]
+    if hasattr(boxes, "new_tensor"):
+        return (boxes - boxes.new_tensor(pad)) / s
+    return (np.asarray(boxes, np.float64) - pad) / s

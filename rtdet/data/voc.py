@@ -193,7 +193,8 @@ def _image_file(src: VocSource, stem: str, filename: str | None) -> Path:
 def read_voc(root: str | Path, split: str | None = None, names: list[str] | None = None) -> DetectionDataset:
     """Read the ``split`` of every VOC folder under ``root``; ``None`` or ``"all"`` reads every XML."""
     sources = voc_sources(root)
-    split = None if split in (None, "all") else split
+    if split in (None, "all") or voc_splits(root) == ["all"]:
+        split = None  # no split lists at all: every split is every annotated image
     names = names or class_names(sources)
     index = {n: i for i, n in enumerate(names)}
     report = Report(name=f"{root} [{split or 'all'}]")

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from rtdet.data.dataset import IMAGE_SUFFIXES, DatasetBuilder, DetectionDataset, ImageError, probe_image
+from rtdet.data.dataset import IMAGE_SUFFIXES, DatasetBuilder, DetectionDataset, ImageError, probe_images
 from rtdet.data.report import Report
 
 COORD_TOL = 1e-3  # normalized coordinates may overshoot [0, 1] by this much (rounding in other tools)
@@ -148,13 +148,13 @@ def read_yolo(data_yaml: str | Path, split: str) -> DetectionDataset:
     names = cfg["names"]
     report = Report(name=f"{data_yaml} [{split}]")
     builder = DatasetBuilder(names, report)
-    for i, img in enumerate(split_images(cfg, split, str(data_yaml))):
-        try:
-            h, w = probe_image(img)
-        except ImageError as e:
-            report.add(str(img), str(e))
+    files = split_images(cfg, split, str(data_yaml))
+    for i, (img, size) in enumerate(zip(files, probe_images(files))):
+        if isinstance(size, ImageError):
+            report.add(str(img), str(size))
             report.skipped_images += 1
             continue
+        h, w = size
         labels = read_label_file(label_path(img), len(names), report)
         if labels is None:
             report.skipped_images += 1
