@@ -1,7 +1,8 @@
 """Checkpoints: atomic writes, loading, and pretrained weights by name and shape.
 
 A checkpoint written by the trainer is a dict:
-``{"version", "epoch" (epochs completed), "iter" (batches seen), "model", "ema"
+``{"version", "epoch" (epochs completed), "iter" (batches seen), "model", "model_args"
+(the model's ``build_args`` or None), "ema"
 ({"module", "updates"} or None), "optimizer", "scaler", "schedule", "rng", "data",
 "hooks", "metrics", "config"}``. It holds only tensors and plain Python values,
 so it loads with ``torch.load(weights_only=True)`` (no pickled code runs).

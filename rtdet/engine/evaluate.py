@@ -107,3 +107,15 @@ def make_evaluator(loader: Iterable, metric_fn: MetricFn, device: str | torch.de
         return metrics
 
     return evaluate
+
+
+def coco_metrics(names: list[str]) -> MetricFn:
+    """``metric_fn`` giving the 12 official COCO numbers ("AP", "AP50", ... "ARl") through
+    ``rtdet.metrics.coco.evaluate_predictions`` (imported when first called)."""
+
+    def metric_fn(preds: list[dict[str, Any]], targets: list[dict[str, Any]]) -> dict[str, float]:
+        from rtdet.metrics.coco import evaluate_predictions
+
+        return dict(evaluate_predictions(preds, targets, names, frame="original").stats)
+
+    return metric_fn

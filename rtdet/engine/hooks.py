@@ -9,6 +9,14 @@ Events, in the order the trainer fires them (each method gets the trainer)::
       after_epoch                 each epoch (trainer.epoch_losses, trainer.metrics)
     after_train                   once
 
+What a hook may read on the trainer: ``cfg``, ``model`` (the plain module),
+``eval_model`` (the EMA copy when EMA is on), ``ema``, ``optimizer``, ``epoch``
+(0-based), ``iter`` (batches seen), ``batch_index``, ``losses`` (this batch, floats,
+with "loss" = their sum), ``epoch_losses`` (running means; rank-averaged at the
+epoch's end), ``metrics`` (latest validation), ``lr`` (per group), ``grad_norm``,
+``batch_size``, ``accumulate``, ``world_size``, ``is_main``, ``train_loader``,
+``validation_due()``, ``state_dict()``, ``stop_reason``.
+
 Hooks may log, save or stop (``trainer.request_stop(reason)``); they never change
 the model, the optimizer or the config. Hooks with ``main_only = True`` run on
 rank 0 only. Hooks run in ascending ``priority``; the checkpoint hook runs last so
@@ -20,6 +28,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import math
 import os
 import time
@@ -32,6 +41,7 @@ from rtdet.engine.checkpoint import atomic_save
 if TYPE_CHECKING:
     from rtdet.engine.trainer import Trainer
 
+LOGGER = logging.getLogger("rtdet")
 EVENTS = ("before_train", "before_epoch", "before_iter", "after_iter", "before_val", "after_val",
           "after_epoch", "after_train")
 
@@ -243,12 +253,19 @@ class Checkpointer(Hook):
         self.out = Path(out)
         self.metric = metric
         self.best: float | None = None
+        self.warned = False
 
     def before_train(self, trainer: Trainer) -> None:
         if trainer.is_main:
             save_config(trainer.cfg, self.out / "config.yaml")
+            for stale in (self.out / "weights").glob(".*.pt.*.tmp"):  # left by a process killed mid-write
+                stale.unlink(missing_ok=True)
 
     def after_epoch(self, trainer: Trainer) -> None:
+        if trainer.validation_due() and self.metric not in trainer.metrics and not self.warned:
+            self.warned = True
+            LOGGER.warning(f"metric '{self.metric}' is not among the validation results "
+                           f"({', '.join(trainer.metrics)}): best.pt will not be written")
         value = trainer.metrics.get(self.metric) if trainer.validation_due() else None
         improved = value is not None and (
             self.best is None or (value > self.best if higher_is_better(self.metric) else value < self.best))

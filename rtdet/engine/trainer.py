@@ -37,6 +37,7 @@ from rtdet.engine import dist
 from rtdet.engine.checkpoint import CHECKPOINT_VERSION, load_checkpoint, load_pretrained
 from rtdet.engine.ema import ModelEMA
 from rtdet.engine.hooks import Hook, call_hooks, default_hooks
+from rtdet.engine.memory import release_memory
 from rtdet.engine.optim import LRSchedule, build_optimizer
 from rtdet.engine.seed import rng_state, set_rng_state
 
@@ -91,8 +92,15 @@ class Trainer:
         self.device = torch.device(device) if device is not None else resolve_device(cfg.train.device, local_rank)
         self._check_amp()
         if cfg.train.sync_bn and self.world_size > 1:
-            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+            if self.device.type == "cuda":
+                model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+            else:  # torch's SyncBatchNorm runs on GPUs only
+                dist.log_info("sync_bn ignored: SyncBatchNorm needs CUDA devices")
         self.model = model.to(self.device)
+        self.pretrained_report = None
+        if cfg.model.weights and not cfg.train.resume:  # before the EMA copy and the DDP broadcast
+            self.pretrained_report = load_pretrained(self.model, cfg.model.weights)
+            dist.log_info(f"pretrained weights {cfg.model.weights}: {self.pretrained_report.summary()}")
         self.train_loader = train_loader
         self.evaluate = evaluate
         self.hooks = sorted(default_hooks(cfg, progress) if hooks is None else list(hooks), key=lambda h: h.priority)
@@ -111,12 +119,8 @@ class Trainer:
         self.metrics: dict[str, float] = {}  # the latest validation
         self.grad_norm = float("nan")
         self.stop_reason: str | None = None
-        self.pretrained_report = None
         if cfg.train.resume:
             self.resume(cfg.train.resume)
-        elif cfg.model.weights:
-            self.pretrained_report = load_pretrained(self.model, cfg.model.weights)
-            dist.log_info(f"pretrained weights {cfg.model.weights}: {self.pretrained_report.summary()}")
 
     # ------------------------------------------------------------------ the loop
     def train(self) -> dict[str, float]:
@@ -152,6 +156,7 @@ class Trainer:
             self.iter += 1
             self.call("after_iter")
         self.epoch_losses = dist.all_reduce_mean(self.epoch_losses)
+        release_memory()  # resident memory stays flat across epochs (see rtdet.engine.memory)
 
     def train_iter(self, images: torch.Tensor, targets: list[dict[str, Any]], step: bool) -> None:
         """Forward, loss, backward for one batch; an optimizer step when ``step``."""
@@ -166,7 +171,8 @@ class Trainer:
             self.scaler.scale(loss / self.accumulate).backward()
         if step:
             self.optimizer_step()
-        self.losses = {k: float(v.detach()) for k, v in losses.items()} | {"loss": float(loss.detach())}
+        values = torch.stack([v.detach().float() for v in losses.values()] + [loss.detach()]).tolist()  # one sync
+        self.losses = dict(zip([*losses, "loss"], values))
 
     def optimizer_step(self) -> None:
         clip = self.cfg.optim.clip_grad
@@ -189,7 +195,9 @@ class Trainer:
         model = self.eval_model
         was_training = model.training
         model.eval()
-        with torch.no_grad():
+        # fork the RNG: how often (or whether) we validate must not change the training run
+        devices = [self.device.index or 0] if self.device.type == "cuda" else []
+        with torch.no_grad(), torch.random.fork_rng(devices=devices):
             metrics = self.evaluate(model)
         model.train(was_training)
         self.metrics = {k: float(v) for k, v in metrics.items()}
@@ -257,6 +265,7 @@ class Trainer:
             "epoch": self.epoch + 1,
             "iter": self.iter,
             "model": self.model.state_dict(),
+            "model_args": getattr(self.model, "build_args", None),  # rebuilds the architecture, if the model says how
             "ema": self.ema.state_dict() if self.ema is not None else None,
             "optimizer": self.optimizer.state_dict(),
             "scaler": self.scaler.state_dict(),
@@ -272,7 +281,8 @@ class Trainer:
 
     def resume(self, path: str) -> None:
         """Load a checkpoint written by :meth:`state_dict` and continue after its epoch."""
-        ckpt = load_checkpoint(path, map_location=self.device)
+        # on the CPU: RNG states must be CPU tensors; load_state_dict moves the rest to the device
+        ckpt = load_checkpoint(path, map_location="cpu")
         self.model.load_state_dict(ckpt["model"])
         if self.ema is not None and ckpt.get("ema") is not None:
             self.ema.load_state_dict(ckpt["ema"])

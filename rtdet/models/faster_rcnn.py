@@ -43,6 +43,9 @@ class FasterRCNN(nn.Module):
             weights=None, weights_backbone=None, num_classes=num_classes + 1, min_size=min_size, max_size=max_size,
             box_score_thresh=score_thresh, box_nms_thresh=nms_iou, box_detections_per_img=max_det,
             **torchvision_kwargs)
+        self.build_args = {"name": "faster-rcnn", "num_classes": num_classes, "min_size": min_size,
+                           "max_size": max_size, "score_thresh": score_thresh, "nms_iou": nms_iou, "max_det": max_det,
+                           **torchvision_kwargs}
         self.dropped_boxes = 0  # crowd or degenerate training boxes torchvision cannot take
 
     def forward(self, images: Tensor, targets: list[dict[str, Any]] | None = None):

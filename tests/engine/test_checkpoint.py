@@ -46,6 +46,7 @@ while True:
 """
 
 
+@pytest.mark.slow
 def test_killed_writer_leaves_a_complete_file(tmp_path):
     path = tmp_path / "last.pt"
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))

@@ -79,3 +79,22 @@ def test_single_process_helpers_without_a_group():
     info = init_distributed()
     assert (info.rank, info.world_size, info.is_main) == (0, 1, True)
     assert all_gather_object({"a": 1}) == [{"a": 1}]
+
+
+@pytest.mark.slow
+def test_torchrun_sets_up_the_process_group(tmp_path):
+    """`torchrun --nproc_per_node=2` (its own rendezvous and environment) works with init_distributed."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, PYTHONPATH=str(root), OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone",
+           str(root / "tests" / "engine" / "torchrun_probe.py"), str(tmp_path / "out.json")]
+    subprocess.run(cmd, check=True, env=env, cwd=tmp_path, capture_output=True)
+    out = json.loads((tmp_path / "out.json").read_text())
+    assert out["world"] == 2 and out["shards"] == [[0, 2, 4, 6], [1, 3, 5]]
+    assert sorted(out["train"][0] + out["train"][1]) == list(range(8))  # disjoint halves of one permutation
+    assert out["mean"] == {"x": 0.5}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -72,6 +74,7 @@ def test_resume_is_exact(tmp_path, sampler):
     straight = run(make_cfg(tmp_path / "a", **common), sampler)
     first = run(make_cfg(tmp_path / "b", **common), sampler, extra=[StopAfter(2)])
     assert first.epoch + 1 == 2
+    (tmp_path / "b/weights/.last.pt.abc123.tmp").write_bytes(b"torn")  # as if killed while writing
     resumed = run(make_cfg(tmp_path / "b", resume=str(tmp_path / "b/weights/last.pt"), **common), sampler, seed=123)
     assert resumed.start_epoch == 2 and resumed.iter == straight.iter == 16
     assert_same_state(straight.model.state_dict(), resumed.model.state_dict(), atol=0)  # bitwise
@@ -81,6 +84,7 @@ def test_resume_is_exact(tmp_path, sampler):
     for k in sa:
         assert torch.allclose(sa[k]["momentum_buffer"], sb[k]["momentum_buffer"], atol=1e-6)
     assert (tmp_path / "a/results.csv").read_text() == (tmp_path / "b/results.csv").read_text()
+    assert sorted(p.name for p in (tmp_path / "b/weights").iterdir()) == ["best.pt", "last.pt"]
 
 
 def test_accumulation_matches_big_batch(tmp_path):
@@ -187,14 +191,93 @@ def test_non_finite_loss_names_the_batch(tmp_path):
         trainer.train()
 
 
-def test_val_loss_is_logged_and_model_left_unchanged(tmp_path):
+VOC = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "voc_mini" / "VOCdevkit"
+
+
+def test_resume_is_exact_with_rtdet_loader_and_augmentation(tmp_path):
+    """The data package's loader (mosaic, affine, HSV, flips; shuffled by its generator) resumes exactly."""
+    if not VOC.is_dir():
+        pytest.skip("shared/data/voc_mini absent")
+    from rtdet.data import build_loader, read_voc
+
+    def voc_run(out, extra=(), **kw):
+        cfg = make_cfg(out, epochs=4, batch=2, nbs=2, imgsz=64, workers=0, mosaic=0.5, mixup=0.2, **kw)
+        seed_everything(0)
+        ds = read_voc(VOC, "trainval")
+        loader = build_loader(ds, cfg.data, train=True, epochs=4, seed=0)
+        trainer = Trainer(TinyDetector(num_classes=20, dropout=0.1), loader, cfg, hooks=quiet_hooks(cfg, *extra))
+        trainer.train()
+        return trainer
+
+    straight = voc_run(tmp_path / "a")
+    voc_run(tmp_path / "b", extra=[StopAfter(2)])
+    resumed = voc_run(tmp_path / "b", resume=str(tmp_path / "b/weights/last.pt"))
+    assert resumed.start_epoch == 2
+    assert_same_state(straight.model.state_dict(), resumed.model.state_dict(), atol=0)
+    assert_same_state(straight.ema.module.state_dict(), resumed.ema.module.state_dict(), atol=0)
+
+
+def test_resume_config_and_missing_metric_warning(tmp_path, caplog):
+    from rtdet.engine import resume_config
+
+    cfg = make_cfg(tmp_path, epochs=1, lr=0.03, metric="mAP")
     seed_everything(0)
-    model = TinyDetector()
-    evaluate = make_evaluator(make_loader(8, 4, sampler="plain", shuffle=False), box_metric, val_loss=True)
-    model.eval()
-    before = {k: v.clone() for k, v in model.state_dict().items()}
+    Trainer(TinyDetector(), make_loader(8, 4), cfg, evaluate=lambda m: {"AP": 1.0}, hooks=quiet_hooks(cfg)).train()
+    assert "metric 'mAP' is not among the validation results (AP)" in caplog.text
+    assert not (tmp_path / "weights/best.pt").exists()
+    again = resume_config(tmp_path / "weights/last.pt")
+    assert again.optim.lr == 0.03 and again.train.resume == str(tmp_path / "weights/last.pt")
+
+
+def test_tensorboard_hook_needs_the_package(tmp_path):
+    cfg = make_cfg(tmp_path, epochs=1, tensorboard=True)
+    trainer = Trainer(TinyDetector(), make_loader(8, 4), cfg, hooks=quiet_hooks(cfg))
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        with pytest.raises(RuntimeError, match="pip install tensorboard"):
+            trainer.train()
+    else:
+        trainer.train()
+        assert any((tmp_path / "tensorboard").iterdir())
+
+
+def test_coco_metrics_through_the_evaluator():
+    pytest.importorskip("rtdet.metrics.coco", reason="rtdet.metrics not merged in this branch")
+    from rtdet.engine import coco_metrics
+
+    evaluate = make_evaluator(make_loader(8, 4, sampler="plain", shuffle=False), coco_metrics(["r", "g", "b"]))
+    seed_everything(0)
     with torch.no_grad():
-        metrics = evaluate(model)
-    assert {"AP", "val/cls", "val/box", "val/loss"} <= metrics.keys()
-    assert not model.training
-    assert_same_state(before, model.state_dict(), atol=0)  # BatchNorm statistics untouched
+        metrics = evaluate(TinyDetector().eval())
+    assert {"AP", "AP50", "ARl"} <= metrics.keys()
+
+
+def test_validation_does_not_change_the_training_run(tmp_path):
+    """Validating (which draws loader seeds from the global RNG) leaves the training trajectory alone."""
+    runs = []
+    for evaluate in (None, lambda m: {"AP": float(sum(d["scores"].sum() for d in m(torch.rand(2, 3, 32, 32))))}):
+        cfg = make_cfg(tmp_path / str(len(runs)), epochs=2)
+        seed_everything(0)
+        trainer = Trainer(TinyDetector(dropout=0.3), make_loader(8, 4, sampler="plain"), cfg, evaluate=evaluate,
+                          hooks=[])
+        trainer.train()
+        runs.append(trainer.model.state_dict())
+    assert_same_state(runs[0], runs[1], atol=0)
+
+
+def test_trainer_loads_pretrained_weights_and_reports_skips(tmp_path, caplog):
+    import logging
+
+    from rtdet.engine import atomic_save
+
+    source = TinyDetector(num_classes=5)
+    atomic_save({"model": source.state_dict()}, tmp_path / "pre.pt")
+    cfg = make_cfg(tmp_path, epochs=1, weights=str(tmp_path / "pre.pt"))
+    with caplog.at_level(logging.INFO, logger="rtdet"):
+        trainer = Trainer(TinyDetector(num_classes=3), make_loader(8, 4), cfg, hooks=[])
+    report = trainer.pretrained_report
+    assert set(report.skipped) == {"head.weight", "head.bias"} and "features.0.weight" in report.loaded
+    assert torch.equal(trainer.model.features[0].weight, source.features[0].weight.to(trainer.device))
+    assert torch.equal(trainer.ema.module.features[0].weight, trainer.model.features[0].weight)  # EMA starts there
+    assert "skipped 2" in caplog.text and "head.weight: shape (9, 8) in file, (7, 8) in model" in caplog.text

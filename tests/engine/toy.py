@@ -71,12 +71,16 @@ class TinyDetector(nn.Module):
         logits, box = out[:, : self.num_classes], out[:, self.num_classes:].sigmoid()
         h, w = images.shape[-2:]
         scale = images.new_tensor([w, h, w, h])
-        if self.training:
-            labels = torch.stack([t["labels"][0] for t in targets])
-            gt = torch.stack([t["boxes"][0] for t in targets]) / scale
-            return {"cls": nn.functional.cross_entropy(logits.float(), labels),
-                    "box": (box.float() - gt).abs().mean()}
+        if self.training:  # images left without boxes by augmentation do not count
+            has = torch.tensor([len(t["labels"]) > 0 for t in targets], device=images.device)
+            if not has.any():
+                return {"cls": out.sum() * 0, "box": out.sum() * 0}
+            labels = torch.stack([t["labels"][0] for t in targets if len(t["labels"])])
+            gt = torch.stack([t["boxes"][0] for t in targets if len(t["labels"])]) / scale
+            return {"cls": nn.functional.cross_entropy(logits[has].float(), labels),
+                    "box": (box[has].float() - gt).abs().mean()}
         scores, labels = logits.float().softmax(1).max(1)
+        box = torch.cat([torch.minimum(box[:, :2], box[:, 2:]), torch.maximum(box[:, :2], box[:, 2:])], 1)
         return [{"boxes": (b * scale)[None], "scores": s[None], "labels": c[None]}
                 for b, s, c in zip(box.float(), scores, labels)]
 

@@ -83,3 +83,5 @@ def test_trains_from_scratch_on_voc_mini_and_loss_goes_down(tmp_path, one_thread
     assert record.losses[-1] < 0.8 * record.losses[0], record.losses
     assert metrics["images"] == 10
     assert trainer.iter == 10 and trainer.ema.updates == 10
+    ckpt = trainer.state_dict()
+    assert ckpt["model_args"]["name"] == "faster-rcnn" and ckpt["model_args"]["num_classes"] == 20
