@@ -88,7 +88,7 @@ def _cmd_val(args: argparse.Namespace) -> int:
     if not args.weights:
         print("rtdet val: --weights is required", file=sys.stderr)
         return 2
-    result = validate(args.weights, config_from_args(args), args.out, args.save_json)
+    result = validate(args.weights, config_from_args(args), args.val_out, args.save_json)
     print(f"results in {result.out}")
     return 0
 
@@ -136,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("val", help="evaluate weights on a data set (official COCO numbers)")
     p.add_argument("--weights", required=False, help="checkpoint to evaluate")
     p.add_argument("--save-json", action="store_true", help="also write detections in COCO json format")
-    p.add_argument("--out", help="folder for the table's pictures and metrics.json (default: <run>/val)")
+    p.add_argument("--out", dest="val_out", help="folder for the pictures and metrics.json (default: <run>/val)")
     add_config_flags(p, ("data", "eval"))
     p.set_defaults(handler=_cmd_val)
 

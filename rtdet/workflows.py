@@ -25,9 +25,9 @@ from torch import nn
 from rtdet.config import Config, config_from_dict
 from rtdet.data import build_loader, open_dataset
 from rtdet.data.dataset import DetectionDataset
-from rtdet.engine import Trainer, dist, load_checkpoint, make_evaluator, seed_everything
+from rtdet.engine import Trainer, coco_metrics, dist, load_checkpoint, make_evaluator, resume_config, seed_everything
 from rtdet.engine.trainer import resolve_device
-from rtdet.metrics.coco import COCO_KEYS, evaluate_predictions
+from rtdet.metrics.coco import COCO_KEYS
 from rtdet.models import build_model
 
 LOGGER = logging.getLogger("rtdet")
@@ -70,18 +70,11 @@ def configure_decoding(model: nn.Module, cfg: Config) -> None:
         model.set_postprocess(conf=cfg.eval.conf, iou=cfg.eval.iou, method=cfg.eval.nms, max_det=cfg.eval.max_det)
 
 
-def coco_metric_fn(names: list[str]):
-    """``metric_fn(preds, targets)`` for the trainer's evaluator: the 12 official COCO numbers."""
-
-    def metric_fn(preds: list[dict], targets: list[dict]) -> dict[str, float]:
-        return evaluate_predictions(preds, targets, names).stats
-
-    return metric_fn
-
-
 def train(cfg: Config, progress: bool = True) -> RunResult:
     """Train ``cfg.model.model`` on ``cfg.data.data``; validate, checkpoint and draw into ``cfg.train.out``."""
     info = dist.init_distributed()
+    if cfg.train.resume:  # continue exactly: the checkpoint's own settings, not today's defaults
+        cfg = resume_config(cfg.train.resume)
     seed_everything(cfg.train.seed + info.rank, cfg.train.deterministic)
     out = Path(cfg.train.out)
     train_ds, val_ds = open_splits(cfg)
@@ -91,8 +84,8 @@ def train(cfg: Config, progress: bool = True) -> RunResult:
                                 sampler=sampler)
     val_sampler = dist.ShardSampler(len(val_ds)) if info.world_size > 1 else None
     val_loader = build_loader(val_ds, cfg.data, train=False, sampler=val_sampler)
-    evaluate = make_evaluator(val_loader, coco_metric_fn(train_ds.names), val_loss=True)
-    meta = {"names": train_ds.names, "build_args": getattr(model, "build_args", None)}
+    evaluate = make_evaluator(val_loader, coco_metrics(train_ds.names), val_loss=True)
+    meta = {"names": train_ds.names}
     trainer = Trainer(model, train_loader, cfg, evaluate, meta=meta, progress=progress)
     trainer.train()
     best = out / "weights" / "best.pt"
@@ -115,7 +108,7 @@ def load_detector(weights: str | Path, cfg: Config | None = None) -> tuple[nn.Mo
     saved = config_from_dict(ckpt["config"])
     if cfg is not None:
         saved.eval = cfg.eval
-    args = dict(meta.get("build_args") or {})
+    args = dict(ckpt.get("model_args") or {})
     names = list(meta.get("names") or [])
     if not args or not names:
         raise ValueError(f"{weights}: not an rtdet training checkpoint (no model arguments or class names)")

@@ -42,9 +42,7 @@ def _build(name: str, num_classes: int, act: str | None = None, norm: str = "bn"
 def _build_faster_rcnn(num_classes: int, act: str | None = None, norm: str = "bn", **overrides: Any) -> FasterRCNN:
     if act or norm != "bn":  # torchvision's architecture is fixed
         raise ValueError("faster-rcnn takes no act/norm overrides")
-    model = FasterRCNN(num_classes, **overrides)
-    model.build_args = {"name": "faster-rcnn", "num_classes": num_classes, **overrides}
-    return model
+    return FasterRCNN(num_classes, **overrides)  # sets its own build_args
 
 
 MODELS: dict[str, Callable[..., Any]] = {name: partial(_build, name) for name in SCALES}
