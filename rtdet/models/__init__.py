@@ -2,8 +2,11 @@
 
 Scales (widths, depths, head widths, depthwise options, default activation) are
 plain keyword dicts in :data:`SCALES`; ``MODELS`` maps each name to a builder.
-``rtdet-n`` is tuned for CPU speed (depthwise-separable neck and head, ReLU);
-``-s`` and ``-m`` use dense convolutions and SiLU.
+``rtdet-n`` is tuned for CPU speed: dense convolutions in a narrow backbone
+(they train faster on a CPU than depthwise ones), depthwise-separable neck and
+head, narrow head branches, ReLU (fused into the convolution by ONNX Runtime,
+where SiLU costs an extra pass). About 0.64 GFLOPs at 320 px, against ~1.6 for
+YOLO11n. ``-s`` and ``-m`` use dense convolutions everywhere and SiLU.
 """
 
 from __future__ import annotations
@@ -15,8 +18,8 @@ from rtdet.models.yolo import YOLO, RawOutputs
 
 SCALES: dict[str, dict[str, Any]] = {
     "rtdet-n": dict(
-        channels=(16, 32, 64, 128, 256), depths=(1, 1, 1, 1), neck_channels=(64, 96, 128), neck_depth=1,
-        head_channels=(48, 48), act="relu", dw_backbone=False, dw_neck=True, dw_head=True,
+        channels=(16, 32, 64, 96, 160), depths=(1, 1, 1, 1), neck_channels=(48, 64, 96), neck_depth=1,
+        head_channels=(32, 48), act="relu", dw_backbone=False, dw_neck=True, dw_head=True,
     ),
     "rtdet-s": dict(
         channels=(32, 64, 128, 256, 512), depths=(1, 2, 2, 1), neck_channels=(128, 256, 512), neck_depth=1,
