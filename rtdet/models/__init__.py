@@ -60,4 +60,20 @@ def build_model(name: str, num_classes: int, act: str | None = None, norm: str =
     return MODELS[name](num_classes, act=act, norm=norm, **overrides)
 
 
-__all__ = ["MODELS", "SCALES", "RawOutputs", "YOLO", "build_model"]
+def build_from_config(model_cfg: Any, num_classes: int) -> YOLO:
+    """Model and criterion from a :class:`rtdet.config.ModelConfig` (``model``, ``act``, ``norm``, loss settings).
+
+    ``num_classes`` is passed explicitly because ``model_cfg.num_classes == 0`` means
+    "take it from the data set", which only the caller knows.
+    """
+    from rtdet.losses import YoloLoss
+
+    model = build_model(model_cfg.model, num_classes, act=model_cfg.act or None, norm=model_cfg.norm)
+    model.criterion = YoloLoss(
+        num_classes, box_loss=model_cfg.box_loss, cls_loss=model_cfg.cls_loss,
+        box_gain=model_cfg.box_gain, cls_gain=model_cfg.cls_gain, dfl_gain=model_cfg.dfl_gain,
+    )
+    return model
+
+
+__all__ = ["MODELS", "SCALES", "RawOutputs", "YOLO", "build_from_config", "build_model"]
