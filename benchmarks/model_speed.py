@@ -9,6 +9,10 @@ batch 1 after warm-up, median over ``--runs`` runs. The model is Conv+BN fused
 and exported once with ``torch.onnx.export`` (TorchScript exporter) to a temporary
 file. ``--variant`` adds an rtdet-n variant with keyword overrides, e.g.
 ``--variant silu act=silu`` to see what one design lever buys.
+
+On a machine shared with other jobs wall-clock latency is noisy; the last
+column, the CPU time of a single-threaded ONNX Runtime session, is not (it is
+roughly 1.7x the 2-thread latency on an idle 2-core machine).
 """
 
 from __future__ import annotations
@@ -26,25 +30,37 @@ from rtdet.models import RawOutputs, build_model
 from rtdet.models.info import model_info
 
 
-def _times_ms(fn, runs: int, warmup: int) -> tuple[float, float]:
+def _times_ms(fn, runs: int, warmup: int, clock=time.perf_counter) -> tuple[float, float]:
     """(median, minimum) latency in ms; the minimum shows the cost when the shared CPU is quiet."""
     for _ in range(warmup):
         fn()
     times = []
     for _ in range(runs):
-        t0 = time.perf_counter()
+        t0 = clock()
         fn()
-        times.append((time.perf_counter() - t0) * 1e3)
+        times.append((clock() - t0) * 1e3)
     return statistics.median(times), min(times)
 
 
-def time_torch(model: torch.nn.Module, imgsz: int, runs: int, warmup: int) -> tuple[float, float]:
+def time_torch(model: torch.nn.Module, imgsz: int, runs: int, warmup: int, clock=time.perf_counter) -> tuple[float, float]:
     x = torch.rand(1, 3, imgsz, imgsz)
     with torch.inference_mode():
-        return _times_ms(lambda: model.forward_raw(x), runs, warmup)
+        return _times_ms(lambda: model.forward_raw(x), runs, warmup, clock)
 
 
-def time_onnxruntime(model: torch.nn.Module, imgsz: int, threads: int, runs: int, warmup: int) -> tuple[float, float]:
+def torch_cpu_ms(model: torch.nn.Module, imgsz: int, runs: int, warmup: int) -> float:
+    """Median CPU time of a single-threaded PyTorch forward (see the ONNX Runtime column)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return time_torch(model, imgsz, runs, warmup, time.thread_time)[0]
+    finally:
+        torch.set_num_threads(n)
+
+
+def time_onnxruntime(
+    model: torch.nn.Module, imgsz: int, threads: int, runs: int, warmup: int, clock=time.perf_counter
+) -> tuple[float, float]:
     import onnxruntime as ort
 
     x = torch.rand(1, 3, imgsz, imgsz)
@@ -57,7 +73,7 @@ def time_onnxruntime(model: torch.nn.Module, imgsz: int, threads: int, runs: int
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
     feed = {"images": x.numpy()}
-    return _times_ms(lambda: sess.run(None, feed), runs, warmup)
+    return _times_ms(lambda: sess.run(None, feed), runs, warmup, clock)
 
 
 def _parse_variant(spec: list[str]) -> tuple[str, dict]:
@@ -87,15 +103,20 @@ def main() -> None:
     rows = [(m, m, {}) for m in args.models]
     rows += [(name, "rtdet-n", kw) for name, kw in map(_parse_variant, args.variant)]
     print(f"imgsz {args.imgsz}, batch 1, {args.threads} threads, median of {args.runs} runs (model only, no NMS)")
-    print(f"{'model':<16}{'params(M)':>10}{'GFLOPs':>8}{'torch ms':>10}{'(min)':>7}{'ort ms':>9}{'(min)':>7}{'ort FPS':>9}")
+    print(f"{'model':<16}{'params(M)':>10}{'GFLOPs':>8}{'torch ms':>10}{'(min)':>7}{'ort ms':>9}{'(min)':>7}"
+          f"{'ort FPS':>9}{'torch cpu-ms 1t':>17}{'ort cpu-ms 1t':>15}")
     for label, name, kw in rows:
         model = build_model(name, args.classes, **kw).fuse()
         info = model_info(model, args.imgsz)
         t_torch = time_torch(model, args.imgsz, args.runs, args.warmup)
         nan = (float("nan"), float("nan"))
         t_ort = nan if args.no_onnx else time_onnxruntime(model, args.imgsz, args.threads, args.runs, args.warmup)
+        # CPU time of a single-threaded session (ORT then runs on the calling thread): the
+        # work itself, insensitive to other processes competing for the cores
+        cpu = nan if args.no_onnx else time_onnxruntime(model, args.imgsz, 1, args.runs, args.warmup, time.thread_time)
         print(f"{label:<16}{info['params'] / 1e6:>10.2f}{info['gflops']:>8.2f}{t_torch[0]:>10.2f}{t_torch[1]:>7.2f}"
-              f"{t_ort[0]:>9.2f}{t_ort[1]:>7.2f}{1e3 / t_ort[0]:>9.0f}")
+              f"{t_ort[0]:>9.2f}{t_ort[1]:>7.2f}{1e3 / t_ort[0]:>9.0f}"
+              f"{torch_cpu_ms(model, args.imgsz, args.runs, args.warmup):>17.2f}{cpu[0]:>15.2f}")
 
 
 if __name__ == "__main__":

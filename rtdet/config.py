@@ -43,6 +43,11 @@ class ModelConfig:
     act: str = opt("", "activation override: relu, lrelu, silu, frelu; empty keeps the model's default")
     norm: Literal["bn", "gn"] = opt("bn", "normalization layers: bn (BatchNorm) or gn (GroupNorm)")
     weights: str = opt("", "local checkpoint to start from; tensors with matching names and shapes are copied")
+    box_loss: Literal["ciou", "giou", "diou", "iou"] = opt("ciou", "YOLO box regression loss: 1 - this IoU kind")
+    cls_loss: Literal["bce", "focal", "varifocal"] = opt("bce", "YOLO classification loss")
+    box_gain: float = opt(7.5, "YOLO weight of the box (IoU) loss")
+    cls_gain: float = opt(0.5, "YOLO weight of the classification loss")
+    dfl_gain: float = opt(1.5, "YOLO weight of the distribution focal loss")
 
 
 @dataclass

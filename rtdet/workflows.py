@@ -28,7 +28,7 @@ from rtdet.data.dataset import DetectionDataset
 from rtdet.engine import Trainer, coco_metrics, dist, load_checkpoint, make_evaluator, resume_config, seed_everything
 from rtdet.engine.trainer import resolve_device
 from rtdet.metrics.coco import COCO_KEYS
-from rtdet.models import build_model
+from rtdet.models import build_from_config, build_model
 
 LOGGER = logging.getLogger("rtdet")
 
@@ -59,8 +59,7 @@ def open_splits(cfg: Config) -> tuple[DetectionDataset, DetectionDataset]:
 
 def build_detector(cfg: Config, num_classes: int) -> nn.Module:
     """The model named by ``cfg.model`` with decoding settings from ``cfg.eval``."""
-    model = build_model(cfg.model.model, cfg.model.num_classes or num_classes, act=cfg.model.act or None,
-                        norm=cfg.model.norm)
+    model = build_from_config(cfg.model, cfg.model.num_classes or num_classes)
     configure_decoding(model, cfg)
     return model
 

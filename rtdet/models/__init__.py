@@ -2,8 +2,11 @@
 
 Scales (widths, depths, head widths, depthwise options, default activation) are
 plain keyword dicts in :data:`SCALES`; ``MODELS`` maps each name to a builder.
-``rtdet-n`` is tuned for CPU speed (depthwise-separable neck and head, ReLU);
-``-s`` and ``-m`` use dense convolutions and SiLU.
+``rtdet-n`` is tuned for CPU speed: dense convolutions in a narrow backbone
+(they train faster on a CPU than depthwise ones), depthwise-separable neck and
+head, narrow head branches, ReLU (fused into the convolution by ONNX Runtime,
+where SiLU costs an extra pass). About 0.64 GFLOPs at 320 px, against ~1.6 for
+YOLO11n. ``-s`` and ``-m`` use dense convolutions everywhere and SiLU.
 """
 
 from __future__ import annotations
@@ -16,8 +19,8 @@ from rtdet.models.yolo import YOLO, RawOutputs
 
 SCALES: dict[str, dict[str, Any]] = {
     "rtdet-n": dict(
-        channels=(16, 32, 64, 128, 256), depths=(1, 1, 1, 1), neck_channels=(64, 96, 128), neck_depth=1,
-        head_channels=(48, 48), act="relu", dw_backbone=False, dw_neck=True, dw_head=True,
+        channels=(16, 32, 64, 96, 160), depths=(1, 1, 1, 1), neck_channels=(48, 64, 96), neck_depth=1,
+        head_channels=(32, 48), act="relu", dw_backbone=False, dw_neck=True, dw_head=True,
     ),
     "rtdet-s": dict(
         channels=(32, 64, 128, 256, 512), depths=(1, 2, 2, 1), neck_channels=(128, 256, 512), neck_depth=1,
@@ -65,4 +68,22 @@ def build_model(name: str, num_classes: int, act: str | None = None, norm: str =
     return MODELS[name](num_classes, act=act, norm=norm, **overrides)
 
 
-__all__ = ["MODELS", "SCALES", "FasterRCNN", "RawOutputs", "YOLO", "build_model"]
+def build_from_config(model_cfg: Any, num_classes: int) -> Any:
+    """Model and criterion from a :class:`rtdet.config.ModelConfig` (``model``, ``act``, ``norm``, loss settings).
+
+    ``num_classes`` is passed explicitly because ``model_cfg.num_classes == 0`` means
+    "take it from the data set", which only the caller knows.
+    """
+    from rtdet.losses import YoloLoss
+
+    model = build_model(model_cfg.model, num_classes, act=model_cfg.act or None, norm=model_cfg.norm)
+    if not isinstance(model, YOLO):  # other families carry their own losses
+        return model
+    model.criterion = YoloLoss(
+        num_classes, box_loss=model_cfg.box_loss, cls_loss=model_cfg.cls_loss,
+        box_gain=model_cfg.box_gain, cls_gain=model_cfg.cls_gain, dfl_gain=model_cfg.dfl_gain,
+    )
+    return model
+
+
+__all__ = ["MODELS", "SCALES", "FasterRCNN", "RawOutputs", "YOLO", "build_from_config", "build_model"]

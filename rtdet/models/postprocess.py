@@ -28,10 +28,11 @@ def decode(raw: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
 
     Returns:
         boxes (Tensor[B, N, 4]): xyxy in input pixels.
-        scores (Tensor[B, N, K]): sigmoid class probabilities.
+        scores (Tensor[B, N, K]): sigmoid class probabilities. Both float32.
     """
-    dist = dfl_expectation(raw["reg"]) * raw["strides"]
-    return distance_to_box(dist, raw["anchors"]), raw["cls"].sigmoid()
+    # float32 even under bf16/fp16: bf16 cannot place a box edge at x=300 closer than 2 px
+    dist = dfl_expectation(raw["reg"].float()) * raw["strides"].float()
+    return distance_to_box(dist, raw["anchors"].float()), raw["cls"].float().sigmoid()
 
 
 def _candidates(scores: Tensor, conf: float, multi_label: bool, max_candidates: int) -> tuple[Tensor, Tensor, Tensor]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 from rtdet.losses.yolo_loss import YoloLoss
@@ -67,7 +68,8 @@ class YOLO(nn.Module):
 
     def raw_outputs(self, images: Tensor) -> dict[str, Tensor]:
         """Head outputs for ``images [B, 3, H, W]`` (H, W multiples of 32); see :meth:`DetectHead.forward`."""
-        if images.shape[-1] % 32 or images.shape[-2] % 32:
+        tracing = torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()  # shapes are symbolic then
+        if not tracing and (images.shape[-1] % 32 or images.shape[-2] % 32):
             raise ValueError(f"YOLO input height and width must be multiples of 32, got {tuple(images.shape[-2:])}")
         return self.head(self.neck(self.backbone(images)))
 

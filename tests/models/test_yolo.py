@@ -167,3 +167,14 @@ def test_overfits_synthetic_rectangles(one_thread):
         best = iou.argmax(1)
         assert (iou.max(1).values > 0.7).all(), iou
         assert torch.equal(det["labels"][best], t["labels"])
+
+
+def test_build_from_config_sets_model_and_loss():
+    from rtdet.config import load_config
+    from rtdet.models import build_from_config
+
+    cfg = load_config(None, {"model": "rtdet-n", "act": "silu", "cls_loss": "varifocal", "box_loss": "giou", "box_gain": 5.0})
+    model = build_from_config(cfg.model, num_classes=4)
+    assert model.num_classes == 4 and model.build_args["act"] == "silu"
+    assert model.criterion.cls_kind == "varifocal" and model.criterion.box_kind == "giou"
+    assert model.criterion.gains["box"] == 5.0
