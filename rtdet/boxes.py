@@ -61,6 +61,28 @@ def box_convert(boxes: Tensor, in_fmt: str, out_fmt: str, image_size: tuple[int,
     return boxes
 
 
+def unletterbox(boxes, letterbox: tuple[float, float, float], orig_size: tuple[int, int] | None = None):
+    """Map xyxy boxes (Tensor or ndarray ``[..., 4]``) from a letterboxed frame back to original pixels.
+
+    ``letterbox = (scale, pad_x, pad_y)`` as in a target dict: ``x_orig = (x - pad_x) / scale``.
+    With ``orig_size = (height, width)`` the result is clipped to the image. NumPy input
+    gives float64 NumPy output; tensors keep their dtype and device.
+    """
+    s, px, py = (float(v) for v in letterbox)
+    pad = [px, py, px, py]
+    if isinstance(boxes, Tensor):
+        out = (boxes - boxes.new_tensor(pad)) / s
+        return clip_boxes(out, orig_size) if orig_size is not None else out
+    import numpy as np
+
+    out = (np.asarray(boxes, np.float64) - pad) / s
+    if orig_size is not None:
+        h, w = orig_size
+        out[..., 0::2] = out[..., 0::2].clip(0, w)
+        out[..., 1::2] = out[..., 1::2].clip(0, h)
+    return out
+
+
 def box_area(boxes: Tensor) -> Tensor:
     """Areas of xyxy boxes: Tensor[N, 4] -> Tensor[N]."""
     return ops.box_area(boxes)

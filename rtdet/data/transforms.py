@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
+from rtdet.boxes import unletterbox  # noqa: F401 (re-exported)
 
 PAD_VALUE = 114  # grey padding, the usual letterbox colour
 
@@ -197,14 +198,3 @@ def random_erasing(image: np.ndarray, rng: np.random.Generator, area: tuple[floa
             return image
     return image
 
-
-def unletterbox(boxes, letterbox: tuple[float, float, float]):
-    """Map xyxy boxes (Tensor or ndarray [..., 4]) from a letterboxed frame back to original pixels.
-
-    ``letterbox = (scale, pad_x, pad_y)`` as in a target dict: ``x_orig = (x - pad_x) / scale``.
-    """
-    s, px, py = letterbox
-    pad = [px, py, px, py]
-    if hasattr(boxes, "new_tensor"):
-        return (boxes - boxes.new_tensor(pad)) / s
-    return (np.asarray(boxes, np.float64) - pad) / s

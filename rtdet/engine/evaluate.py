@@ -16,19 +16,12 @@ import torch
 from torch import nn
 
 from rtdet.engine import dist
+from rtdet.boxes import unletterbox
 
 MetricFn = Callable[[list[dict[str, Any]], list[dict[str, Any]]], dict[str, float]]
 _QUIET_IN_LOSS_MODE = (nn.modules.batchnorm._NormBase, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d)
 
 
-def unletterbox(boxes: torch.Tensor, letterbox: tuple[float, float, float]) -> torch.Tensor:
-    """Map xyxy boxes [N,4] from the returned image's pixels back to the original image's.
-
-    ``letterbox = (scale, pad_x, pad_y)`` with ``x_returned = x_orig * scale + pad_x``.
-    """
-    scale, px, py = letterbox
-    pad = boxes.new_tensor([px, py, px, py])
-    return (boxes - pad) / scale
 
 
 @contextlib.contextmanager

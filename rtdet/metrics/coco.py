@@ -31,6 +31,7 @@ import numpy as np
 
 from rtdet.metrics.match import as_array
 from rtdet.metrics.validate import MetricsInputError, check_detections, check_ground_truth
+from rtdet.boxes import unletterbox
 
 COCO_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
 _DESCRIPTIONS = (
@@ -207,10 +208,6 @@ def evaluate(gt: Any, detections: Any, per_class: bool = True) -> CocoResult:
     return CocoResult(dict(zip(COCO_KEYS, stats.tolist())), rows, precision)
 
 
-def unletterbox(boxes: np.ndarray, letterbox: Sequence[float]) -> np.ndarray:
-    """Map xyxy boxes [N, 4] from the letterboxed frame back to original pixels."""
-    scale, pad_x, pad_y = (float(v) for v in letterbox)
-    return (boxes - np.array([pad_x, pad_y, pad_x, pad_y])) / scale
 
 
 def _check_image(i: int, gb: np.ndarray, glab: np.ndarray, pb: np.ndarray, scores: np.ndarray,
