@@ -69,18 +69,32 @@ class MultiScaleCollate:
         return out.round().clamp_(0, 255).to(torch.uint8), targets
 
 
-def pad_targets(targets: list[dict]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Dense targets for losses: boxes float32 [B,M,4] xyxy (0 pad), labels int64 [B,M] (-1 pad), mask bool [B,M]."""
-    m = max((len(t["labels"]) for t in targets), default=0)
+def pad_targets(targets: list[dict], device=None, drop_crowd: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Dense ground truth from per-image target dicts (Sample contract).
+
+    Crowd boxes (``iscrowd``) are masked out when ``drop_crowd``: they mark
+    regions, not objects, and would teach the model to merge instances.
+
+    Returns:
+        boxes (torch.Tensor[B, M, 4] float32 xyxy), labels (torch.Tensor[B, M] int64, -1 pad),
+        mask (torch.Tensor[B, M] bool); ``M`` is the largest box count (may be 0).
+    """
+    m = max((len(t["boxes"]) for t in targets), default=0)
     b = len(targets)
-    boxes = torch.zeros(b, m, 4, dtype=torch.float32)
-    labels = torch.full((b, m), -1, dtype=torch.int64)
-    mask = torch.zeros(b, m, dtype=torch.bool)
-    for k, t in enumerate(targets):
-        n = len(t["labels"])
-        boxes[k, :n] = t["boxes"]
-        labels[k, :n] = t["labels"]
-        mask[k, :n] = True
+    boxes = torch.zeros(b, m, 4, dtype=torch.float32, device=device)
+    labels = torch.full((b, m), -1, dtype=torch.int64, device=device)
+    mask = torch.zeros(b, m, dtype=torch.bool, device=device)
+    for i, t in enumerate(targets):
+        n = len(t["boxes"])
+        if n == 0:
+            continue
+        boxes[i, :n] = torch.as_tensor(t["boxes"], dtype=torch.float32).reshape(n, 4).to(device)
+        labels[i, :n] = torch.as_tensor(t["labels"], dtype=torch.int64).to(device)
+        keep = torch.ones(n, dtype=torch.bool)
+        if drop_crowd and "iscrowd" in t:
+            keep = ~torch.as_tensor(t["iscrowd"], dtype=torch.bool).reshape(n)
+        mask[i, :n] = keep.to(device)
+    labels[~mask] = -1
     return boxes, labels, mask
 
 

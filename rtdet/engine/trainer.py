@@ -26,7 +26,7 @@ import contextlib
 import logging
 import math
 import os
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable
 
 import torch
 from torch import nn

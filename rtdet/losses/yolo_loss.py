@@ -13,42 +13,15 @@ at 10) were tuned; Adam-type optimizers are insensitive to the scale.
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
+from rtdet.data.loader import pad_targets  # the one dense-target helper (crowd boxes masked)
 from rtdet.losses.dfl import box_to_distance, dfl_expectation, dfl_loss, distance_to_box
 from rtdet.losses.focal import cls_loss
 from rtdet.losses.iou import iou_loss
 from rtdet.losses.tal import TaskAlignedAssigner
 
 
-def pad_targets(targets: list[dict], device=None, drop_crowd: bool = True) -> tuple[Tensor, Tensor, Tensor]:
-    """Dense ground truth from per-image target dicts (Sample contract).
-
-    Crowd boxes (``iscrowd``) are masked out when ``drop_crowd``: they mark
-    regions, not objects, and would teach the model to merge instances.
-
-    Returns:
-        boxes (Tensor[B, M, 4] float32 xyxy), labels (Tensor[B, M] int64, -1 pad),
-        mask (Tensor[B, M] bool); ``M`` is the largest box count (may be 0).
-    """
-    m = max((len(t["boxes"]) for t in targets), default=0)
-    b = len(targets)
-    boxes = torch.zeros(b, m, 4, dtype=torch.float32, device=device)
-    labels = torch.full((b, m), -1, dtype=torch.int64, device=device)
-    mask = torch.zeros(b, m, dtype=torch.bool, device=device)
-    for i, t in enumerate(targets):
-        n = len(t["boxes"])
-        if n == 0:
-            continue
-        boxes[i, :n] = torch.as_tensor(t["boxes"], dtype=torch.float32).reshape(n, 4).to(device)
-        labels[i, :n] = torch.as_tensor(t["labels"], dtype=torch.int64).to(device)
-        keep = torch.ones(n, dtype=torch.bool)
-        if drop_crowd and "iscrowd" in t:
-            keep = ~torch.as_tensor(t["iscrowd"], dtype=torch.bool).reshape(n)
-        mask[i, :n] = keep.to(device)
-    labels[~mask] = -1
-    return boxes, labels, mask
 
 
 class YoloLoss:

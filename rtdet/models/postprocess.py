@@ -11,10 +11,9 @@ original image.
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
-from rtdet.boxes import clip_boxes
+from rtdet.boxes import clip_boxes, unletterbox
 from rtdet.losses.dfl import dfl_expectation, distance_to_box
 from rtdet.nms import non_max_suppression
 
@@ -90,9 +89,7 @@ def undo_letterbox(
     ``letterbox = (scale, pad_x, pad_y)`` as in the Sample contract:
     ``x_orig = (x - pad_x) / scale``. With ``orig_size = (h, w)`` boxes are clipped to it.
     """
-    scale, pad_x, pad_y = letterbox
-    out = (boxes - boxes.new_tensor([pad_x, pad_y, pad_x, pad_y])) / scale
-    return clip_boxes(out, orig_size) if orig_size is not None else out
+    return unletterbox(boxes, letterbox, orig_size)
 
 
 def detections_to_original(
