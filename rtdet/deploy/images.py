@@ -1,0 +1,48 @@
+"""Image input for deployment: read, letterbox to a float tensor, and the sample images used by checks.
+
+Every backend takes the same input: float32 ``[B, 3, H, W]`` RGB in ``[0, 1]``,
+letterboxed with :func:`rtdet.data.transforms.letterbox` (the evaluation
+transform), so exported and PyTorch models see identical pixels.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from rtdet.data.transforms import letterbox
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+
+
+def shared_data_dir() -> Path:
+    """``<project root>/../shared/data`` (the real data sets; may be absent)."""
+    return Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """uint8 HxWx3 RGB; raises ``ValueError`` naming the file when it cannot be decoded."""
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ValueError(f"{path}: cannot read image (missing, empty or not an image)")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def to_input(image: np.ndarray, imgsz: int) -> tuple[torch.Tensor, tuple[float, int, int]]:
+    """Letterbox a uint8 HxWx3 RGB image: (float32 Tensor[1, 3, imgsz, imgsz] in [0, 1], (scale, pad_x, pad_y))."""
+    boxed, lb = letterbox(image, (imgsz, imgsz))
+    x = torch.from_numpy(np.ascontiguousarray(boxed.transpose(2, 0, 1)))[None].float().div_(255)
+    return x, lb
+
+
+def sample_images(n: int, seed: int = 0) -> list[np.ndarray]:
+    """``n`` real RGB images from coco128 (sorted, first ``n``), or random noise images when it is absent."""
+    folder = shared_data_dir() / "coco128" / "images"
+    files = sorted(p for p in folder.glob("*") if p.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []
+    if files:
+        return [read_image(p) for p in files[:n]]
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 256, (240 + 16 * i, 320, 3), dtype=np.uint8) for i in range(n)]

@@ -1,0 +1,189 @@
+"""ONNX export of a YOLO detector, checked against PyTorch after every export.
+
+The graph is :class:`rtdet.models.yolo.RawOutputs` of the Conv+BN-fused model:
+input ``images`` float32 ``[B, 3, H, W]`` in ``[0, 1]``; outputs ``boxes``
+float32 ``[B, N, 4]`` (xyxy, input pixels) and ``scores`` float32 ``[B, N, K]``
+(probabilities). NMS stays outside (:func:`rtdet.models.postprocess.postprocess`)
+so ONNX Runtime and PyTorch share the same decoding code.
+
+Simplification: the TorchScript exporter folds constants (``do_constant_folding``);
+onnxsim is not a dependency, and ONNX Runtime fuses Conv+ReLU etc. itself at load
+time (``ORT_ENABLE_ALL``), so no further graph rewriting is done here.
+
+Class names, the input size and the model name go into ``metadata_props`` so an
+``.onnx`` file alone is enough for ``rtdet predict`` and ``rtdet bench``.
+
+``half=True`` stores convolution weights as float16 (half the file) with a Cast
+back to float32 in front of each use: ONNX Runtime's CPU provider has no float16
+convolution kernels on x86, so compute stays float32 and speed is unchanged; only
+the file shrinks. Its parity check uses :data:`HALF_TOLERANCE`.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from rtdet.deploy.images import sample_images, to_input
+from rtdet.models.yolo import YOLO, RawOutputs
+
+OPSET = 17
+# (boxes: max abs px, scores: max abs) allowed between ONNX Runtime and PyTorch. Boxes also get
+# BOX_RTOL * |x|: a float32 coordinate near 640 px has a spacing of 6e-5 px, so 1e-4 absolute
+# alone would fail on rounding (measured on coco128 at 320 px: boxes 6e-5 px, scores 1e-7).
+TOLERANCE = (1e-4, 1e-4)
+BOX_RTOL = 1e-6
+# float16 weights: measured 3e-3 px and 2e-7 on coco128 at 320 px (random rtdet-n)
+HALF_TOLERANCE = (0.1, 1e-3)
+
+
+class ExportError(RuntimeError):
+    """The exported graph does not reproduce the PyTorch model (or cannot be built)."""
+
+
+def load_model(weights_or_model: str | Path | nn.Module, names: list[str] | None = None) -> tuple[YOLO, list[str]]:
+    """``(model in eval mode, class names)`` from a checkpoint path or a model (the model is not copied)."""
+    if isinstance(weights_or_model, nn.Module):
+        model = weights_or_model
+        names = list(names or getattr(model, "names", None) or [str(i) for i in range(model.num_classes)])
+    else:
+        from rtdet.workflows import load_detector
+
+        model, names, _ = load_detector(weights_or_model)
+    if not isinstance(model, YOLO):
+        raise ExportError(f"ONNX export supports the YOLO-style models (rtdet-n/s/m), got {type(model).__name__}")
+    return model.eval(), names
+
+
+def fused_copy(model: YOLO) -> YOLO:
+    """A Conv+BN-fused copy of ``model`` in eval mode (the original is left untouched)."""
+    return copy.deepcopy(model).cpu().float().fuse()
+
+
+def export_onnx(
+    weights_or_model: str | Path | nn.Module, out: str | Path, imgsz: int = 320, dynamic: bool = False,
+    half: bool = False, names: list[str] | None = None,
+) -> Path:
+    """Export to ``out`` (ONNX, opset 17) and check it against PyTorch; returns ``out``.
+
+    Args:
+        weights_or_model: a ``.pt`` training checkpoint or a YOLO module.
+        imgsz: square input size (multiple of 32) of a static graph; the default size of a dynamic one.
+        dynamic: batch, height and width become dynamic axes.
+        half: float16 weights (see the module docstring).
+        names: class names when a bare module is given.
+
+    Raises:
+        ExportError: when the ONNX Runtime outputs differ from PyTorch beyond the tolerance.
+    """
+    if imgsz % 32:
+        raise ValueError(f"imgsz must be a multiple of 32, got {imgsz}")
+    model, names = load_model(weights_or_model, names)
+    fused = fused_copy(model)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    axes = None
+    if dynamic:
+        axes = {"images": {0: "batch", 2: "height", 3: "width"}, "boxes": {0: "batch", 1: "anchors"},
+                "scores": {0: "batch", 1: "anchors"}}
+    x = torch.zeros(1, 3, imgsz, imgsz)
+    with torch.no_grad():
+        torch.onnx.export(RawOutputs(fused), (x,), str(out), input_names=["images"], output_names=["boxes", "scores"],
+                          opset_version=OPSET, dynamic_axes=axes, do_constant_folding=True, dynamo=False)
+    meta = {"names": json.dumps(names), "imgsz": str(imgsz), "dynamic": str(dynamic).lower(),
+            "half": str(half).lower(), "model": str(getattr(model, "build_args", {}).get("name", "")),
+            "stride": "32", "producer": "rtdet"}
+    _finish(out, meta, half)
+    check_parity(fused, out, imgsz, HALF_TOLERANCE if half else TOLERANCE, batch=2 if dynamic else 1)
+    return out
+
+
+def _finish(path: Path, meta: dict[str, str], half: bool) -> None:
+    """Add metadata (and float16 weights), run the ONNX checker and save in place."""
+    import onnx
+
+    proto = onnx.load(str(path))
+    if half:
+        _weights_to_half(proto)
+    del proto.metadata_props[:]
+    for k, v in meta.items():
+        proto.metadata_props.add(key=k, value=v)
+    onnx.checker.check_model(proto)
+    onnx.save(proto, str(path))
+
+
+def _weights_to_half(proto: Any) -> None:
+    """Store float32 initializers with >1 dims as float16, each followed by a Cast to float32 under its old name."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    graph, casts = proto.graph, []
+    for init in graph.initializer:
+        if init.data_type != onnx.TensorProto.FLOAT or len(init.dims) < 2:
+            continue
+        arr = numpy_helper.to_array(init)
+        name = init.name
+        init.CopyFrom(numpy_helper.from_array(arr.astype(np.float16), name + "_fp16"))
+        casts.append(helper.make_node("Cast", [name + "_fp16"], [name], to=onnx.TensorProto.FLOAT,
+                                      name=f"cast_{name}"))
+    # the casts must come first: ONNX requires nodes in topological order
+    nodes = list(graph.node)
+    del graph.node[:]
+    graph.node.extend(casts + nodes)
+
+
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """``{"names": [...], "imgsz": int, "dynamic": bool, "half": bool, "model": str}`` of an rtdet ONNX file."""
+    import onnxruntime as ort
+
+    props = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).get_modelmeta().custom_metadata_map
+    return parse_metadata(props, path)
+
+
+def parse_metadata(props: dict[str, str], path: str | Path = "<onnx>") -> dict[str, Any]:
+    """Typed view of the ``metadata_props`` written by :func:`export_onnx`."""
+    if "names" not in props or "imgsz" not in props:
+        raise ValueError(f"{path}: not an rtdet ONNX export (no 'names'/'imgsz' metadata); re-export with rtdet export")
+    return {"names": json.loads(props["names"]), "imgsz": int(props["imgsz"]),
+            "dynamic": props.get("dynamic") == "true", "half": props.get("half") == "true",
+            "model": props.get("model", "")}
+
+
+def check_parity(model: nn.Module, path: str | Path, imgsz: int, tol: tuple[float, float] = TOLERANCE,
+                 batch: int = 1, n: int = 2) -> dict[str, float]:
+    """Compare ONNX Runtime with ``model.forward_raw`` on ``n`` real letterboxed images.
+
+    Returns ``{"boxes": max abs diff (px), "scores": max abs diff}``.
+
+    Raises:
+        ExportError: if a difference exceeds ``tol = (boxes, scores)``, naming the file and the numbers.
+    """
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    images = [to_input(im, imgsz)[0] for im in sample_images(max(n, batch))]
+    chunks = [torch.cat(images[i:i + batch]) for i in range(0, len(images) - batch + 1, batch)]
+    worst, failed = {"boxes": 0.0, "scores": 0.0}, False
+    with torch.no_grad():
+        for x in chunks:
+            ref = [t.numpy() for t in model.forward_raw(x)]
+            got = sess.run(["boxes", "scores"], {"images": x.numpy()})
+            for key, r, g in zip(("boxes", "scores"), ref, got):
+                if r.shape != g.shape:
+                    raise ExportError(f"{path}: ONNX output {key} has shape {g.shape}, PyTorch {r.shape}")
+                diff = np.abs(r - g)
+                worst[key] = max(worst[key], float(diff.max(initial=0.0)))
+                slack = BOX_RTOL * np.abs(r) if key == "boxes" else 0.0
+                failed |= bool((diff > tol[0 if key == "boxes" else 1] + slack).any())
+    if failed:
+        raise ExportError(
+            f"{path}: ONNX Runtime differs from PyTorch: boxes max |diff| {worst['boxes']:.3g} px "
+            f"(allowed {tol[0]} + {BOX_RTOL}|x|), "
+            f"scores {worst['scores']:.3g} (allowed {tol[1]})")
+    return worst

@@ -1,0 +1,38 @@
+"""Shared fixtures: a small randomly initialised rtdet-n, saved as a training-style checkpoint and as ONNX."""
+
+import pytest
+import torch
+
+from rtdet.config import Config, config_to_dict
+from rtdet.models import build_model
+from tests.models.test_layers import _randomize_bn
+
+NAMES = ["person", "bicycle", "car"]
+
+
+def make_model(seed: int = 0):
+    torch.manual_seed(seed)
+    m = build_model("rtdet-n", len(NAMES))
+    _randomize_bn(m)  # non-trivial BN statistics so that Conv+BN fusion is really exercised
+    return m.eval()
+
+
+@pytest.fixture(scope="session")
+def model():
+    return make_model()
+
+
+@pytest.fixture(scope="session")
+def checkpoint(tmp_path_factory, model):
+    """A checkpoint with the keys rtdet's trainer writes and ``load_detector`` reads."""
+    path = tmp_path_factory.mktemp("ckpt") / "best.pt"
+    torch.save({"model": model.state_dict(), "model_args": dict(model.build_args), "meta": {"names": NAMES},
+                "config": config_to_dict(Config()), "ema": None}, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def onnx_file(tmp_path_factory, checkpoint):
+    from rtdet.deploy.onnx import export_onnx
+
+    return export_onnx(checkpoint, tmp_path_factory.mktemp("onnx") / "m.onnx", imgsz=160)

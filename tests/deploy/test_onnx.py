@@ -1,0 +1,57 @@
+"""ONNX export: parity with PyTorch on real coco128 images, metadata, dynamic axes, float16 weights, errors."""
+
+import numpy as np
+import pytest
+import torch
+
+from rtdet.deploy.images import sample_images, shared_data_dir, to_input
+from rtdet.deploy.onnx import ExportError, check_parity, export_onnx, fused_copy, read_metadata
+from rtdet.models import build_model
+from tests.deploy.conftest import NAMES
+
+ort = pytest.importorskip("onnxruntime")
+
+
+def test_export_from_checkpoint_matches_pytorch_on_real_images(model, onnx_file):
+    if not (shared_data_dir() / "coco128").is_dir():
+        pytest.skip("shared coco128 absent (the check falls back to random images)")
+    diffs = check_parity(fused_copy(model), onnx_file, 160, n=3)
+    assert diffs["boxes"] <= 1e-4 and diffs["scores"] <= 1e-4
+    # and against the unfused model: fusion changes nothing beyond rounding
+    x = to_input(sample_images(1)[0], 160)[0]
+    boxes, scores = ort.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"]).run(
+        None, {"images": x.numpy()})
+    with torch.no_grad():
+        ref_boxes, ref_scores = model.forward_raw(x)
+    np.testing.assert_allclose(boxes, ref_boxes.numpy(), atol=1e-3)
+    np.testing.assert_allclose(scores, ref_scores.numpy(), atol=1e-4)
+
+
+def test_metadata_and_fused_graph(onnx_file, model):
+    import onnx
+
+    meta = read_metadata(onnx_file)
+    assert meta["names"] == NAMES and meta["imgsz"] == 160 and not meta["dynamic"] and meta["model"] == "rtdet-n"
+    assert "BatchNormalization" not in {n.op_type for n in onnx.load(str(onnx_file)).graph.node}
+
+
+def test_module_export_leaves_the_model_untouched_dynamic_axes(model, tmp_path):
+    n_bn = sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    path = export_onnx(model, tmp_path / "d.onnx", imgsz=160, dynamic=True, names=NAMES)
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules()) == n_bn > 0
+    diffs = check_parity(fused_copy(model), path, 224, batch=2)  # other batch and size than exported
+    assert diffs["boxes"] <= 1e-4 + 1e-6 * 224
+
+
+def test_half_weights_shrink_the_file_within_documented_tolerance(model, onnx_file, tmp_path):
+    half = export_onnx(model, tmp_path / "h.onnx", imgsz=160, half=True)
+    assert half.stat().st_size < 0.6 * onnx_file.stat().st_size
+    assert read_metadata(half)["half"]
+
+
+def test_mismatch_and_bad_size_raise_clear_errors(onnx_file, model, tmp_path):
+    other = build_model("rtdet-n", 3).eval()
+    with pytest.raises(ExportError, match="differs from PyTorch"):
+        check_parity(other, onnx_file, 160)
+    with pytest.raises(ValueError, match="multiple of 32"):
+        export_onnx(model, tmp_path / "x.onnx", imgsz=100)
