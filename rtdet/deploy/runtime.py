@@ -1,0 +1,175 @@
+"""Inference backends: one call signature for PyTorch and ONNX Runtime.
+
+``backend(images float32 [B, 3, H, W] in [0, 1]) -> (boxes [B, N, 4] xyxy input
+pixels, scores [B, N, K])``, the raw outputs of :class:`rtdet.models.yolo.RawOutputs`,
+as CPU float32 tensors. Decoding to detections (confidence filter, NMS,
+``max_det``) and the mapping back to original pixels are shared by every backend:
+:func:`detect` uses :func:`rtdet.models.postprocess.postprocess` and
+:func:`rtdet.boxes.unletterbox`.
+
+Example:
+    >>> backend = load_backend("runs/x/weights/best.pt", "onnxruntime", threads=2)  # doctest: +SKIP
+    >>> dets = detect(backend, [image_rgb])  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from rtdet.boxes import unletterbox
+from rtdet.deploy.images import to_input
+from rtdet.models.postprocess import postprocess
+
+BACKENDS = ("torch", "onnxruntime")
+
+
+class Backend:
+    """Raw-output inference. Attributes: ``names`` (class names), ``imgsz`` (default input size), ``name``."""
+
+    name = "backend"
+
+    def __init__(self, names: list[str], imgsz: int) -> None:
+        self.names, self.imgsz = list(names), int(imgsz)
+
+    def __call__(self, images: Tensor) -> tuple[Tensor, Tensor]:
+        raise NotImplementedError
+
+
+class TorchBackend(Backend):
+    """A Conv+BN-fused copy of a YOLO model, run under ``torch.inference_mode`` on the CPU."""
+
+    name = "torch"
+
+    def __init__(self, model: nn.Module, names: list[str], imgsz: int = 320) -> None:
+        from rtdet.deploy.onnx import fused_copy
+
+        super().__init__(names, imgsz)
+        self.model = fused_copy(model)
+
+    def __call__(self, images: Tensor) -> tuple[Tensor, Tensor]:
+        with torch.inference_mode():
+            return self.model.forward_raw(images.float())
+
+
+class OrtBackend(Backend):
+    """An ``onnxruntime.InferenceSession`` on the CPU with all graph optimizations.
+
+    Args:
+        path: ``.onnx`` written by :func:`rtdet.deploy.onnx.export_onnx` (names and size come from its metadata).
+        threads: intra-op threads (``None``: ONNX Runtime's default, one per core).
+    """
+
+    name = "onnxruntime"
+
+    def __init__(self, path: str | Path, threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        from rtdet.deploy.onnx import parse_metadata
+
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            opts.intra_op_num_threads = int(threads)
+        opts.inter_op_num_threads = 1  # one graph, run sequentially: inter-op threads only add contention
+        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        meta = parse_metadata(self.session.get_modelmeta().custom_metadata_map, path)
+        super().__init__(meta["names"], meta["imgsz"])
+        self.path, self.dynamic = Path(path), meta["dynamic"]
+
+    def __call__(self, images: Tensor) -> tuple[Tensor, Tensor]:
+        x = images.float().cpu().numpy()
+        if not self.dynamic and (x.shape[0] != 1 or x.shape[2:] != (self.imgsz, self.imgsz)):
+            if x.shape[2:] != (self.imgsz, self.imgsz):
+                raise ValueError(f"{self.path} is a static graph for {self.imgsz}x{self.imgsz} input, "
+                                 f"got {x.shape[2]}x{x.shape[3]} (re-export with --dynamic or that --imgsz)")
+            parts = [self.session.run(["boxes", "scores"], {"images": x[i:i + 1]}) for i in range(len(x))]
+            return torch.from_numpy(np.concatenate([p[0] for p in parts])), torch.from_numpy(
+                np.concatenate([p[1] for p in parts]))
+        boxes, scores = self.session.run(["boxes", "scores"], {"images": x})
+        return torch.from_numpy(boxes), torch.from_numpy(scores)
+
+
+def load_backend(weights: str | Path, backend: str = "onnxruntime", threads: int | None = None,
+                 imgsz: int = 320) -> Backend:
+    """A backend for ``weights`` (``.pt`` checkpoint or ``.onnx``).
+
+    A ``.pt`` with ``backend="onnxruntime"`` is exported (and parity-checked) into a
+    temporary file at ``imgsz``; an ``.onnx`` cannot run on the torch backend.
+    ``threads`` also sets PyTorch's thread count for the torch backend.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
+    weights = Path(weights)
+    if not weights.is_file():
+        raise FileNotFoundError(f"weights not found: {weights}")
+    if weights.suffix == ".onnx":
+        if backend == "torch":
+            raise ValueError(f"{weights}: the torch backend needs a .pt checkpoint (use --backend onnxruntime)")
+        return OrtBackend(weights, threads)
+    from rtdet.deploy.onnx import load_model
+
+    model, names = load_model(weights)
+    return backend_for_model(model, names, backend, threads, imgsz)
+
+
+def backend_for_model(model: nn.Module, names: list[str], backend: str = "torch", threads: int | None = None,
+                      imgsz: int = 320) -> Backend:
+    """A backend running ``model`` (a YOLO module); ``onnxruntime`` exports it to a temporary file first."""
+    if backend == "torch":
+        if threads:
+            torch.set_num_threads(int(threads))
+        return TorchBackend(model, names, imgsz)
+    from rtdet.deploy.onnx import export_onnx
+
+    path = Path(tempfile.mkdtemp(prefix="rtdet-onnx-")) / "model.onnx"
+    return OrtBackend(export_onnx(model, path, imgsz=imgsz, names=names), threads)
+
+
+def detect(backend: Backend, images: list[np.ndarray], imgsz: int | None = None, conf: float = 0.25,
+           iou: float = 0.7, method: str = "nms", max_det: int = 300) -> list[dict[str, Any]]:
+    """Detections in original pixels for uint8 HxWx3 RGB ``images`` (one inference per image).
+
+    Returns one dict per image: ``boxes`` float32 [D, 4] xyxy original pixels (clipped),
+    ``scores`` float32 [D], ``labels`` int64 [D], ``names`` list[str]; sorted by score.
+    """
+    size = imgsz or backend.imgsz
+    out = []
+    for image in images:
+        x, lb = to_input(image, size)
+        boxes, scores = backend(x)
+        det = postprocess(boxes, scores, conf=conf, iou=iou, method=method, max_det=max_det,
+                          image_size=(size, size))[0]
+        out.append(finish(det, lb, image.shape[:2], backend.names))
+    return out
+
+
+def finish(det: dict[str, Tensor], lb: tuple[float, float, float], orig_size: tuple[int, int],
+           names: list[str]) -> dict[str, Any]:
+    """One image's detections mapped from letterboxed to original pixels, with class names."""
+    labels = det["labels"].cpu()
+    return {"boxes": unletterbox(det["boxes"].float().cpu(), lb, orig_size), "scores": det["scores"].float().cpu(),
+            "labels": labels, "names": [names[int(c)] if 0 <= c < len(names) else str(int(c)) for c in labels]}
+
+
+class BackendModel(nn.Module):
+    """A backend behind rtdet's eval-mode model contract (for ``predict_all`` / ``rtdet val``).
+
+    ``forward(images float [B, 3, H, W])`` returns B dicts ``boxes``/``scores``/``labels``
+    in the input's pixel frame, decoded with ``postprocess_args`` like :class:`YOLO`.
+    """
+
+    def __init__(self, backend: Backend, **postprocess_args: Any) -> None:
+        super().__init__()
+        self.backend, self.num_classes = backend, len(backend.names)
+        self.postprocess_args = {"conf": 0.001, "iou": 0.7, "method": "nms", "max_det": 300, **postprocess_args}
+        self._dummy = nn.Parameter(torch.zeros(0), requires_grad=False)  # gives next(parameters()) a device
+
+    def forward(self, images: Tensor, targets: Any = None) -> list[dict[str, Tensor]]:
+        boxes, scores = self.backend(images.cpu())
+        return postprocess(boxes, scores, image_size=tuple(images.shape[-2:]), **self.postprocess_args)

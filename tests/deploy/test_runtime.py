@@ -1,0 +1,64 @@
+"""Backends: torch and ONNX Runtime give the same raw outputs and detections; loading rules; the model adapter."""
+
+import copy
+
+import pytest
+import torch
+
+from rtdet.deploy.images import sample_images, to_input
+from rtdet.deploy.runtime import BackendModel, OrtBackend, TorchBackend, detect, load_backend
+from tests.deploy.conftest import NAMES
+
+pytest.importorskip("onnxruntime")
+
+
+@pytest.fixture(scope="module")
+def images():
+    return sample_images(3)
+
+
+def test_backends_agree_on_raw_outputs_and_detections(checkpoint, onnx_file, images):
+    tb = load_backend(checkpoint, "torch", imgsz=160)
+    ob = load_backend(onnx_file, "onnxruntime", threads=1)
+    assert isinstance(tb, TorchBackend) and isinstance(ob, OrtBackend)
+    assert tb.names == ob.names == NAMES and ob.imgsz == 160
+    x = torch.cat([to_input(im, 160)[0] for im in images[:2]])  # batch 2 through a static batch-1 graph
+    for a, b in zip(tb(x), ob(x)):
+        assert a.shape == b.shape and a.dtype == b.dtype == torch.float32
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-5)
+    dt = detect(tb, images, conf=0.05)
+    do = detect(ob, images, conf=0.05)
+    for a, b, im in zip(dt, do, images):
+        assert len(a["labels"]) > 0 and a["labels"].tolist() == b["labels"].tolist() and a["names"] == b["names"]
+        torch.testing.assert_close(a["boxes"], b["boxes"], atol=1e-3, rtol=0)
+        h, w = im.shape[:2]  # original pixels, clipped
+        assert (a["boxes"][:, 2] <= w).all() and (a["boxes"][:, 3] <= h).all() and (a["boxes"] >= 0).all()
+
+
+def test_loading_rules(checkpoint, onnx_file, tmp_path):
+    with pytest.raises(ValueError, match="torch backend needs a .pt"):
+        load_backend(onnx_file, "torch")
+    with pytest.raises(ValueError, match="unknown backend"):
+        load_backend(checkpoint, "tensorrt")
+    with pytest.raises(FileNotFoundError, match="nope.pt"):
+        load_backend(tmp_path / "nope.pt")
+    ob = load_backend(onnx_file, threads=1)
+    with pytest.raises(ValueError, match="static graph for 160x160"):
+        ob(torch.zeros(1, 3, 192, 192))
+
+
+def test_checkpoint_on_onnxruntime_is_exported_on_the_fly(checkpoint, images):
+    ob = load_backend(checkpoint, "onnxruntime", threads=1, imgsz=160)
+    assert ob.path.suffix == ".onnx" and ob.names == NAMES
+
+
+def test_backend_model_follows_the_eval_contract(model, onnx_file, images):
+    adapter = BackendModel(OrtBackend(onnx_file, threads=1), conf=0.05)
+    x = to_input(images[0], 160)[0]
+    got = adapter(x)[0]
+    model = copy.deepcopy(model)  # the fixture is shared
+    model.set_postprocess(conf=0.05)
+    with torch.no_grad():
+        ref = model(x)[0]
+    assert len(ref["labels"]) > 0 and got["labels"].tolist() == ref["labels"].tolist()
+    torch.testing.assert_close(got["boxes"], ref["boxes"], atol=1e-3, rtol=0)
