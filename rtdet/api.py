@@ -32,6 +32,7 @@ class Detector:
         self.cfg: Config = load_config(config, overrides)
         self.net: torch.nn.Module | None = None
         self.names: list[str] = []
+        self._backend: tuple[torch.nn.Module, Any] | None = None  # (net it was built from, TorchBackend)
         if str(model).endswith(".pt"):
             self._load(Path(model))
         else:
@@ -67,29 +68,21 @@ class Detector:
 
     @torch.no_grad()
     def predict(self, images: np.ndarray | list[np.ndarray], imgsz: int | None = None) -> list[dict[str, Any]]:
-        """Detect objects in uint8 HxWx3 RGB image(s).
+        """Detect objects in uint8 HxWx3 RGB image(s); the same code as ``rtdet predict`` (torch backend).
 
         Returns:
             One dict per image: ``boxes`` float32 [K,4] xyxy in the image's pixels,
             ``scores`` float32 [K], ``labels`` int64 [K], ``names`` list[str].
         """
-        from rtdet.data.transforms import letterbox, unletterbox
+        from rtdet.deploy.runtime import TorchBackend, detect
 
         if self.net is None:
             raise RuntimeError("predict() needs weights: train first or build Detector('path/to/best.pt')")
         batch = [images] if isinstance(images, np.ndarray) else list(images)
         size = imgsz or self.cfg.data.imgsz
-        device = next(self.net.parameters()).device
-        out = []
-        for image in batch:
-            boxed, lb = letterbox(image, (size, size))
-            x = torch.from_numpy(np.ascontiguousarray(boxed.transpose(2, 0, 1)))[None].to(device).float() / 255
-            pred = self.net.eval()(x)[0]
-            boxes = unletterbox(pred["boxes"].float().cpu(), lb)
-            h, w = image.shape[:2]
-            boxes[:, 0::2] = boxes[:, 0::2].clamp(0, w)
-            boxes[:, 1::2] = boxes[:, 1::2].clamp(0, h)
-            labels = pred["labels"].cpu()
-            out.append({"boxes": boxes, "scores": pred["scores"].float().cpu(), "labels": labels,
-                        "names": [self.names[int(c)] for c in labels]})
-        return out
+        if self._backend is None or self._backend[0] is not self.net:  # fused copy, rebuilt when weights change
+            self._backend = (self.net, TorchBackend(self.net, self.names, size))
+        args = getattr(self.net, "postprocess_args", {})
+        decode = {"conf": args.get("conf", 0.001), "iou": args.get("iou", 0.7), "method": args.get("method", "nms"),
+                  "max_det": args.get("max_det", 300)}
+        return detect(self._backend[1], batch, size, **decode)

@@ -123,6 +123,42 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _decode_args(args: argparse.Namespace, conf: float) -> tuple[C.Config, dict[str, Any]]:
+    """Config and decoding settings; deployment's default confidence (``conf``) when --conf is not given."""
+    given = {k: v for k, v in vars(args).items() if v is not None}  # --imgsz None means "from the model"
+    cfg = config_from_args(argparse.Namespace(**given))
+    return cfg, {"conf": cfg.eval.conf if "conf" in given else conf, "iou": cfg.eval.iou,
+                 "method": cfg.eval.nms, "max_det": cfg.eval.max_det}
+
+
+def _backend_name(args: argparse.Namespace, cfg: C.Config) -> str:
+    """--backend, or onnxruntime for an .onnx file when no backend was asked for."""
+    if "backend" not in vars(args) and str(args.weights or "").endswith(".onnx"):
+        return "onnxruntime"
+    return cfg.eval.backend
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    if not args.weights or not args.source:
+        print("rtdet predict: --weights and --source are required", file=sys.stderr)
+        return 2
+    from rtdet.deploy.predict import predict_source
+    from rtdet.deploy.runtime import load_backend
+
+    cfg, decode = _decode_args(args, conf=0.25)
+    try:
+        backend = load_backend(args.weights, _backend_name(args, cfg), args.threads, args.imgsz or 320)
+        result = predict_source(backend, args.source, args.out, args.imgsz, **decode)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"rtdet predict: {e}", file=sys.stderr)
+        return 2
+    print(f"{len(result.detections)} detections, {len(result.files)} files written to {args.out}"
+          + (f", {len(result.skipped)} skipped" if result.skipped else ""))
+    if result.frames:
+        print(f"video: {result.frames} frames, {result.video_fps:.1f} FPS achieved")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rtdet", description="Train, evaluate and deploy real-time object detectors."
@@ -144,9 +180,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", help="checkpoint or ONNX model")
     p.add_argument("--source", help="image, folder, glob or video file")
     p.add_argument("--out", default="runs/predict", help="output folder (default: runs/predict)")
-    p.add_argument("--imgsz", type=int, default=320, help="input size (default: 320)")
+    p.add_argument("--imgsz", type=int, help="input size (default: the ONNX file's, else 320)")
+    p.add_argument("--threads", type=int, help="inference threads (default: one per core)")
     add_config_flags(p, ("eval",))
-    p.set_defaults(handler=_not_available("predict"))
+    p.set_defaults(handler=_cmd_predict)
 
     p = sub.add_parser("export", help="export weights to ONNX (checked against PyTorch)")
     p.add_argument("--weights", help="checkpoint to export")

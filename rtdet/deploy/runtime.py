@@ -42,19 +42,21 @@ class Backend:
 
 
 class TorchBackend(Backend):
-    """A Conv+BN-fused copy of a YOLO model, run under ``torch.inference_mode`` on the CPU."""
+    """A Conv+BN-fused copy of a YOLO model, run under ``torch.inference_mode`` on the model's device."""
 
     name = "torch"
 
     def __init__(self, model: nn.Module, names: list[str], imgsz: int = 320) -> None:
-        from rtdet.deploy.onnx import fused_copy
+        import copy
 
         super().__init__(names, imgsz)
-        self.model = fused_copy(model)
+        self.model = copy.deepcopy(model).float().fuse()
+        self.device = next(self.model.parameters()).device
 
     def __call__(self, images: Tensor) -> tuple[Tensor, Tensor]:
         with torch.inference_mode():
-            return self.model.forward_raw(images.float())
+            boxes, scores = self.model.forward_raw(images.to(self.device).float())
+        return boxes.cpu(), scores.cpu()
 
 
 class OrtBackend(Backend):
