@@ -159,6 +159,61 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    if not args.weights:
+        print("rtdet export: --weights is required", file=sys.stderr)
+        return 2
+    if args.nms:
+        print("rtdet export: --nms (NMS inside the graph) is not available yet; NMS runs after the graph",
+              file=sys.stderr)
+        return NOT_AVAILABLE
+    from pathlib import Path
+
+    from rtdet.deploy.onnx import ExportError, export_onnx
+
+    out = Path(args.out or Path(args.weights).with_suffix(".onnx"))
+    check: dict[str, float] = {}
+    try:
+        export_onnx(args.weights, out, args.imgsz, args.dynamic, args.half, report=check)
+    except ExportError as e:
+        if args.half:
+            print(f"rtdet export: --half is not supported for this model on CPU: {e}", file=sys.stderr)
+            return 2
+        raise
+    except (FileNotFoundError, ValueError) as e:
+        print(f"rtdet export: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB); ONNX Runtime vs PyTorch on {check['images']:.0f} "
+          f"images: max |diff| boxes {check['boxes']:.2g} px, scores {check['scores']:.2g}")
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from rtdet.deploy.bench import run_bench, write_json
+    from rtdet.deploy.runtime import backend_for_model, load_backend
+
+    if bool(args.weights) == bool(args.model):
+        print("rtdet bench: give either --weights or --model", file=sys.stderr)
+        return 2
+    try:
+        if args.weights:
+            backend = load_backend(args.weights, args.backend, args.threads, args.imgsz)
+        else:
+            from rtdet.models import build_model
+
+            model = build_model(args.model, args.classes).eval()
+            backend = backend_for_model(model, [str(i) for i in range(args.classes)], args.backend, args.threads,
+                                        args.imgsz)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"rtdet bench: {e}", file=sys.stderr)
+        return 2
+    result = run_bench(backend, args.imgsz, args.runs, args.warmup, conf=args.conf, threads=args.threads)
+    print(result.table())
+    if args.json:
+        print(f"wrote {write_json(result, args.json)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rtdet", description="Train, evaluate and deploy real-time object detectors."
@@ -191,8 +246,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--imgsz", type=int, default=320, help="input size (default: 320)")
     p.add_argument("--dynamic", action="store_true", help="dynamic batch and image size")
     p.add_argument("--half", action="store_true", help="float16 weights")
-    p.add_argument("--nms", action="store_true", help="put NMS inside the graph")
-    p.set_defaults(handler=_not_available("export"))
+    p.add_argument("--nms", action="store_true", help="put NMS inside the graph (not available yet)")
+    p.add_argument("--out", help="output file (default: the weights' path with .onnx)")
+    p.set_defaults(handler=_cmd_export)
 
     p = sub.add_parser("bench", help="measure end-to-end latency and FPS")
     p.add_argument("--weights", help="checkpoint or ONNX model")
@@ -200,7 +256,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--imgsz", type=int, default=320, help="input size (default: 320)")
     p.add_argument("--backend", choices=["torch", "onnxruntime"], default="onnxruntime", help="runtime")
     p.add_argument("--json", metavar="OUT", help="write the numbers as JSON")
-    p.set_defaults(handler=_not_available("bench"))
+    p.add_argument("--threads", type=int, help="inference threads (default: one per core)")
+    p.add_argument("--runs", type=int, default=200, help="timed frames (default: 200)")
+    p.add_argument("--warmup", type=int, default=20, help="untimed frames first (default: 20)")
+    p.add_argument("--conf", type=float, default=0.25, help="confidence threshold (default: 0.25)")
+    p.add_argument("--classes", type=int, default=80, help="classes of a --model (default: 80)")
+    p.set_defaults(handler=_cmd_bench)
 
     p = sub.add_parser("info", help="print a model's parameters and GFLOPs")
     p.add_argument("--model", default="rtdet-n", help="model name (default: rtdet-n)")

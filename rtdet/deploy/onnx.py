@@ -68,7 +68,7 @@ def fused_copy(model: YOLO) -> YOLO:
 
 def export_onnx(
     weights_or_model: str | Path | nn.Module, out: str | Path, imgsz: int = 320, dynamic: bool = False,
-    half: bool = False, names: list[str] | None = None,
+    half: bool = False, names: list[str] | None = None, report: dict[str, float] | None = None,
 ) -> Path:
     """Export to ``out`` (ONNX, opset 17) and check it against PyTorch; returns ``out``.
 
@@ -78,6 +78,7 @@ def export_onnx(
         dynamic: batch, height and width become dynamic axes.
         half: float16 weights (see the module docstring).
         names: class names when a bare module is given.
+        report: if given, filled with the parity check's ``boxes``/``scores`` max differences and ``images``.
 
     Raises:
         ExportError: when the ONNX Runtime outputs differ from PyTorch beyond the tolerance.
@@ -100,7 +101,10 @@ def export_onnx(
             "half": str(half).lower(), "model": str(getattr(model, "build_args", {}).get("name", "")),
             "stride": "32", "producer": "rtdet"}
     _finish(out, meta, half)
-    check_parity(fused, out, imgsz, HALF_TOLERANCE if half else TOLERANCE, batch=2 if dynamic else 1)
+    batch = 2 if dynamic else 1
+    diffs = check_parity(fused, out, imgsz, HALF_TOLERANCE if half else TOLERANCE, batch=batch)
+    if report is not None:
+        report.update(diffs, images=float(max(2, batch)))
     return out
 
 

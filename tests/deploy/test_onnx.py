@@ -55,3 +55,15 @@ def test_mismatch_and_bad_size_raise_clear_errors(onnx_file, model, tmp_path):
         check_parity(other, onnx_file, 160)
     with pytest.raises(ValueError, match="multiple of 32"):
         export_onnx(model, tmp_path / "x.onnx", imgsz=100)
+
+
+def test_cli_export(checkpoint, tmp_path, capsys):
+    from rtdet.cli import main
+
+    out = tmp_path / "cli.onnx"
+    assert main(["export", "--weights", str(checkpoint), "--imgsz", "160", "--out", str(out)]) == 0
+    assert out.is_file() and "max |diff|" in capsys.readouterr().out
+    assert read_metadata(out)["names"] == NAMES
+    assert main(["export", "--weights", str(checkpoint), "--nms", "--out", str(out)]) == 2
+    assert "not available yet" in capsys.readouterr().err
+    assert main(["export", "--weights", str(tmp_path / "missing.pt")]) == 2

@@ -1,0 +1,93 @@
+"""``rtdet bench``: end-to-end latency on real images, with a per-stage breakdown.
+
+One frame = letterbox (resize + pad + to float tensor) -> inference (network and
+the in-graph box decoding: :class:`rtdet.models.yolo.RawOutputs`) -> postprocess
+(confidence filter, NMS, ``max_det``, mapping back to original pixels). Image
+decoding (JPEG -> pixels) is excluded: the images are read once beforehand.
+Frames cycle over coco128 (random images when it is absent), batch 1, after
+``warmup`` frames. FPS is ``1000 / median_ms``.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from rtdet.deploy.images import sample_images, to_input
+from rtdet.deploy.runtime import Backend, finish
+from rtdet.models.postprocess import postprocess
+
+STAGES = ("letterbox", "inference", "postprocess")
+
+
+@dataclass
+class BenchResult:
+    backend: str
+    imgsz: int
+    fps: float
+    median_ms: float
+    p90_ms: float
+    runs: int
+    threads: int | None
+    stages: dict[str, dict[str, float]] = field(default_factory=dict)  # stage -> {"median_ms", "p90_ms", "mean_ms"}
+    detections_per_frame: float = 0.0
+
+    def table(self) -> str:
+        """A printable table: one row per stage and the end-to-end row."""
+        rows = [f"{'stage':<14}{'median ms':>11}{'p90 ms':>10}{'mean ms':>10}"]
+        for name, s in self.stages.items():
+            rows.append(f"{name:<14}{s['median_ms']:>11.2f}{s['p90_ms']:>10.2f}{s['mean_ms']:>10.2f}")
+        rows.append(f"{'end to end':<14}{self.median_ms:>11.2f}{self.p90_ms:>10.2f}")
+        rows.append(f"{self.backend} @ {self.imgsz}px, {self.threads or 'default'} threads, {self.runs} frames: "
+                    f"{self.fps:.1f} FPS (1000 / median), {self.detections_per_frame:.1f} detections/frame")
+        return "\n".join(rows)
+
+    def summary(self) -> dict:
+        """The ``--json`` contents."""
+        return {"fps": self.fps, "median_ms": self.median_ms, "p90_ms": self.p90_ms, "backend": self.backend,
+                "imgsz": self.imgsz, "threads": self.threads, "runs": self.runs, "stages": self.stages}
+
+
+def _pct(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q))
+
+
+def run_bench(backend: Backend, imgsz: int | None = None, runs: int = 100, warmup: int = 10, n_images: int = 16,
+              conf: float = 0.25, iou: float = 0.7, max_det: int = 300, threads: int | None = None) -> BenchResult:
+    """Time ``runs`` frames end to end (after ``warmup``) and each stage; see the module docstring."""
+    size = imgsz or backend.imgsz
+    images = sample_images(n_images)
+    times = {s: [] for s in STAGES}
+    total, dets = [], 0
+    for i in range(warmup + runs):
+        image = images[i % len(images)]
+        t0 = time.perf_counter()
+        x, lb = to_input(image, size)
+        t1 = time.perf_counter()
+        boxes, scores = backend(x)
+        t2 = time.perf_counter()
+        det = postprocess(boxes, scores, conf=conf, iou=iou, max_det=max_det, image_size=(size, size))[0]
+        out = finish(det, lb, image.shape[:2], backend.names)
+        t3 = time.perf_counter()
+        if i < warmup:
+            continue
+        for name, dt in zip(STAGES, (t1 - t0, t2 - t1, t3 - t2)):
+            times[name].append(dt * 1e3)
+        total.append((t3 - t0) * 1e3)
+        dets += len(out["scores"])
+    med = statistics.median(total)
+    stages = {s: {"median_ms": statistics.median(v), "p90_ms": _pct(v, 90), "mean_ms": statistics.fmean(v)}
+              for s, v in times.items()}
+    return BenchResult(backend.name, size, 1000.0 / med, med, _pct(total, 90), runs, threads, stages, dets / runs)
+
+
+def write_json(result: BenchResult, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result.summary(), indent=2))
+    return path
