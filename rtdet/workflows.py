@@ -142,6 +142,10 @@ def final_report(model: nn.Module, loader: Any, names: list[str], out: Path, dev
 def validate(weights: str | Path, cfg: Config, out: str | Path | None = None, save_json: bool = False) -> RunResult:
     """Score a checkpoint on the ``val`` split of ``cfg.data.data`` with the official COCO evaluation."""
     model, names, _ = load_detector(weights, cfg)
+    if cfg.eval.backend != "torch":  # same loader, decoding and metrics; only the network runs elsewhere
+        from rtdet.deploy.runtime import eval_model
+
+        model = eval_model(model, names, cfg.eval.backend, cfg.data.imgsz)
     ds = open_dataset(cfg.data.data, "val", root=cfg.data.root or None)
     if ds.names != names:
         raise ValueError(f"{weights} was trained on classes {names}, the data set has {ds.names}")

@@ -121,8 +121,8 @@ def load_backend(weights: str | Path, backend: str = "onnxruntime", threads: int
 
 
 def backend_for_model(model: nn.Module, names: list[str], backend: str = "torch", threads: int | None = None,
-                      imgsz: int = 320) -> Backend:
-    """A backend running ``model`` (a YOLO module); ``onnxruntime`` exports it to a temporary file first."""
+                      imgsz: int = 320, dynamic: bool = False) -> Backend:
+    """A backend running ``model`` (a YOLO module); ``onnxruntime`` exports it (checked) to a temporary file first."""
     if backend == "torch":
         if threads:
             torch.set_num_threads(int(threads))
@@ -130,7 +130,16 @@ def backend_for_model(model: nn.Module, names: list[str], backend: str = "torch"
     from rtdet.deploy.onnx import export_onnx
 
     path = Path(tempfile.mkdtemp(prefix="rtdet-onnx-")) / "model.onnx"
-    return OrtBackend(export_onnx(model, path, imgsz=imgsz, names=names), threads)
+    return OrtBackend(export_onnx(model, path, imgsz=imgsz, dynamic=dynamic, names=names), threads)
+
+
+def eval_model(model: nn.Module, names: list[str], backend: str, imgsz: int, threads: int | None = None) -> nn.Module:
+    """``model`` itself for ``torch``; for ``onnxruntime`` a :class:`BackendModel` over its dynamic-shape
+    export (evaluation batches can be rectangular), decoding with the model's own settings."""
+    if backend == "torch":
+        return model
+    ort_backend = backend_for_model(model, names, backend, threads, imgsz, dynamic=True)
+    return BackendModel(ort_backend, **getattr(model, "postprocess_args", {}))
 
 
 def detect(backend: Backend, images: list[np.ndarray], imgsz: int | None = None, conf: float = 0.25,

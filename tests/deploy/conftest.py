@@ -10,9 +10,9 @@ from tests.models.test_layers import _randomize_bn
 NAMES = ["person", "bicycle", "car"]
 
 
-def make_model(seed: int = 0):
+def make_model(seed: int = 0, num_classes: int = len(NAMES)):
     torch.manual_seed(seed)
-    m = build_model("rtdet-n", len(NAMES))
+    m = build_model("rtdet-n", num_classes)
     _randomize_bn(m)  # non-trivial BN statistics so that Conv+BN fusion is really exercised
     with torch.no_grad():  # scores around 0.1-0.5 instead of the 0.01 prior, so that there is something to detect
         for name, p in m.head.named_parameters():
