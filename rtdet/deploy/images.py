@@ -34,8 +34,9 @@ def read_image(path: str | Path) -> np.ndarray:
 def to_input(image: np.ndarray, imgsz: int) -> tuple[torch.Tensor, tuple[float, int, int]]:
     """Letterbox a uint8 HxWx3 RGB image: (float32 Tensor[1, 3, imgsz, imgsz] in [0, 1], (scale, pad_x, pad_y))."""
     boxed, lb = letterbox(image, (imgsz, imgsz))
-    x = torch.from_numpy(np.ascontiguousarray(boxed.transpose(2, 0, 1)))[None].float().div_(255)
-    return x, lb
+    # NumPy, not torch: on a busy 2-core CPU torch's thread pool makes this 300K-element op ~10x slower
+    x = np.divide(boxed.transpose(2, 0, 1)[None], np.float32(255), dtype=np.float32)  # == training's /255
+    return torch.from_numpy(np.ascontiguousarray(x)), lb
 
 
 def sample_images(n: int, seed: int = 0) -> list[np.ndarray]:

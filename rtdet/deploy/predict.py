@@ -67,7 +67,7 @@ def annotate(image: np.ndarray, det: dict[str, Any]) -> np.ndarray:
     thick = max(1, round(max(image.shape[:2]) / 400))
     for box, label, score, name in zip(det["boxes"].tolist(), det["labels"].tolist(), det["scores"].tolist(),
                                        det["names"]):
-        x1, y1, x2, y2 = (int(round(v)) for v in box)
+        x1, y1, x2, y2 = (round(v) for v in box)
         col = _colour(label)
         cv2.rectangle(out, (x1, y1), (x2, y2), col, thick)
         cv2.putText(out, f"{name} {score:.2f}", (x1 + 1, max(y1 - 3, 10)), cv2.FONT_HERSHEY_SIMPLEX,

@@ -15,6 +15,8 @@ Example:
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -65,11 +67,14 @@ class OrtBackend(Backend):
     Args:
         path: ``.onnx`` written by :func:`rtdet.deploy.onnx.export_onnx` (names and size come from its metadata).
         threads: intra-op threads (``None``: ONNX Runtime's default, one per core).
+        spin: let idle worker threads busy-wait for the next run. Off by default: on a
+            2-core CPU shared with pre/post-processing or other jobs, spinning threads steal
+            the cores (measured under load, 2 threads: 26.7 ms spinning vs 14.6 ms not).
     """
 
     name = "onnxruntime"
 
-    def __init__(self, path: str | Path, threads: int | None = None) -> None:
+    def __init__(self, path: str | Path, threads: int | None = None, spin: bool = False) -> None:
         import onnxruntime as ort
 
         from rtdet.deploy.onnx import parse_metadata
@@ -79,6 +84,7 @@ class OrtBackend(Backend):
         if threads:
             opts.intra_op_num_threads = int(threads)
         opts.inter_op_num_threads = 1  # one graph, run sequentially: inter-op threads only add contention
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
         self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         meta = parse_metadata(self.session.get_modelmeta().custom_metadata_map, path)
         super().__init__(meta["names"], meta["imgsz"])
@@ -95,6 +101,25 @@ class OrtBackend(Backend):
                 np.concatenate([p[1] for p in parts]))
         boxes, scores = self.session.run(["boxes", "scores"], {"images": x})
         return torch.from_numpy(boxes), torch.from_numpy(scores)
+
+
+@contextmanager
+def host_threads(backend: Backend) -> Iterator[None]:
+    """While the network runs in ONNX Runtime, torch (NMS, filtering) uses one thread.
+
+    The tensors of decoding are small; on a 2-core CPU torch's thread pool then costs
+    more than it saves (measured 3.6 ms vs 0.6 ms per frame under load) and competes
+    with ONNX Runtime's own threads. The previous count is restored afterwards.
+    """
+    if not isinstance(backend, OrtBackend):
+        yield
+        return
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
 
 
 def load_backend(weights: str | Path, backend: str = "onnxruntime", threads: int | None = None,
@@ -151,12 +176,13 @@ def detect(backend: Backend, images: list[np.ndarray], imgsz: int | None = None,
     """
     size = imgsz or backend.imgsz
     out = []
-    for image in images:
-        x, lb = to_input(image, size)
-        boxes, scores = backend(x)
-        det = postprocess(boxes, scores, conf=conf, iou=iou, method=method, max_det=max_det,
-                          image_size=(size, size))[0]
-        out.append(finish(det, lb, image.shape[:2], backend.names))
+    with host_threads(backend):
+        for image in images:
+            x, lb = to_input(image, size)
+            boxes, scores = backend(x)
+            det = postprocess(boxes, scores, conf=conf, iou=iou, method=method, max_det=max_det,
+                              image_size=(size, size))[0]
+            out.append(finish(det, lb, image.shape[:2], backend.names))
     return out
 
 

@@ -39,7 +39,7 @@ def test_folder_writes_annotated_images_and_json_and_skips_broken(folder, checkp
     im0 = cv2.cvtColor(cv2.imread(str(folder / "img0.jpg")), cv2.COLOR_BGR2RGB)
     det = detect(load_backend(checkpoint, "torch", imgsz=160), [im0], conf=0.05)[0]
     x1, y1, x2, y2 = det["boxes"][0].tolist()
-    first = [r for r in recs if r["image"] == "img0.jpg"][0]
+    first = next(r for r in recs if r["image"] == "img0.jpg")
     np.testing.assert_allclose(first["bbox"], [x1, y1, x2 - x1, y2 - y1], atol=0.02)
 
 
