@@ -69,6 +69,7 @@ def fused_copy(model: YOLO) -> YOLO:
 def export_onnx(
     weights_or_model: str | Path | nn.Module, out: str | Path, imgsz: int = 320, dynamic: bool = False,
     half: bool = False, names: list[str] | None = None, report: dict[str, float] | None = None,
+    nms: dict[str, float] | None = None,
 ) -> Path:
     """Export to ``out`` (ONNX, opset 17) and check it against PyTorch; returns ``out``.
 
@@ -79,6 +80,8 @@ def export_onnx(
         half: float16 weights (see the module docstring).
         names: class names when a bare module is given.
         report: if given, filled with the parity check's ``boxes``/``scores`` max differences and ``images``.
+        nms: ``{"conf", "iou", "max_det"}`` to put NMS inside the graph (:mod:`rtdet.deploy.onnx_nms`;
+            batch 1, output ``detections [D, 6]``), checked against :func:`rtdet.models.postprocess.postprocess`.
 
     Raises:
         ExportError: when the ONNX Runtime outputs differ from PyTorch beyond the tolerance.
@@ -89,6 +92,11 @@ def export_onnx(
     fused = fused_copy(model)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"names": json.dumps(names), "imgsz": str(imgsz), "dynamic": str(dynamic).lower(),
+            "half": str(half).lower(), "model": str(getattr(model, "build_args", {}).get("name", "")),
+            "stride": "32", "producer": "rtdet", "nms": "false"}
+    if nms is not None:
+        return _export_with_nms(fused, out, imgsz, dynamic or half, meta, nms, report)
     axes = None
     if dynamic:
         axes = {"images": {0: "batch", 2: "height", 3: "width"}, "boxes": {0: "batch", 1: "anchors"},
@@ -97,14 +105,26 @@ def export_onnx(
     with torch.no_grad():
         torch.onnx.export(RawOutputs(fused), (x,), str(out), input_names=["images"], output_names=["boxes", "scores"],
                           opset_version=OPSET, dynamic_axes=axes, do_constant_folding=True, dynamo=False)
-    meta = {"names": json.dumps(names), "imgsz": str(imgsz), "dynamic": str(dynamic).lower(),
-            "half": str(half).lower(), "model": str(getattr(model, "build_args", {}).get("name", "")),
-            "stride": "32", "producer": "rtdet"}
     _finish(out, meta, half)
     batch = 2 if dynamic else 1
     diffs = check_parity(fused, out, imgsz, HALF_TOLERANCE if half else TOLERANCE, batch=batch)
     if report is not None:
         report.update(diffs, images=float(max(2, batch)))
+    return out
+
+
+def _export_with_nms(fused: YOLO, out: Path, imgsz: int, other_options: bool, meta: dict[str, str],
+                     nms: dict[str, float], report: dict[str, float] | None) -> Path:
+    from rtdet.deploy.onnx_nms import check_nms_parity, export_onnx_nms
+
+    if other_options:
+        raise ValueError("NMS inside the graph is available for static float32 exports only (no --dynamic/--half)")
+    conf, iou, max_det = float(nms["conf"]), float(nms["iou"]), int(nms["max_det"])
+    export_onnx_nms(fused, out, imgsz, conf, iou, max_det)
+    _finish(out, {**meta, "nms": json.dumps({"conf": conf, "iou": iou, "max_det": max_det})}, False)
+    compared = check_nms_parity(fused, out, imgsz, conf, iou, max_det)
+    if report is not None:
+        report.update(detections=float(compared))
     return out
 
 
@@ -156,7 +176,7 @@ def parse_metadata(props: dict[str, str], path: str | Path = "<onnx>") -> dict[s
         raise ValueError(f"{path}: not an rtdet ONNX export (no 'names'/'imgsz' metadata); re-export with rtdet export")
     return {"names": json.loads(props["names"]), "imgsz": int(props["imgsz"]),
             "dynamic": props.get("dynamic") == "true", "half": props.get("half") == "true",
-            "model": props.get("model", "")}
+            "model": props.get("model", ""), "nms": props.get("nms", "false") != "false"}
 
 
 def check_parity(model: nn.Module, path: str | Path, imgsz: int, tol: tuple[float, float] = TOLERANCE,

@@ -87,6 +87,9 @@ class OrtBackend(Backend):
         opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
         self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         meta = parse_metadata(self.session.get_modelmeta().custom_metadata_map, path)
+        if meta["nms"]:
+            raise ValueError(f"{path} was exported with --nms (output 'detections'); rtdet's backends take the "
+                             "raw-output export: re-export without --nms")
         super().__init__(meta["names"], meta["imgsz"])
         self.path, self.dynamic = Path(path), meta["dynamic"]
 

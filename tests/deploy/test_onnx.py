@@ -64,6 +64,6 @@ def test_cli_export(checkpoint, tmp_path, capsys):
     assert main(["export", "--weights", str(checkpoint), "--imgsz", "160", "--out", str(out)]) == 0
     assert out.is_file() and "max |diff|" in capsys.readouterr().out
     assert read_metadata(out)["names"] == NAMES
-    assert main(["export", "--weights", str(checkpoint), "--nms", "--out", str(out)]) == 2
-    assert "not available yet" in capsys.readouterr().err
+    assert main(["export", "--weights", str(checkpoint), "--nms", "--dynamic", "--out", str(out)]) == 2
+    assert "static float32" in capsys.readouterr().err
     assert main(["export", "--weights", str(tmp_path / "missing.pt")]) == 2
