@@ -28,7 +28,7 @@ class _OnnxNms(torch.autograd.Function):
     """Traced as ONNX ``NonMaxSuppression``; in PyTorch returns the same ``[M, 3]`` (batch, class, box) indices."""
 
     @staticmethod
-    def forward(ctx, boxes: Tensor, scores: Tensor, max_out: int, iou: float, conf: float) -> Tensor:  # noqa: ARG004
+    def forward(ctx, boxes: Tensor, scores: Tensor, max_out: int, iou: float, conf: float) -> Tensor:
         from torchvision.ops import nms
 
         sel = []
@@ -41,7 +41,9 @@ class _OnnxNms(torch.autograd.Function):
 
     @staticmethod
     def symbolic(g, boxes, scores, max_out: int, iou: float, conf: float):
-        const = lambda v, dt: g.op("Constant", value_t=torch.tensor([v], dtype=dt))  # noqa: E731
+        def const(v, dtype):
+            return g.op("Constant", value_t=torch.tensor([v], dtype=dtype))
+
         return g.op("NonMaxSuppression", boxes, scores, const(max_out, torch.int64), const(iou, torch.float32),
                     const(conf, torch.float32))
 
