@@ -127,7 +127,8 @@ def _decode_args(args: argparse.Namespace, conf: float) -> tuple[C.Config, dict[
     """Config and decoding settings; deployment's default confidence (``conf``) when --conf is not given."""
     given = {k: v for k, v in vars(args).items() if v is not None}  # --imgsz None means "from the model"
     cfg = config_from_args(argparse.Namespace(**given))
-    return cfg, {"conf": cfg.eval.conf if "conf" in given else conf, "iou": cfg.eval.iou,
+    chosen = "conf" in given or cfg.eval.conf != C.EvalConfig().conf  # by flag or by --config YAML
+    return cfg, {"conf": cfg.eval.conf if chosen else conf, "iou": cfg.eval.iou,
                  "method": cfg.eval.nms, "max_det": cfg.eval.max_det}
 
 
@@ -239,6 +240,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--imgsz", type=int, help="input size (default: the ONNX file's, else 320)")
     p.add_argument("--threads", type=int, help="inference threads (default: one per core)")
     add_config_flags(p, ("eval",))
+    for action in p._actions:  # deployment defaults differ from evaluation's
+        if action.dest == "conf":
+            action.help = "confidence threshold before NMS (default: 0.25)"
+        elif action.dest == "backend":
+            action.help = "inference backend (default: onnxruntime for an .onnx file, else torch)"
     p.set_defaults(handler=_cmd_predict)
 
     p = sub.add_parser("export", help="export weights to ONNX (checked against PyTorch)")
