@@ -67,3 +67,12 @@ def test_cli_export(checkpoint, tmp_path, capsys):
     assert main(["export", "--weights", str(checkpoint), "--nms", "--dynamic", "--out", str(out)]) == 2
     assert "static float32" in capsys.readouterr().err
     assert main(["export", "--weights", str(tmp_path / "missing.pt")]) == 2
+
+
+def test_graph_is_simplified_and_portable(onnx_file):
+    import onnx
+
+    proto = onnx.load(str(onnx_file))
+    ops = [n.op_type for n in proto.graph.node]
+    assert "Identity" not in ops and "Shape" not in ops  # static anchor grid folded into constants
+    assert {op.domain for op in proto.opset_import} <= {"", "ai.onnx"}
