@@ -157,8 +157,9 @@ def backend_for_model(model: nn.Module, names: list[str], backend: str = "torch"
         return TorchBackend(model, names, imgsz)
     from rtdet.deploy.onnx import export_onnx
 
-    path = Path(tempfile.mkdtemp(prefix="rtdet-onnx-")) / "model.onnx"
-    return OrtBackend(export_onnx(model, path, imgsz=imgsz, dynamic=dynamic, names=names), threads)
+    with tempfile.TemporaryDirectory(prefix="rtdet-onnx-") as tmp:  # the session holds the model once created
+        path = Path(tmp) / "model.onnx"
+        return OrtBackend(export_onnx(model, path, imgsz=imgsz, dynamic=dynamic, names=names), threads)
 
 
 def eval_model(model: nn.Module, names: list[str], backend: str, imgsz: int, threads: int | None = None) -> nn.Module:
