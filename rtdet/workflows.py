@@ -119,11 +119,17 @@ def load_detector(weights: str | Path, cfg: Config | None = None) -> tuple[nn.Mo
 
 
 @torch.no_grad()
-def final_report(model: nn.Module, loader: Any, names: list[str], out: Path, device: torch.device) -> RunResult:
-    """Official COCO table, P/R/F1, pictures and ``metrics.json`` for ``model`` on ``loader``."""
+def final_report(model: nn.Module, loader: Any, names: list[str], out: Path, device: torch.device,
+                 save_json: bool = False) -> RunResult:
+    """Official COCO table, P/R/F1, pictures and ``metrics.json`` for ``model`` on ``loader``.
+
+    With ``save_json`` the same predictions are also written as ``detections.json`` in COCO
+    results format (bbox xywh in original pixels, category = label + 1).
+    """
     from rtdet.engine.evaluate import predict_all
-    from rtdet.metrics.report import detection_report
     from rtdet.data.preview import prediction_grid
+    from rtdet.metrics.coco import predictions_to_coco
+    from rtdet.metrics.report import detection_report
 
     model = model.to(device).eval()
     preds, targets, _ = predict_all(model, loader, device)
@@ -133,6 +139,10 @@ def final_report(model: nn.Module, loader: Any, names: list[str], out: Path, dev
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     files = [*report.plots, out / "metrics.json"]
     files.append(prediction_grid(loader.dataset.base, preds, names, out / "val_predictions.png"))
+    if save_json:
+        _, dets = predictions_to_coco(preds, targets, names)
+        (out / "detections.json").write_text(json.dumps(dets))
+        files.append(out / "detections.json")
     print(report.text())
     best = report.prf.best
     extra = {**best.mean(), "best_conf": best.conf}
@@ -151,22 +161,9 @@ def validate(weights: str | Path, cfg: Config, out: str | Path | None = None, sa
         raise ValueError(f"{weights} was trained on classes {names}, the data set has {ds.names}")
     loader = build_loader(ds, cfg.data, train=False)
     out = Path(out or Path(weights).resolve().parent.parent / "val")
-    result = final_report(model, loader, names, out, resolve_device(cfg.train.device))
+    result = final_report(model, loader, names, out, resolve_device(cfg.train.device), save_json)
     result.weights = Path(weights)
-    if save_json:
-        result.files.append(save_detections_json(model, loader, names, out / "detections.json"))
     return result
-
-
-def save_detections_json(model: nn.Module, loader: Any, names: list[str], path: Path) -> Path:
-    """Detections in COCO results format (bbox xywh in original pixels, category = label + 1)."""
-    from rtdet.engine.evaluate import predict_all
-    from rtdet.metrics.coco import predictions_to_coco
-
-    preds, targets, _ = predict_all(model, loader, next(model.parameters()).device)
-    _, dets = predictions_to_coco(preds, targets, names)
-    path.write_text(json.dumps(dets))
-    return path
 
 
 def print_summary(result: RunResult) -> None:

@@ -45,14 +45,6 @@ class EpochLosses(Hook):
         self.losses.append(trainer.epoch_losses["loss"])
 
 
-@pytest.fixture
-def one_thread():
-    # on the shared 2-core machine, 2 intra-op threads competing with other processes run ~10x slower
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 @pytest.mark.slow
 def test_trains_from_scratch_on_voc_mini_and_loss_goes_down(tmp_path, one_thread):

@@ -128,14 +128,6 @@ def _synthetic(seed: int, size: int = 128) -> tuple[torch.Tensor, dict]:
     return img, {"boxes": torch.tensor(boxes, dtype=torch.float32), "labels": torch.arange(3)}
 
 
-@pytest.fixture
-def one_thread():
-    """One intra-op thread: on the shared 2-core machine, oversubscribed threads make training crawl."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 @pytest.mark.slow
 def test_overfits_synthetic_rectangles(one_thread):
