@@ -56,7 +56,8 @@ class DataConfig:
     root: str = opt("datasets/digits", "folder of the built-in digits set (generated there when absent)")
     imgsz: int = opt(320, "input image size in pixels (square letterbox)")
     batch: int = opt(16, "images per batch (per process when distributed)")
-    workers: int = opt(2, "data loader worker processes")
+    workers: int = opt(-1, "data loader worker processes; -1: 0 on machines with 2 cores or fewer (workers "
+                       "would compete with the model's threads), else half the cores up to 8")
     cache: bool = opt(False, "keep decoded images in RAM")
     rect: bool = opt(False, "rectangular validation batches (less padding)")
     multi_scale: bool = opt(False, "train at a random size in [0.5, 1.5] x imgsz per batch")
@@ -102,6 +103,8 @@ class TrainConfig:
     seed: int = opt(0, "random seed")
     deterministic: bool = opt(False, "deterministic algorithms (bitwise-repeatable runs on CPU)")
     amp: Literal["off", "fp16", "bf16"] = opt("off", "mixed precision: fp16 (CUDA, loss scaling) or bf16")
+    channels_last: bool = opt(True, "channels-last memory layout for weights and images (faster convolutions, "
+                              "on CPUs too)")
     ema: bool = opt(True, "keep an exponential moving average of the weights")
     ema_decay: float = opt(0.9999, "EMA decay (ramped up over the first iterations)")
     ema_tau: float = opt(2000.0, "EMA ramp: decay * (1 - exp(-updates / ema_tau))")

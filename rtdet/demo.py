@@ -12,9 +12,9 @@ from rtdet.config import load_config
 from rtdet.workflows import RunResult, print_summary, train
 
 DEMO_SETTINGS = {
-    "model": "rtdet-n", "data": "digits", "imgsz": 320, "batch": 16, "workers": 2,
-    "epochs": 4, "optimizer": "adamw", "lr": 0.003, "weight_decay": 0.05, "warmup_epochs": 0.5,
-    "mosaic": 0.5, "close_mosaic": 1, "scale": 0.3, "fliplr": 0.0, "patience": 0, "seed": 0,
+    "model": "rtdet-n", "data": "digits", "imgsz": 320, "batch": 16, "workers": -1,
+    "epochs": 6, "optimizer": "adamw", "lr": 0.003, "weight_decay": 0.05, "warmup_epochs": 0.5, "nbs": 16,
+    "ema_tau": 200.0, "mosaic": 0.5, "close_mosaic": 2, "scale": 0.3, "fliplr": 0.0, "patience": 0, "seed": 0,
 }
 
 

@@ -75,17 +75,9 @@ class OrtBackend(Backend):
     name = "onnxruntime"
 
     def __init__(self, path: str | Path, threads: int | None = None, spin: bool = False) -> None:
-        import onnxruntime as ort
-
         from rtdet.deploy.onnx import parse_metadata
 
-        opts = ort.SessionOptions()
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if threads:
-            opts.intra_op_num_threads = int(threads)
-        opts.inter_op_num_threads = 1  # one graph, run sequentially: inter-op threads only add contention
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
-        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self.session = ort_session(path, threads, spin)
         meta = parse_metadata(self.session.get_modelmeta().custom_metadata_map, path)
         if meta["nms"]:
             raise ValueError(f"{path} was exported with --nms (output 'detections'); rtdet's backends take the "
@@ -104,6 +96,20 @@ class OrtBackend(Backend):
                 np.concatenate([p[1] for p in parts]))
         boxes, scores = self.session.run(["boxes", "scores"], {"images": x})
         return torch.from_numpy(boxes), torch.from_numpy(scores)
+
+
+def ort_session(path: str | Path, threads: int | None = None, spin: bool = False) -> Any:
+    """An ``onnxruntime.InferenceSession`` on the CPU: all graph optimizations, ``threads`` intra-op
+    threads (None: one per core), one inter-op thread, spinning per ``spin`` (see :class:`OrtBackend`)."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads:
+        opts.intra_op_num_threads = int(threads)
+    opts.inter_op_num_threads = 1  # one graph, run sequentially: inter-op threads only add contention
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
 @contextmanager

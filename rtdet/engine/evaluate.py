@@ -56,17 +56,23 @@ def predict_all(model: nn.Module, loader: Iterable, device: torch.device, with_l
                 ) -> tuple[list[dict], list[dict], dict[str, float]]:
     """This rank's predictions and targets (original pixels) and its summed losses and batch count."""
     preds, targets, loss_sums = [], [], {}
+    one_pass = with_loss and hasattr(model, "predict_with_loss")  # detections and losses from one forward
     for images, batch_targets in loader:
         x = images.to(device, non_blocking=True).float() / 255
-        for pred, tgt in zip(model(x), batch_targets):
+        if with_loss:
+            dev_targets = [{k: v.to(device) if torch.is_tensor(v) else v for k, v in t.items()} for t in batch_targets]
+        if one_pass:
+            batch_preds, losses = model.predict_with_loss(x, dev_targets)
+        else:
+            batch_preds = model(x)
+        for pred, tgt in zip(batch_preds, batch_targets):
             p, t = _to_original(pred, tgt)
             preds.append(p)
             targets.append(t)
         if with_loss:
-            with loss_mode(model):
-                dev_targets = [{k: v.to(device) if torch.is_tensor(v) else v for k, v in t.items()}
-                               for t in batch_targets]
-                losses = model(x, dev_targets)
+            if not one_pass:
+                with loss_mode(model):
+                    losses = model(x, dev_targets)
             total = sum(float(v) for v in losses.values())
             for k, v in list(losses.items()) + [("loss", total)]:
                 loss_sums[k] = loss_sums.get(k, 0.0) + float(v)

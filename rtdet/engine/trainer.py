@@ -97,6 +97,8 @@ class Trainer:
             else:  # torch's SyncBatchNorm runs on GPUs only
                 dist.log_info("sync_bn ignored: SyncBatchNorm needs CUDA devices")
         self.model = model.to(self.device)
+        self.memory_format = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
+        self.model.to(memory_format=self.memory_format)  # 4-d weights only; before the EMA copy
         self.pretrained_report = None
         if cfg.model.weights and not cfg.train.resume:  # before the EMA copy and the DDP broadcast
             self.pretrained_report = load_pretrained(self.model, cfg.model.weights)
@@ -161,7 +163,7 @@ class Trainer:
     def train_iter(self, images: torch.Tensor, targets: list[dict[str, Any]], step: bool) -> None:
         """Forward, loss, backward for one batch; an optimizer step when ``step``."""
         self.schedule.apply(self.optimizer, self.iter)
-        images = images.to(self.device, non_blocking=True).float() / 255
+        images = (images.to(self.device, non_blocking=True).float() / 255).contiguous(memory_format=self.memory_format)
         targets = targets_to(targets, self.device)
         with self._sync_grads(step):
             with self._autocast():

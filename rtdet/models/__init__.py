@@ -19,7 +19,7 @@ from rtdet.models.yolo import YOLO, RawOutputs
 
 SCALES: dict[str, dict[str, Any]] = {
     "rtdet-n": dict(
-        channels=(16, 32, 64, 96, 160), depths=(1, 1, 1, 1), neck_channels=(48, 64, 96), neck_depth=1,
+        channels=(16, 24, 48, 96, 160), depths=(0, 1, 1, 1), neck_channels=(48, 64, 96), neck_depth=1,
         head_channels=(32, 48), act="relu", dw_backbone=False, dw_neck=True, dw_head=True,
     ),
     "rtdet-s": dict(

@@ -16,7 +16,7 @@ class CSPBackbone(nn.Module):
 
     Args:
         channels: five widths: stem, then stages at strides 4, 8, 16, 32.
-        depths: bottlenecks in the C2f block of each of the four stages.
+        depths: bottlenecks in the C2f block of each of the four stages (0: no C2f block).
         act, norm: see :mod:`rtdet.models.layers`.
         dw: depthwise-separable 3x3 convolutions inside the bottlenecks and for
             the stride-2 convolutions of the stages at strides 16 and 32 (where
@@ -35,7 +35,9 @@ class CSPBackbone(nn.Module):
         stages = []
         for i, n in enumerate(depths):
             c1, c2 = channels[i], channels[i + 1]
-            layers = [conv(c1, c2, 3, 2, act, norm, dw=dw and i >= 2), C2f(c2, c2, n, True, act, norm, dw)]
+            layers = [conv(c1, c2, 3, 2, act, norm, dw=dw and i >= 2)]
+            if n:  # depth 0: a plain stride-2 convolution (cheap early stages for CPU models)
+                layers.append(C2f(c2, c2, n, True, act, norm, dw))
             if i == len(depths) - 1:
                 layers.append(SPPF(c2, c2, 5, act, norm))
             stages.append(nn.Sequential(*layers))

@@ -87,6 +87,13 @@ class YOLO(nn.Module):
         boxes, scores = decode(raw)
         return postprocess(boxes, scores, image_size=tuple(images.shape[-2:]), **self.postprocess_args)
 
+    def predict_with_loss(self, images: Tensor, targets: list[dict]) -> tuple[list[dict[str, Tensor]], dict[str, Tensor]]:
+        """Eval-mode detections and the losses against ``targets`` from one network pass (for validation)."""
+        raw = self.raw_outputs(images)
+        boxes, scores = decode(raw)
+        dets = postprocess(boxes, scores, image_size=tuple(images.shape[-2:]), **self.postprocess_args)
+        return dets, self.criterion(raw, targets)
+
     def fuse(self) -> YOLO:
         """Fold BatchNorm into convolutions for inference (in place); returns ``self`` in eval mode."""
         fuse_conv_bn(self.eval())

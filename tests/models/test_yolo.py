@@ -48,6 +48,26 @@ def test_eval_returns_detections_per_image():
         assert (det["labels"] < 4).all()
 
 
+def test_predict_with_loss_equals_the_two_separate_passes():
+    from rtdet.engine.evaluate import loss_mode
+
+    torch.manual_seed(0)
+    model = build_model("rtdet-n", num_classes=3)
+    _randomize_bn(model)
+    model.eval()
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        dets, losses = model.predict_with_loss(x, _targets())
+        expected = model(x)
+        with loss_mode(model):
+            expected_losses = model(x, _targets())
+    assert not model.training
+    for got, want in zip(dets, expected):
+        for k in ("boxes", "scores", "labels"):
+            assert torch.equal(got[k], want[k])
+    assert {k: float(v) for k, v in losses.items()} == {k: float(v) for k, v in expected_losses.items()}
+
+
 def test_training_without_targets_and_bad_sizes_are_clear_errors():
     model = build_model("rtdet-n", num_classes=2)
     with pytest.raises(ValueError, match="needs targets"):
