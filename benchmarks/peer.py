@@ -35,7 +35,7 @@ def peer_python(venv: Path = PEER_VENV) -> Path:
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     pip = [str(python), "-m", "pip", "install", "-q"]
     subprocess.run([*pip, *_torch_pins()], check=True)
-    subprocess.run([*pip, "ultralytics", "onnx", "onnxruntime"], check=True)
+    subprocess.run([*pip, "ultralytics", "onnx", "onnxslim", "onnxruntime"], check=True)
     return python
 
 

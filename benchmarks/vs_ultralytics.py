@@ -1,11 +1,14 @@
 """rtdet-n against Ultralytics YOLO11n on the digits set: same data, epochs, image size, batch, seed and CPU.
 
-    python benchmarks/vs_ultralytics.py [--epochs 5] [--imgsz 320] [--batch 16] [--seed 0]
+    python benchmarks/vs_ultralytics.py [--epochs E] [--imgsz 320] [--batch B] [--seed 0]
+
+Defaults are the demo's (``rtdet/demo.py:DEMO_SETTINGS``): its epochs, image size and batch.
 
 Both train from scratch (``yolo11n.yaml``: no pretrained weights) on the digits
 set in YOLO format, one after the other in this run. Each uses its own default
 recipe apart from the shared settings, and horizontal flips are off for both
-(mirrored digits are other symbols). Both sets of validation predictions
+(mirrored digits are other symbols). Both use every core: PyTorch threads = CPU
+count (Ultralytics' default is one fewer on CPUs). Both sets of validation predictions
 (confidence >= 0.001, NMS IoU 0.7, at most 300 per image) are scored by rtdet's
 COCO evaluation against the same ground truth. Training throughput is training
 images (epochs x train images) per second of the whole training call; latency
@@ -32,8 +35,11 @@ from peer import ROOT, run_peer
 PEER_TRAIN = """
 import json, sys, time
 from pathlib import Path
+import os
+import ultralytics.utils.torch_utils as tu
 from ultralytics import YOLO
 data, out, epochs, imgsz, batch, seed, workers = sys.argv[1:8]
+tu.NUM_THREADS = os.cpu_count()  # its default leaves one core idle (cpu_count - 1 threads); rtdet uses them all
 model = YOLO("yolo11n.yaml")
 t0 = time.perf_counter()
 model.train(data=data, epochs=int(epochs), imgsz=int(imgsz), batch=int(batch), seed=int(seed), workers=int(workers),
@@ -98,12 +104,15 @@ def run_rtdet(args: argparse.Namespace, data_root: Path, out: Path, files: list[
 
 
 def main() -> None:
+    from rtdet.data.loader import auto_workers
+    from rtdet.demo import DEMO_SETTINGS
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--imgsz", type=int, default=320)
-    parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=DEMO_SETTINGS["epochs"])
+    parser.add_argument("--imgsz", type=int, default=DEMO_SETTINGS["imgsz"])
+    parser.add_argument("--batch", type=int, default=DEMO_SETTINGS["batch"])
+    parser.add_argument("--seed", type=int, default=DEMO_SETTINGS["seed"])
+    parser.add_argument("--workers", type=int, default=auto_workers(-1), help="loader processes, both tools")
     parser.add_argument("--data", default=str(ROOT / "datasets" / "digits"))
     parser.add_argument("--out", default=str(ROOT / "runs" / "vs_ultralytics"))
     parser.add_argument("--only", choices=["rtdet", "ultralytics"], help="run one side (the other is read back)")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 import typing
+from pathlib import Path
 from typing import Any, Callable, Literal
 
 from rtdet import config as C
@@ -164,8 +165,6 @@ def _cmd_export(args: argparse.Namespace) -> int:
     if not args.weights:
         print("rtdet export: --weights is required", file=sys.stderr)
         return 2
-    from pathlib import Path
-
     from rtdet.deploy.onnx import ExportError, export_onnx
 
     out = Path(args.out or Path(args.weights).with_suffix(".onnx"))
@@ -187,6 +186,27 @@ def _cmd_export(args: argparse.Namespace) -> int:
     else:
         print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB); ONNX Runtime vs PyTorch on {check['images']:.0f} "
               f"images: max |diff| boxes {check['boxes']:.2g} px, scores {check['scores']:.2g}")
+    if args.int8:
+        return _export_int8(args, out)
+    return 0
+
+
+def _export_int8(args: argparse.Namespace, fp32: Path) -> int:
+    from rtdet.deploy.images import IMAGE_SUFFIXES, read_image
+    from rtdet.deploy.quantize import quantize_int8
+
+    folder = Path(args.calib or "")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []
+    if not files:
+        print(f"rtdet export --int8: --calib must be a folder of calibration images (e.g. the training images), "
+              f"got {args.calib!r}", file=sys.stderr)
+        return 2
+    step = max(len(files) // args.calib_images, 1)
+    chosen = files[::step][:args.calib_images]
+    out = fp32.with_suffix(".int8.onnx")
+    quantize_int8(fp32, out, (read_image(f) for f in chosen), method=args.calib_method)
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB): int8 convolutions calibrated ({args.calib_method}) on "
+          f"{len(chosen)} images from {folder}; measure its accuracy with `rtdet val --weights {out} --data ...`")
     return 0
 
 
@@ -257,6 +277,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--conf", type=float, default=0.25, help="with --nms: confidence threshold (default: 0.25)")
     p.add_argument("--iou", type=float, default=0.7, help="with --nms: IoU threshold (default: 0.7)")
     p.add_argument("--max-det", type=int, default=300, help="with --nms: detections kept (default: 300)")
+    p.add_argument("--int8", action="store_true", help="also write an int8 copy (<out>.int8.onnx), calibrated "
+                   "on --calib images")
+    p.add_argument("--calib", help="with --int8: folder of calibration images (e.g. the training images)")
+    p.add_argument("--calib-images", type=int, default=200, help="with --int8: images used (default: 200)")
+    p.add_argument("--calib-method", default="minmax", choices=["minmax", "percentile", "entropy"],
+                   help="with --int8: activation range estimate (default: minmax)")
     p.add_argument("--out", help="output file (default: the weights' path with .onnx)")
     p.set_defaults(handler=_cmd_export)
 

@@ -26,6 +26,7 @@ from rtdet.config import Config, config_from_dict
 from rtdet.data import build_loader, open_dataset
 from rtdet.data.dataset import DetectionDataset
 from rtdet.engine import Trainer, coco_metrics, dist, load_checkpoint, make_evaluator, resume_config, seed_everything
+from rtdet.engine.hooks import Checkpointer
 from rtdet.engine.trainer import resolve_device
 from rtdet.metrics.coco import COCO_KEYS
 from rtdet.models import build_from_config, build_model
@@ -64,9 +65,13 @@ def build_detector(cfg: Config, num_classes: int) -> nn.Module:
     return model
 
 
+def decoding_args(cfg: Config) -> dict[str, Any]:
+    return {"conf": cfg.eval.conf, "iou": cfg.eval.iou, "method": cfg.eval.nms, "max_det": cfg.eval.max_det}
+
+
 def configure_decoding(model: nn.Module, cfg: Config) -> None:
     if hasattr(model, "set_postprocess"):
-        model.set_postprocess(conf=cfg.eval.conf, iou=cfg.eval.iou, method=cfg.eval.nms, max_det=cfg.eval.max_det)
+        model.set_postprocess(**decoding_args(cfg))
 
 
 def train(cfg: Config, progress: bool = True) -> RunResult:
@@ -91,10 +96,18 @@ def train(cfg: Config, progress: bool = True) -> RunResult:
     weights = best if best.is_file() else out / "weights" / "last.pt"
     result = RunResult(out, dict(trainer.metrics), weights)
     if info.rank == 0 and weights.is_file():
-        final = final_report(load_detector(weights, cfg)[0], val_loader, train_ds.names, out, trainer.device)
+        reuse = evaluate.last if _last_validation_is_best(trainer) else None
+        final = final_report(load_detector(weights, cfg)[0], val_loader, train_ds.names, out, trainer.device,
+                             predictions=reuse)
         result.metrics, result.files = final.metrics, final.files
     dist.cleanup()
     return result
+
+
+def _last_validation_is_best(trainer: Trainer) -> bool:
+    """Whether best.pt holds the model of the last validation (its predictions can then be reused)."""
+    ckpt = next((h for h in trainer.hooks if isinstance(h, Checkpointer)), None)
+    return ckpt is not None and ckpt.best_epoch == trainer.epoch and trainer.validation_due()
 
 
 def load_detector(weights: str | Path, cfg: Config | None = None) -> tuple[nn.Module, list[str], Config]:
@@ -120,19 +133,23 @@ def load_detector(weights: str | Path, cfg: Config | None = None) -> tuple[nn.Mo
 
 @torch.no_grad()
 def final_report(model: nn.Module, loader: Any, names: list[str], out: Path, device: torch.device,
-                 save_json: bool = False) -> RunResult:
+                 save_json: bool = False, predictions: tuple[list, list] | None = None) -> RunResult:
     """Official COCO table, P/R/F1, pictures and ``metrics.json`` for ``model`` on ``loader``.
 
     With ``save_json`` the same predictions are also written as ``detections.json`` in COCO
-    results format (bbox xywh in original pixels, category = label + 1).
+    results format (bbox xywh in original pixels, category = label + 1). ``predictions``:
+    ``(predictions, targets)`` this model already produced on ``loader`` (e.g. its last
+    validation during training), used instead of running it again.
     """
     from rtdet.engine.evaluate import predict_all
     from rtdet.data.preview import prediction_grid
     from rtdet.metrics.coco import predictions_to_coco
     from rtdet.metrics.report import detection_report
 
-    model = model.to(device).eval()
-    preds, targets, _ = predict_all(model, loader, device)
+    if predictions is None:
+        preds, targets, _ = predict_all(model.to(device).eval(), loader, device)
+    else:
+        preds, targets = predictions
     report = detection_report(preds, targets, names, out_dir=out)
     metrics = {k: report.coco.stats[k] for k in COCO_KEYS}
     out.mkdir(parents=True, exist_ok=True)
@@ -150,17 +167,26 @@ def final_report(model: nn.Module, loader: Any, names: list[str], out: Path, dev
 
 
 def validate(weights: str | Path, cfg: Config, out: str | Path | None = None, save_json: bool = False) -> RunResult:
-    """Score a checkpoint on the ``val`` split of ``cfg.data.data`` with the official COCO evaluation."""
-    model, names, _ = load_detector(weights, cfg)
-    if cfg.eval.backend != "torch":  # same loader, decoding and metrics; only the network runs elsewhere
-        from rtdet.deploy.runtime import eval_model
+    """Score a checkpoint (or an exported ``.onnx``, run by ONNX Runtime) on the ``val`` split of
+    ``cfg.data.data`` with the official COCO evaluation."""
+    if Path(weights).suffix == ".onnx":  # static graph: square inputs of its own size
+        from rtdet.deploy.runtime import BackendModel, OrtBackend
 
-        model = eval_model(model, names, cfg.eval.backend, cfg.data.imgsz)
+        backend = OrtBackend(weights)
+        model, names = BackendModel(backend, **decoding_args(cfg)), backend.names
+        cfg.data.imgsz, cfg.data.rect = backend.imgsz, backend.dynamic and cfg.data.rect
+    else:
+        model, names, _ = load_detector(weights, cfg)
+        if cfg.eval.backend != "torch":  # same loader, decoding and metrics; only the network runs elsewhere
+            from rtdet.deploy.runtime import eval_model
+
+            model = eval_model(model, names, cfg.eval.backend, cfg.data.imgsz)
     ds = open_dataset(cfg.data.data, "val", root=cfg.data.root or None)
     if ds.names != names:
         raise ValueError(f"{weights} was trained on classes {names}, the data set has {ds.names}")
     loader = build_loader(ds, cfg.data, train=False)
-    out = Path(out or Path(weights).resolve().parent.parent / "val")
+    out = Path(out or Path(weights).resolve().parent.parent / ("val" if Path(weights).suffix != ".onnx"
+                                                              else f"val-{Path(weights).stem}"))
     result = final_report(model, loader, names, out, resolve_device(cfg.train.device), save_json)
     result.weights = Path(weights)
     return result

@@ -61,8 +61,8 @@ def test_learns_digits_it_has_never_seen(tmp_path):
 
     generate_digits(tmp_path / "digits", n_train=480, n_val=96, imgsz=160, seed=5)
     cfg = load_config(None, {
-        "model": "rtdet-n", "data": "digits", "root": str(tmp_path / "digits"), "imgsz": 160, "batch": 16,
-        "workers": 0, "epochs": 8, "optimizer": "adamw", "lr": 0.003, "weight_decay": 0.05, "nbs": 16,
+        "model": "rtdet-n", "data": "digits", "root": str(tmp_path / "digits"), "imgsz": 160, "batch": 8,
+        "workers": 0, "epochs": 8, "optimizer": "adamw", "lr": 0.003, "weight_decay": 0.05, "nbs": 8,
         "warmup_epochs": 0.5, "mosaic": 0.0, "fliplr": 0.0, "scale": 0.2, "val_interval": 100, "patience": 0,
         "seed": 0, "out": str(tmp_path / "run"),
     })

@@ -204,7 +204,8 @@ def parse_metadata(props: dict[str, str], path: str | Path = "<onnx>") -> dict[s
         raise ValueError(f"{path}: not an rtdet ONNX export (no 'names'/'imgsz' metadata); re-export with rtdet export")
     return {"names": json.loads(props["names"]), "imgsz": int(props["imgsz"]),
             "dynamic": props.get("dynamic") == "true", "half": props.get("half") == "true",
-            "model": props.get("model", ""), "nms": props.get("nms", "false") != "false"}
+            "model": props.get("model", ""), "nms": props.get("nms", "false") != "false",
+            "int8": props.get("int8") == "true"}
 
 
 def check_parity(model: nn.Module, path: str | Path, imgsz: int, tol: tuple[float, float] = TOLERANCE,

@@ -91,11 +91,13 @@ def make_evaluator(loader: Iterable, metric_fn: MetricFn, device: str | torch.de
     """
 
     def evaluate(model: nn.Module) -> dict[str, float]:
+        """Score ``model``; its predictions and targets (original pixels) are kept in ``evaluate.last``."""
         dev = torch.device(device) if device is not None else next(model.parameters()).device
         preds, targets, sums = predict_all(model, loader, dev, with_loss=val_loss)
         gathered = dist.all_gather_object((preds, targets, sums))
         pairs = sorted(((p, t) for ps, ts, _ in gathered for p, t in zip(ps, ts)), key=lambda pt: pt[1]["image_id"])
-        metrics = dict(metric_fn([p for p, _ in pairs], [t for _, t in pairs]))
+        evaluate.last = ([p for p, _ in pairs], [t for _, t in pairs])  # for a final report without re-running
+        metrics = dict(metric_fn(*evaluate.last))
         if val_loss:
             total: dict[str, float] = {}
             for _, _, s in gathered:
@@ -105,6 +107,7 @@ def make_evaluator(loader: Iterable, metric_fn: MetricFn, device: str | torch.de
             metrics |= {f"val/{k}": v / n for k, v in total.items()}
         return metrics
 
+    evaluate.last = None
     return evaluate
 
 

@@ -253,6 +253,7 @@ class Checkpointer(Hook):
         self.out = Path(out)
         self.metric = metric
         self.best: float | None = None
+        self.best_epoch: int | None = None  # 0-based epoch whose model best.pt holds
         self.warned = False
 
     def before_train(self, trainer: Trainer) -> None:
@@ -270,7 +271,7 @@ class Checkpointer(Hook):
         improved = value is not None and (
             self.best is None or (value > self.best if higher_is_better(self.metric) else value < self.best))
         if improved:
-            self.best = value
+            self.best, self.best_epoch = value, trainer.epoch
         state = trainer.state_dict()
         if trainer.is_main:
             atomic_save(state, self.out / "weights" / "last.pt")
@@ -278,10 +279,10 @@ class Checkpointer(Hook):
                 atomic_save(state, self.out / "weights" / "best.pt")
 
     def state_dict(self) -> dict[str, Any]:
-        return {"best": self.best}
+        return {"best": self.best, "best_epoch": self.best_epoch}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.best = state["best"]
+        self.best, self.best_epoch = state["best"], state.get("best_epoch")
 
 
 class TensorBoardLogger(Hook):

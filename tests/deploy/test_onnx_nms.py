@@ -35,7 +35,8 @@ def test_pytorch_module_and_many_detections(model, tmp_path):
     assert dets.shape[1] == 6 and len(dets) <= 300
     # conf 0.04: below it the random model's scores on the flat letterbox padding are tied to 1e-8,
     # and which of two near-equal boxes survives NMS then depends on rounding (see check_nms_parity)
-    export_onnx_nms(fused, tmp_path / "n.onnx", 160, 0.04, 0.6, 300)
-    assert check_nms_parity(fused, tmp_path / "n.onnx", 160, 0.04, 0.6, 300) > 20
+    # IoU 0.9: the random model's boxes overlap a lot, so a loose threshold keeps many of them
+    export_onnx_nms(fused, tmp_path / "n.onnx", 160, 0.04, 0.9, 300)
+    assert check_nms_parity(fused, tmp_path / "n.onnx", 160, 0.04, 0.9, 300) > 50
     with pytest.raises(ExportError, match="in-graph NMS"):
         check_nms_parity(fused, tmp_path / "n.onnx", 160, 0.04, 0.3, 300)  # other threshold than exported

@@ -1,4 +1,4 @@
-"""COCO numbers with the ONNX Runtime backend equal the torch backend's (within 0.001 AP)."""
+"""COCO numbers with the ONNX Runtime backend (or an exported .onnx) equal the torch backend's (within 0.001 AP)."""
 
 import json
 
@@ -53,12 +53,16 @@ def test_rtdet_val_onnxruntime_equals_torch(tmp_path):
     ckpt = tmp_path / "best.pt"
     torch.save({"model": model.state_dict(), "model_args": dict(model.build_args), "meta": {"names": names},
                 "config": config_to_dict(Config()), "ema": None}, ckpt)
+    from rtdet.deploy.onnx import export_onnx
+
+    exported = export_onnx(ckpt, tmp_path / "best.onnx", imgsz=160)  # static 160 px graph, scored as a file
     stats = {}
-    for backend in ("torch", "onnxruntime"):
-        out = tmp_path / backend
-        argv = ["val", "--weights", str(ckpt), "--data", str(ann), "--imgsz", "160", "--workers", "0",
-                "--out", str(out), "--backend", backend]
+    for backend, weights in (("torch", ckpt), ("onnxruntime", ckpt), ("onnx file", exported)):
+        out = tmp_path / backend.replace(" ", "_")
+        argv = ["val", "--weights", str(weights), "--data", str(ann), "--imgsz", "160", "--workers", "0",
+                "--out", str(out)] + (["--backend", backend] if weights == ckpt else [])
         assert main(argv) == 0
         stats[backend] = json.loads((out / "metrics.json").read_text())
     for key in COCO_KEYS:
         assert abs(stats["torch"][key] - stats["onnxruntime"][key]) <= 1e-3, key
+        assert abs(stats["torch"][key] - stats["onnx file"][key]) <= 1e-3, key
