@@ -3,10 +3,12 @@
 Scales (widths, depths, head widths, depthwise options, default activation) are
 plain keyword dicts in :data:`SCALES`; ``MODELS`` maps each name to a builder.
 ``rtdet-n`` is tuned for CPU speed: dense convolutions in a narrow backbone
-(they train faster on a CPU than depthwise ones), depthwise-separable neck and
-head, narrow head branches, ReLU (fused into the convolution by ONNX Runtime,
-where SiLU costs an extra pass). About 0.64 GFLOPs at 320 px, against ~1.6 for
-YOLO11n. ``-s`` and ``-m`` use dense convolutions everywhere and SiLU.
+(they train faster on a CPU than depthwise ones) with no C2f block at stride 4
+(a plain stride-2 convolution there: the high-resolution stages dominated both
+training and inference time), depthwise-separable neck and head, narrow head
+branches, ReLU (fused into the convolution by ONNX Runtime, where SiLU costs an
+extra pass). About 0.44 GFLOPs at 320 px, against ~1.6 for YOLO11n. ``-s`` and
+``-m`` use dense convolutions everywhere and SiLU.
 """
 
 from __future__ import annotations

@@ -50,8 +50,8 @@ def test_int8_outputs_track_the_float_model(onnx_file, int8_file):
         (b1, s1), (b2, s2) = fp32(x), int8(x)
         box_err.append(float((b1 - b2).abs().median()))
         score_err.append(float((s1 - s2).abs().mean()))
-    # a random network amplifies rounding; measured: median box error ~0.5 px, mean score error ~0.005
-    assert np.median(box_err) < 3.0 and np.median(score_err) < 0.03
+    # measured on this random network: median box error 0.057 px, mean score error 0.0021
+    assert np.median(box_err) < 0.5 and np.median(score_err) < 0.01
 
 
 def test_export_int8_from_the_command_line(checkpoint, tmp_path):
