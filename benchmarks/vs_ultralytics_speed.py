@@ -46,8 +46,9 @@ class PeerOrtBackend(OrtBackend):
 
     name = "onnxruntime (yolo11n)"
 
-    def __init__(self, path: str | Path, names: list[str], imgsz: int, threads: int | None = None) -> None:
-        self.session = ort_session(path, threads)
+    def __init__(self, path: str | Path, names: list[str], imgsz: int, threads: int | None = None,
+                 spin: bool = False) -> None:
+        self.session = ort_session(path, threads, spin)
         self.input = self.session.get_inputs()[0].name
         self.names, self.imgsz, self.path, self.dynamic = list(names), imgsz, Path(path), False
 
@@ -68,21 +69,23 @@ def main() -> None:
     parser.add_argument("--weights", help="rtdet .pt or .onnx (default: untrained rtdet-n, 80 classes)")
     parser.add_argument("--peer-weights", default="yolo11n.yaml", help="Ultralytics .pt or model yaml")
     parser.add_argument("--conf", type=float, default=0.25)
+    parser.add_argument("--spin", action="store_true", help="ONNX Runtime threads busy-wait (both models)")
     parser.add_argument("--json", help="write both results here")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="rtdet-vs-") as tmp:
         if args.weights:
-            ours = load_backend(args.weights, "onnxruntime", threads=args.threads, imgsz=args.imgsz)
+            ours = load_backend(args.weights, "onnxruntime", threads=args.threads, imgsz=args.imgsz, spin=args.spin)
         else:
             from rtdet.deploy.runtime import backend_for_model
             from rtdet.models import build_model
 
             names = [str(i) for i in range(80)]
-            ours = backend_for_model(build_model("rtdet-n", 80), names, "onnxruntime", args.threads, args.imgsz)
+            ours = backend_for_model(build_model("rtdet-n", 80), names, "onnxruntime", args.threads, args.imgsz,
+                                     spin=args.spin)
         peer = run_peer(PEER_EXPORT, str(Path(args.peer_weights).resolve()) if Path(args.peer_weights).is_file()
                         else args.peer_weights, str(args.imgsz), tmp)
-        theirs = PeerOrtBackend(peer["onnx"], peer["names"], args.imgsz, args.threads)
+        theirs = PeerOrtBackend(peer["onnx"], peer["names"], args.imgsz, args.threads, args.spin)
         per_round = max(args.runs // args.rounds, 1)
         results: dict[str, list[BenchResult]] = {"rtdet-n": [], "yolo11n": []}
         for _ in range(args.rounds):
@@ -91,7 +94,8 @@ def main() -> None:
                                               threads=args.threads))
 
     summary = {}
-    print(f"ONNX Runtime, {args.imgsz} px, {args.threads} threads, {per_round * args.rounds} frames each "
+    print(f"ONNX Runtime, {args.imgsz} px, {args.threads} threads{' (spinning)' if args.spin else ''}, "
+          f"{per_round * args.rounds} frames each "
           f"(letterbox + inference + NMS, median of per-round medians)")
     print(f"{'model':10s} {'letterbox':>10s} {'inference':>10s} {'post':>8s} {'end to end':>11s} {'FPS':>7s}")
     for key, rounds in results.items():

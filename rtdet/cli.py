@@ -219,13 +219,13 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         return 2
     try:
         if args.weights:
-            backend = load_backend(args.weights, args.backend, args.threads, args.imgsz)
+            backend = load_backend(args.weights, args.backend, args.threads, args.imgsz, spin=args.spin)
         else:
             from rtdet.models import build_model
 
             model = build_model(args.model, args.classes).eval()
             backend = backend_for_model(model, [str(i) for i in range(args.classes)], args.backend, args.threads,
-                                        args.imgsz)
+                                        args.imgsz, spin=args.spin)
     except (FileNotFoundError, ValueError) as e:
         print(f"rtdet bench: {e}", file=sys.stderr)
         return 2
@@ -297,6 +297,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, default=20, help="untimed frames first (default: 20)")
     p.add_argument("--conf", type=float, default=0.25, help="confidence threshold (default: 0.25)")
     p.add_argument("--classes", type=int, default=80, help="classes of a --model (default: 80)")
+    p.add_argument("--spin", action="store_true", help="ONNX Runtime threads busy-wait between frames (faster on "
+                   "a CPU the detector has to itself, slower on a shared one)")
     p.set_defaults(handler=_cmd_bench)
 
     p = sub.add_parser("info", help="print a model's parameters and GFLOPs")

@@ -62,3 +62,13 @@ def test_backend_model_follows_the_eval_contract(model, onnx_file, images):
         ref = model(x)[0]
     assert len(ref["labels"]) > 0 and got["labels"].tolist() == ref["labels"].tolist()
     torch.testing.assert_close(got["boxes"], ref["boxes"], atol=1e-3, rtol=0)
+
+
+def test_threads_and_spinning_reach_the_session(onnx_file, checkpoint):
+    def spinning(backend):
+        return backend.session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning")
+
+    assert spinning(load_backend(onnx_file)) == "0"  # default: idle threads sleep
+    assert spinning(load_backend(onnx_file, spin=True)) == "1"
+    assert spinning(load_backend(checkpoint, "onnxruntime", imgsz=160, spin=True)) == "1"
+    assert load_backend(onnx_file, threads=1).session.get_session_options().intra_op_num_threads == 1
