@@ -192,11 +192,11 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _export_int8(args: argparse.Namespace, fp32: Path) -> int:
-    from rtdet.deploy.images import IMAGE_SUFFIXES, read_image
+    from rtdet.deploy.images import image_files, read_image
     from rtdet.deploy.quantize import quantize_int8
 
     folder = Path(args.calib or "")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []
+    files = image_files(folder)
     if not files:
         print(f"rtdet export --int8: --calib must be a folder of calibration images (e.g. the training images), "
               f"got {args.calib!r}", file=sys.stderr)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -174,7 +174,8 @@ def validate(weights: str | Path, cfg: Config, out: str | Path | None = None, sa
 
         backend = OrtBackend(weights)
         model, names = BackendModel(backend, **decoding_args(cfg)), backend.names
-        cfg.data.imgsz, cfg.data.rect = backend.imgsz, backend.dynamic and cfg.data.rect
+        data = replace(cfg.data, imgsz=backend.imgsz, rect=backend.dynamic and cfg.data.rect)
+        cfg = replace(cfg, data=data)  # the caller's config is left as it was
     else:
         model, names, _ = load_detector(weights, cfg)
         if cfg.eval.backend != "torch":  # same loader, decoding and metrics; only the network runs elsewhere

@@ -13,9 +13,8 @@ import cv2
 import numpy as np
 import torch
 
+from rtdet.data.dataset import IMAGE_SUFFIXES
 from rtdet.data.transforms import letterbox
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 
 def shared_data_dir() -> Path:
@@ -39,10 +38,15 @@ def to_input(image: np.ndarray, imgsz: int) -> tuple[torch.Tensor, tuple[float, 
     return torch.from_numpy(np.ascontiguousarray(x)), lb
 
 
+def image_files(folder: str | Path) -> list[Path]:
+    """The image files directly in ``folder``, sorted; empty when it is not a folder."""
+    folder = Path(folder)
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []
+
+
 def sample_images(n: int, seed: int = 0) -> list[np.ndarray]:
     """``n`` real RGB images from coco128 (sorted, first ``n``), or random noise images when it is absent."""
-    folder = shared_data_dir() / "coco128" / "images"
-    files = sorted(p for p in folder.glob("*") if p.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []
+    files = image_files(shared_data_dir() / "coco128" / "images")
     if files:
         return [read_image(p) for p in files[:n]]
     rng = np.random.default_rng(seed)
