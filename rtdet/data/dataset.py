@@ -30,13 +30,14 @@ import torch
 from PIL import Image
 
 from rtdet.data.report import Report
+from rtdet.errors import RtdetError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 # The stored pixel grid is what annotations refer to, so EXIF rotation is ignored.
 _IMREAD_FLAGS = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
 
 
-class ImageError(ValueError):
+class ImageError(RtdetError, ValueError):
     """An image file that is missing, unreadable or truncated."""
 
 

@@ -20,11 +20,12 @@ import yaml
 
 from rtdet.data.dataset import IMAGE_SUFFIXES, DatasetBuilder, DetectionDataset, ImageError, probe_images
 from rtdet.data.report import Report
+from rtdet.errors import RtdetError
 
 COORD_TOL = 1e-3  # normalized coordinates may overshoot [0, 1] by this much (rounding in other tools)
 
 
-class DataFormatError(ValueError):
+class DataFormatError(RtdetError, ValueError):
     """A data set description (yaml, json, folder layout) that cannot be used at all."""
 
 

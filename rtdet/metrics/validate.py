@@ -25,8 +25,10 @@ from typing import Any
 
 import numpy as np
 
+from rtdet.errors import RtdetError
 
-class MetricsInputError(ValueError):
+
+class MetricsInputError(RtdetError, ValueError):
     """Ground truth or detections that cannot be scored; the message names the entry."""
 
 
