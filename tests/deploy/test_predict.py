@@ -96,3 +96,29 @@ def test_python_api_shares_the_predict_code_path(checkpoint):
     for a, b in zip(api, ref):
         assert 0 < len(a["boxes"]) <= 5 and a["names"] == b["names"]
         np.testing.assert_array_equal(a["boxes"].numpy(), b["boxes"].numpy())
+
+
+def test_yaml_conf_reaches_predict_and_equals_the_api(folder, checkpoint, tmp_path):
+    from rtdet import Model
+
+    (tmp_path / "low.yaml").write_text("detect:\n  conf: 0.001\n  max_det: 50\n")
+    out = tmp_path / "low"
+    assert main(["predict", "--weights", str(checkpoint), "--source", str(folder / "img0.jpg"), "--out", str(out),
+                 "--imgsz", "160", "--config", str(tmp_path / "low.yaml")]) == 0
+    recs = json.loads((out / "predictions.json").read_text())
+    assert 0 < len(recs) <= 50 and min(r["score"] for r in recs) < 0.25  # 0.001 from the YAML, not 0.25
+    image = cv2.cvtColor(cv2.imread(str(folder / "img0.jpg")), cv2.COLOR_BGR2RGB)
+    (api,) = Model(str(checkpoint), config=tmp_path / "low.yaml").predict(image, imgsz=160)
+    assert len(api["scores"]) == len(recs)
+
+
+def test_each_command_has_the_flags_it_uses_and_no_others(capsys):
+    def flags(cmd):
+        with pytest.raises(SystemExit):
+            main([cmd, "--help"])
+        return capsys.readouterr().out
+
+    val, predict, export = flags("val"), flags("predict"), flags("export")
+    assert "--device" in val and "--val-conf" in val and "--mosaic" not in val and "--hsv-h" not in val
+    assert "--conf" in predict and "--mosaic" not in predict and "--epochs" not in predict
+    assert "--conf" in export and "--lr" not in export
