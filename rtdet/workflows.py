@@ -51,6 +51,7 @@ def train(cfg: Config, progress: bool = True) -> RunResult:
     if cfg.train.resume:  # continue exactly: the checkpoint's own settings, not today's defaults
         cfg = resume_config(cfg.train.resume)
     task = get_task(task_for(cfg))
+    cfg = task.resolve_defaults(cfg)
     if not cfg.train.metric:
         cfg = replace(cfg, train=replace(cfg.train, metric=task.metric))
     seed_everything(cfg.train.seed + info.rank, cfg.train.deterministic)
