@@ -32,7 +32,8 @@ def test_sample_contract(tmp_path):
     assert t["boxes"].dtype == torch.float32 and t["boxes"].shape == (2, 4)
     assert t["labels"].dtype == torch.int64 and t["labels"].tolist() == [0, 1]
     assert t["iscrowd"].tolist() == [False, True] and t["difficult"].tolist() == [False, False]
-    assert t["image_id"] == 7 and t["orig_size"] == (20, 30) and t["letterbox"] == (1.0, 0.0, 0.0)
+    assert ds.source_ids == [7, 9] and ds.image_ids.tolist() == [0, 1]  # own ids kept; rtdet's = position
+    assert t["image_id"] == 0 and t["orig_size"] == (20, 30) and t["letterbox"] == (1.0, 0.0, 0.0)
     assert t["file"].endswith("x.png")
     _, t = ds[1]
     assert t["boxes"].shape == (0, 4) and t["labels"].shape == (0,)
