@@ -57,7 +57,7 @@ __all__ = ["COCO_KEYS", "ClassAP", "CocoResult", "MetricsInputError", "coco_to_r
 class ClassAP:
     """AP of one category; -1 where undefined (no ground truth of that size)."""
 
-    category_id: int
+    category_id: int | str  # as the ground truth has it
     name: str
     num_gt: int  # non-crowd ground-truth boxes
     num_det: int
@@ -107,7 +107,7 @@ def _per_class(precision: np.ndarray, gt: dict, dets: list[dict]) -> list[ClassA
     for k, c in enumerate(cats):
         p = precision[:, :, k, :, -1]  # [T, R, A] at maxDets=100
         rows.append(ClassAP(
-            category_id=c["id"], name=c["name"], num_gt=n_gt[c["id"]], num_det=int(n_det.get(c["id"], 0)),
+            category_id=c.get("source_id", c["id"]), name=c["name"], num_gt=n_gt[c["id"]], num_det=int(n_det.get(c["id"], 0)),
             AP=_mean_defined(p[:, :, 0]), AP50=_mean_defined(p[0, :, 0]), AP75=_mean_defined(p[5, :, 0]),
             APs=_mean_defined(p[:, :, 1]), APm=_mean_defined(p[:, :, 2]), APl=_mean_defined(p[:, :, 3]),
         ))
