@@ -4,9 +4,11 @@ import contextlib
 import io
 import json
 
+import cv2
 import numpy as np
 import pytest
 
+from rtdet.cli import main
 from rtdet.data.coco import detections_to_coco_results, read_coco, to_coco_gt
 from rtdet.metrics.coco import COCO_KEYS, evaluate, evaluate_predictions
 from rtdet.data.convert import convert
@@ -126,8 +128,9 @@ def fake_predictions(ds, seed=0):
         labels = np.where(rng.random(len(b)) < 0.2, rng.integers(0, len(ds.names), len(b)), a["labels"])
         xy = rng.uniform(0, [w * 0.7, h * 0.7], (2, 2))
         extra = np.concatenate([xy, xy + rng.uniform(5, 100, (2, 2))], 1)
+        labels = np.concatenate([labels, rng.integers(0, len(ds.names), 2)])
         preds.append({"image_id": int(ds.image_ids[i]), "boxes": np.concatenate([b, extra]),
-                      "scores": rng.random(len(b) + 2), "labels": np.concatenate([labels, rng.integers(0, 80, 2)])})
+                      "scores": rng.random(len(b) + 2), "labels": labels})
         targets.append({**a, "image_id": int(ds.image_ids[i]), "orig_size": (h, w)})
     return preds, targets
 
@@ -169,3 +172,95 @@ def test_saved_detections_score_against_the_users_json(coco128, tmp_path, string
     # the same detections through the json's own areas: all 12 numbers
     full = evaluate(to_coco_gt(ds, original_ids=True), dets)
     np.testing.assert_allclose([full[k] for k in COCO_KEYS], theirs, atol=1e-9)
+
+
+# -- ids as the json has them -----------------------------------------------------------------------------
+
+
+def _tiny_coco(root, image_ids, cat_ids=(3, 4), ann_image_ids=None):
+    """``len(image_ids)`` noise images with one box each (category ``cat_ids[0]``)."""
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    images = []
+    for k, img_id in enumerate(image_ids):
+        cv2.imwrite(str(root / "images" / f"{k}.jpg"), np.full((48, 64, 3), 40 * k, np.uint8))
+        images.append({"id": img_id, "file_name": f"{k}.jpg", "height": 48, "width": 64})
+    anns = [{"id": k + 1, "image_id": i, "category_id": cat_ids[0], "bbox": [1, 2, 10 + k, 10], "area": 100,
+             "iscrowd": 0} for k, i in enumerate(ann_image_ids if ann_image_ids is not None else image_ids)]
+    cats = [{"id": c, "name": f"c{n}"} for n, c in enumerate(cat_ids)]
+    (root / "ann.json").write_text(json.dumps({"images": images, "annotations": anns, "categories": cats}))
+    return root / "ann.json"
+
+
+STRING_IDS = ["0000007_01200_d_0000003", "0000007_01200_d_0000001", "b"]
+
+
+def test_string_image_ids_are_read_and_written_back(tmp_path):
+    """Issue 11.5: string ids (which crashed the reader with a ValueError) are kept for writing out."""
+    ann = _tiny_coco(tmp_path, STRING_IDS, cat_ids=("cat", 7))
+    ds = read_coco(ann)
+    assert ds.report.ok and len(ds) == 3
+    assert ds.source_ids == STRING_IDS and ds.image_ids.tolist() == [0, 1, 2]
+    assert ds.cat_ids == [7, "cat"] and ds.names == ["c1", "c0"]  # integers sort before strings
+    assert [ds[i][1]["image_id"] for i in range(3)] == [0, 1, 2] and ds.labels.tolist() == [1, 1, 1]
+    gt = to_coco_gt(ds, original_ids=True)
+    assert [im["id"] for im in gt["images"]] == STRING_IDS
+    assert {a["image_id"] for a in gt["annotations"]} == set(STRING_IDS)
+    assert {a["category_id"] for a in gt["annotations"]} == {"cat"}
+    paths, _ = convert("coco", "coco", tmp_path / "out", ann=ann)
+    back = json.loads(paths[0].read_text())
+    assert [(im["id"], im["file_name"]) for im in back["images"]] == list(zip(STRING_IDS, ["0.jpg", "1.jpg", "2.jpg"]))
+    assert sorted(c["id"] for c in back["categories"] if isinstance(c["id"], int)) == [7]
+    # the metric dict rtdet val / training builds, and detections in the json's own ids
+    preds, targets = fake_predictions(ds)
+    assert 0.0 <= evaluate_predictions(preds, targets, ds.names)["AP"] <= 1.0
+    dets = detections_to_coco_results(preds, ds)
+    assert {d["image_id"] for d in dets} <= set(STRING_IDS) and {d["category_id"] for d in dets} <= {7, "cat"}
+
+
+def test_int_and_string_ids_are_never_merged(tmp_path):
+    ann = _tiny_coco(tmp_path, [1, "1", 2])
+    ds = read_coco(ann)
+    assert ds.report.ok and ds.source_ids == [1, "1", 2]
+    assert [len(ds.annotations(i)["boxes"]) for i in range(3)] == [1, 1, 1]
+
+
+@pytest.mark.parametrize("bad, words", [
+    (None, "got null (null)"),
+    (True, "got true (boolean)"),
+    (1.5, "got 1.5 (number)"),
+    ([1, 2], "got [1, 2] (array)"),
+    ({"a": 1}, "got {\"a\": 1} (object)"),
+])
+def test_unusable_image_ids_are_reported_not_raised(tmp_path, bad, words):
+    """Issue 11.5: an id that cannot be an id names the file and the entry; that image is skipped and counted."""
+    ann = _tiny_coco(tmp_path, [10, bad, 12], ann_image_ids=[10, bad, 12])
+    ds = read_coco(ann)
+    assert ds.source_ids == [10, 12] and ds.report.skipped_images == 1
+    msgs = [str(p) for p in ds.report.problems]
+    words = "must be an integer or a string, " + words
+    assert any(m.startswith(str(ann)) and "images[1]: id " + words in m for m in msgs), msgs
+    assert any("annotations[1]" in m and "image_id " + words in m for m in msgs), msgs
+
+
+def test_unusable_category_ids_and_mismatched_id_types_are_reported(tmp_path):
+    ann = _tiny_coco(tmp_path, [1, 2], cat_ids=(3, [4]), ann_image_ids=[1, "2"])
+    ds = read_coco(ann)
+    msgs = [str(p) for p in ds.report.problems]
+    assert any("categories[1]: id must be an integer or a string, got [4] (array)" in m for m in msgs), msgs
+    assert any("annotations[1] (id 2) points at image id '2', which is not in 'images' (there is an id 2" in m
+               for m in msgs), msgs
+    assert ds.cat_ids == [3] and ds.source_ids == [1, 2]  # image 2 is kept, without the box that missed it
+
+
+def test_cli_string_ids_and_broken_json_never_print_a_traceback(tmp_path, capsys):
+    ann = _tiny_coco(tmp_path / "s", STRING_IDS)
+    assert main(["data", "check", str(ann), "--images", str(tmp_path / "s" / "images")]) == 0
+    assert "OK: no problems found" in capsys.readouterr().out
+    ann = _tiny_coco(tmp_path / "u", [1, [2], {"x": 3}])
+    assert main(["data", "check", str(ann)]) == 1
+    out = capsys.readouterr().out
+    assert "FAILED" in out and "images[1]: id must be an integer or a string" in out and "Traceback" not in out
+    (tmp_path / "list.json").write_text("[1, 2]")
+    assert main(["data", "check", str(tmp_path / "list.json")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "list.json" in err and "got a JSON array" in err
