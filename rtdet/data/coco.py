@@ -21,11 +21,11 @@ from rtdet.data.yolo import DataFormatError, place_image, unique_stems
 
 
 def infer_images_dir(ann_path: Path) -> Path:
-    """The image folder next to an annotation json: ``../images``, ``images``, ``../<split>``, ``../images/<split>``."""
+    """The image folder next to an annotation json: ``../images/<split>``, ``../<split>``, ``images``, ``../images``."""
     split = ann_path.stem.split("_")[-1]  # instances_val2017 -> val2017
     base = ann_path.parent
-    for cand in (base.parent / "images" / split, base.parent / split, base / "images", base.parent / "images",
-                 base / split, base):
+    for cand in (base.parent / "images" / ann_path.stem, base.parent / "images" / split, base.parent / split,
+                 base / "images", base.parent / "images", base / split, base):
         if cand.is_dir() and any(cand.iterdir()):
             return cand
     return base
@@ -296,16 +296,25 @@ def _numpy(x: Any) -> np.ndarray:
 
 
 def write_coco(splits: dict[str, DetectionDataset], out_dir: str | Path, copy: bool = False) -> list[Path]:
-    """Write ``OUT/images/`` (linked or copied) and ``OUT/annotations/<split>.json`` per split."""
+    """Write ``OUT/annotations/<split>.json`` per split and the images they name (linked or copied).
+
+    Images keep their file names, in ``OUT/images/`` for one split and in
+    ``OUT/images/<split>/`` for several (so ``train/00000.jpg`` and
+    ``val/00000.jpg`` both keep theirs); only two files of one split with the
+    same name get a suffix (``x_1.jpg``). Ids are the data set's own (see
+    :class:`DetectionDataset`), so detections that ``rtdet val`` writes for the
+    source data score against these files.
+    """
     out = Path(out_dir)
     (out / "annotations").mkdir(parents=True, exist_ok=True)
-    stems = unique_stems([ds.file(i) for ds in splits.values() for i in range(len(ds))])
-    names = {f: stem + Path(f).suffix for f, stem in stems.items()}
-    for f, name in names.items():
-        if not (out / "images" / name).exists():
-            place_image(f, out / "images" / name, copy)
     paths = []
     for split, ds in splits.items():
+        folder = out / "images" / split if len(splits) > 1 else out / "images"
+        stems = unique_stems([ds.file(i) for i in range(len(ds))])
+        names = {f: stem + Path(f).suffix for f, stem in stems.items()}
+        for f, name in names.items():
+            if not (folder / name).exists():
+                place_image(f, folder / name, copy)
         gt = to_coco_gt(ds, original_ids=True, file_names=names)
         for ann in gt["annotations"]:
             del ann["ignore"]  # an rtdet-internal hint, not a COCO field

@@ -103,7 +103,8 @@ def test_coco_faults_are_reported(tmp_path):
         ("ann.json", None, "zero or negative width/height"),
         ("gone.jpg", None, "not found"),
     ])
-    assert ds.source_ids == [0, 2] and ds.image_ids.tolist() == [0, 1]  # 1, 3, 4: bad annotation; 2nd 2: duplicate
+    # kept: 0 and 2; 1, 3, 4: a bad annotation; the second 2: a duplicate id; 9: file missing
+    assert ds.source_ids == [0, 2] and ds.image_ids.tolist() == [0, 1]
 
 
 def broken_voc(root):

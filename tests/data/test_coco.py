@@ -264,3 +264,15 @@ def test_cli_string_ids_and_broken_json_never_print_a_traceback(tmp_path, capsys
     assert main(["data", "check", str(tmp_path / "list.json")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "list.json" in err and "got a JSON array" in err
+
+
+def test_file_name_suffix_in_another_case_is_found(tmp_path):
+    """Issue 11.6 for COCO: ``file_name`` says ``0.jpg``, the file is ``0.JPG``; file names are written back as stored."""
+    ann = _tiny_coco(tmp_path, [5, 6])
+    (tmp_path / "images" / "0.jpg").rename(tmp_path / "images" / "0.JPG")
+    ds = read_coco(ann)
+    assert ds.report.ok and ds.file(0).endswith("0.JPG") and ds.source_ids == [5, 6]
+    paths, _ = convert("coco", "coco", tmp_path / "out", ann=ann)
+    back = json.loads(paths[0].read_text())
+    assert [(im["id"], im["file_name"]) for im in back["images"]] == [(5, "0.JPG"), (6, "1.jpg")]
+    assert (tmp_path / "out" / "images" / "0.JPG").exists()
