@@ -92,7 +92,8 @@ def final_report(model: Any, loader: Any, names: list[str], out: Path, device: t
     """
     from rtdet.data.preview import prediction_grid
     from rtdet.engine.evaluate import predict_all
-    from rtdet.metrics.coco import COCO_KEYS, predictions_to_coco
+    from rtdet.data.coco import detections_to_coco_results
+    from rtdet.metrics.coco import COCO_KEYS
     from rtdet.metrics.report import detection_report
 
     if predictions is None:
@@ -106,7 +107,7 @@ def final_report(model: Any, loader: Any, names: list[str], out: Path, device: t
     files = [*report.plots, out / "metrics.json"]
     files.append(prediction_grid(loader.dataset.base, preds, names, out / "val_predictions.png"))
     if save_json:
-        _, dets = predictions_to_coco(preds, targets, names)
+        dets = detections_to_coco_results(preds, loader.dataset.base)
         (out / "detections.json").write_text(json.dumps(dets))
         files.append(out / "detections.json")
     print(report.text())
