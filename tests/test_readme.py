@@ -234,7 +234,8 @@ RUNS: dict[str, Run] = {
         "predict-video", "--conf 0.001 --max-det 5", needs=("export", "clip"), slow=True,
         files=("runs/predict/clip.mp4", "runs/predict/detections.json"), out=("video: 3 frames",),
         check=check_predict("runs/predict", video=True)),
-    "rtdet predict --weights runs/digits/weights/best.pt --source datasets/digits/images/val --out runs/predict-val": Run(
+    "rtdet predict --weights runs/digits/weights/best.pt --source datasets/digits/images/val "
+    "--out runs/predict-val": Run(
         "predict-folder", "--imgsz 64 --conf 0.001 --max-det 5", needs=("train",), slow=True,
         files=("runs/predict-val/detections.json", "runs/predict-val/*.jpg"),
         check=check_predict("runs/predict-val", video=False)),
@@ -253,7 +254,8 @@ RUNS: dict[str, Run] = {
 
 NOT_RUN: dict[str, str] = {
     "make demo": "`rtdet demo` with its full budget (5 epochs, 2,500 images, ~8.5 min) after creating .venv; "
-                 "the README's `rtdet demo` line runs here with --epochs 1 on 16 images (test id `demo`)",
+                 "the README's `rtdet demo` line runs with --epochs 1 on 16 images in "
+                 "tests/test_readme.py::test_readme_command[demo]",
     "make test": "runs this test suite (it would run itself)",
     '.venv/bin/python -m pytest tests/metrics -q': "the test runner itself",
     '.venv/bin/python -m pytest -m "not slow" -q': "the test runner itself",
