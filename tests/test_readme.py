@@ -327,7 +327,7 @@ def _help(path: list[str]) -> str | None:
             if e.code:
                 return None
     text = out.getvalue()
-    return text if text.startswith("usage: " + " ".join(["rtdet", *path])) else None
+    return text if re.match(re.escape(" ".join(["usage:", "rtdet", *path])) + r"(\s|$)", text) else None
 
 
 def command_path(words: list[str]) -> tuple[list[str], list[str]]:
