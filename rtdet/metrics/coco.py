@@ -31,7 +31,6 @@ import numpy as np
 
 from rtdet.metrics.match import as_array
 from rtdet.metrics.validate import MetricsInputError, check_detections, check_ground_truth
-from rtdet.boxes import unletterbox
 
 COCO_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
 _DESCRIPTIONS = (
@@ -259,6 +258,8 @@ def predictions_to_coco(
         images.append({"id": image_id, "height": h, "width": w})
         gb, pb = as_array(t["boxes"], np.float64, (4,)), as_array(p["boxes"], np.float64, (4,))
         if frame == "input":
+            from rtdet.boxes import unletterbox  # imports torch: only for boxes a model produced
+
             lb = t.get("letterbox", (1.0, 0.0, 0.0))
             gb, pb = unletterbox(gb, lb), unletterbox(pb, lb)
         glab = as_array(t["labels"], np.int64)
