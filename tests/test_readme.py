@@ -102,7 +102,7 @@ def check_digits_coco(ws: Path, _: Outcome) -> None:
     for split, n in (("train", 16), ("val", 8)):
         gt = _json(ws / f"datasets/digits-coco/annotations/{split}.json")
         assert len(gt["images"]) == n and gt["annotations"] and len(gt["categories"]) == 10
-        assert all((ws / "datasets/digits-coco/images" / im["file_name"]).is_file() for im in gt["images"])
+        assert all((ws / "datasets/digits-coco/images" / split / im["file_name"]).is_file() for im in gt["images"])
 
 
 def check_coco128_yolo(ws: Path, _: Outcome) -> None:
@@ -154,7 +154,7 @@ def check_metrics(ws: Path, run: Outcome) -> None:
 
 def check_predict(folder: str, video: bool) -> Callable[[Path, Outcome], None]:
     def check(ws: Path, _: Outcome) -> None:
-        dets = _json(ws / folder / "detections.json")
+        dets = _json(ws / folder / "predictions.json")
         assert dets, "no detections at --conf 0.001"
         keys = {"image", "bbox", "score", "category", "name"} | ({"frame"} if video else set())
         assert all(set(d) == keys for d in dets)
@@ -232,12 +232,12 @@ RUNS: dict[str, Run] = {
         files=(f"{WEIGHTS}/best.onnx", f"{WEIGHTS}/best.int8.onnx"), out=("int8 convolutions calibrated",)),
     "rtdet predict --weights runs/digits/weights/best.onnx --source clip.mp4 --out runs/predict": Run(
         "predict-video", "--conf 0.001 --max-det 5", needs=("export", "clip"), slow=True,
-        files=("runs/predict/clip.mp4", "runs/predict/detections.json"), out=("video: 3 frames",),
+        files=("runs/predict/clip.mp4", "runs/predict/predictions.json"), out=("video: 3 frames",),
         check=check_predict("runs/predict", video=True)),
     "rtdet predict --weights runs/digits/weights/best.pt --source datasets/digits/images/val "
     "--out runs/predict-val": Run(
         "predict-folder", "--imgsz 64 --conf 0.001 --max-det 5", needs=("train",), slow=True,
-        files=("runs/predict-val/detections.json", "runs/predict-val/*.jpg"),
+        files=("runs/predict-val/predictions.json", "runs/predict-val/*.jpg"),
         check=check_predict("runs/predict-val", video=False)),
     "rtdet val --weights runs/digits/weights/best.int8.onnx --data datasets/digits/data.yaml": Run(
         "val-int8", "--batch 8 --workers 0", needs=("export-int8",), slow=True,
