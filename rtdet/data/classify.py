@@ -112,7 +112,9 @@ class ClassificationDataset(torch.utils.data.Dataset):
         self.labels = np.asarray(labels, np.int64).reshape(-1)
         self.names, self.report, self.source = list(names), report, str(source)
         n = len(self.labels)
-        self.files = None if files is None else np.array([os.fsencode(f) for f in files] or [b""], np.bytes_)[:n]
+        self.files = None  # one numpy byte-string array, not a list of str: see rtdet.data.dataset
+        if files is not None:
+            self.files = np.array([os.fsencode(f) for f in files], np.bytes_) if files else np.zeros(0, "S1")
         self.images = images
         if images is not None and (images.dtype != np.uint8 or images.ndim not in (3, 4) or len(images) != n):
             raise ValueError(f"images must be uint8 [N,H,W] or [N,H,W,3] with N={n}, got {images.dtype} {images.shape}")

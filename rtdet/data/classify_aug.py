@@ -114,8 +114,7 @@ def brightness_jitter(image: np.ndarray, rng: np.random.Generator, gain: float) 
     HSV round trip; identical for gray images, and for colour ones except where
     a channel saturates.
     """
-    lut = np.clip(np.arange(256) * (1 + rng.uniform(-gain, gain)), 0, 255).astype(np.uint8)
-    return cv2.LUT(image, lut)
+    return cv2.convertScaleAbs(image, alpha=1 + rng.uniform(-gain, gain))  # rounds and saturates to uint8
 
 
 class ClassifyTransform:
@@ -184,7 +183,7 @@ class ClassificationPipeline(torch.utils.data.Dataset):
 
     @property
     def epoch(self) -> int:
-        return int(self._epoch[0])
+        return self._epoch.item()
 
     def __getitem__(self, i: int) -> tuple[np.ndarray, dict[str, Any]]:
         for attempt in range(len(self)):
@@ -231,7 +230,7 @@ class ClassifyCollate:
         self._epoch = epoch if epoch is not None else torch.zeros(1, dtype=torch.int64)
 
     def mixing(self) -> bool:
-        a, epoch = self.augment, int(self._epoch[0])
+        a, epoch = self.augment, self._epoch.item()
         if a is None or not (a.mixup > 0 or a.cutmix > 0):
             return False
         return not (self.epochs and a.close_mix and epoch >= self.epochs - a.close_mix)
@@ -242,7 +241,7 @@ class ClassifyCollate:
         soft = torch.nn.functional.one_hot(labels, self.num_classes).float()
         if self.mixing():
             a = self.augment
-            rng = np.random.default_rng([self.seed, int(self._epoch[0]), *(t["image_id"] for _, t in batch)])
+            rng = np.random.default_rng([self.seed, self._epoch.item(), *(t["image_id"] for _, t in batch)])
             if rng.random() < a.mixup:
                 images, soft = mixup_batch(images, soft, float(rng.beta(a.mixup_alpha, a.mixup_alpha)))
             if rng.random() < a.cutmix:
