@@ -115,6 +115,8 @@ class ClassificationDataset(torch.utils.data.Dataset):
         self.files = None  # one numpy byte-string array, not a list of str: see rtdet.data.dataset
         if files is not None:
             self.files = np.array([os.fsencode(f) for f in files], np.bytes_) if files else np.zeros(0, "S1")
+        if self.files is not None and len(self.files) != n:
+            raise ValueError(f"{source}: {len(self.files)} files for {n} labels")
         self.images = images
         if images is not None and (images.dtype != np.uint8 or images.ndim not in (3, 4) or len(images) != n):
             raise ValueError(f"images must be uint8 [N,H,W] or [N,H,W,3] with N={n}, got {images.dtype} {images.shape}")

@@ -11,6 +11,7 @@ import pytest
 
 from rtdet.data.classify import (ClassificationDataset, classification_splits, open_classification, read_csv,
                                  read_idx, read_image_folder, sklearn_digits, write_image_folder)
+from rtdet.data.report import Report
 from rtdet.data.yolo import DataFormatError
 from tests.data.conftest import SHARED
 
@@ -207,3 +208,17 @@ def test_sklearn_digits_and_image_folder_round_trip(tmp_path):
     order = np.argsort([Path(back.file(i)).name for i in range(len(back))])  # files are written as <index>.png
     np.testing.assert_array_equal(back.labels[order], val.labels)
     np.testing.assert_array_equal(back.load_image(int(order[5])), val.load_image(5))  # PNG is lossless
+
+
+def test_dataset_refuses_inconsistent_arrays():
+    report = Report()
+    with pytest.raises(ValueError, match="either files or an images array"):
+        ClassificationDataset([0], ["a", "b"], report, "x")
+    with pytest.raises(ValueError, match="x: 2 files for 1 labels"):
+        ClassificationDataset([0], ["a", "b"], report, "x", files=["p.png", "q.png"])
+    with pytest.raises(ValueError, match="uint8"):
+        ClassificationDataset([0], ["a", "b"], report, "x", images=np.zeros((1, 4, 4), np.float32))
+    with pytest.raises(ValueError, match="x: labels must lie in 0..1"):
+        ClassificationDataset([2], ["a", "b"], report, "x", images=np.zeros((1, 4, 4), np.uint8))
+    empty = ClassificationDataset([], ["a", "b"], report, "x", files=[])
+    assert len(empty) == 0 and empty.files.shape == (0,)
