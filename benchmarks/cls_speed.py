@@ -44,7 +44,8 @@ def step_ms(name: str, size: int, batch: int, steps: int, channels_last: bool) -
     model = build_classifier(name, 10).train()
     images = torch.rand(batch, 3, size, size)
     if channels_last:
-        model, images = model.to(memory_format=torch.channels_last), images.contiguous(memory_format=torch.channels_last)
+        model = model.to(memory_format=torch.channels_last)
+        images = images.contiguous(memory_format=torch.channels_last)
     targets = [{"label": i % 10} for i in range(batch)]
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     times = []

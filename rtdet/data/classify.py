@@ -217,7 +217,10 @@ def read_image_folder(root: str | Path, split: str) -> ClassificationDataset:
 
 
 def write_image_folder(ds: ClassificationDataset, root: str | Path, split: str) -> Path:
-    """Write ``ds`` as ``root/<split>/<class name>/<index:06d>.png`` (grayscale arrays stay 1-channel); returns the split folder."""
+    """Write ``ds`` as ``root/<split>/<class name>/<index:06d>.png``; returns the split folder.
+
+    Grayscale arrays are written as 1-channel PNGs (the reader turns them into 3 channels again).
+    """
     out = Path(root) / split
     for name in ds.names:
         (out / name).mkdir(parents=True, exist_ok=True)
@@ -377,8 +380,10 @@ def read_csv(path: str | Path, names: list[str] | None = None) -> Classification
     for line, file, label in _csv_rows(path, report):
         c = int(label) if _INT.fullmatch(label) else index.get(label, -1)
         if not 0 <= c < len(names):
-            what = f"class index {label} outside 0..{len(names) - 1}" if _INT.fullmatch(label) else f"unknown class {label!r}"
-            report.add(str(path), what, line)
+            if _INT.fullmatch(label):
+                report.add(str(path), f"class index {label} outside 0..{len(names) - 1}", line)
+            else:
+                report.add(str(path), f"unknown class {label!r}", line)
             report.skipped_images += 1
             continue
         f = Path(file)

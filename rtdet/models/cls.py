@@ -71,7 +71,8 @@ class ClassifierBase(nn.Module):
             return self.criterion(self.logits(images), targets)
         return [{"probs": p} for p in self.forward_raw(images)]
 
-    def predict_with_loss(self, images: Tensor, targets: list[dict]) -> tuple[list[dict[str, Tensor]], dict[str, Tensor]]:
+    def predict_with_loss(self, images: Tensor, targets: list[dict]
+                          ) -> tuple[list[dict[str, Tensor]], dict[str, Tensor]]:
         """Eval-mode predictions and the loss against ``targets`` from one network pass (for validation)."""
         logits = self.logits(images)
         probs = logits.float().softmax(1)
