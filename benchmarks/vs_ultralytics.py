@@ -83,7 +83,7 @@ def run_rtdet(args: argparse.Namespace, data_root: Path, out: Path, files: list[
     from rtdet.config import load_config
     from rtdet.demo import DEMO_SETTINGS
     from rtdet.deploy.images import read_image
-    from rtdet.deploy.runtime import detect, load_backend
+    from rtdet.deploy.runtime import infer, load_backend
     from rtdet.workflows import train
 
     cfg = load_config(None, {**DEMO_SETTINGS, "root": str(data_root), "epochs": args.epochs, "imgsz": args.imgsz,
@@ -96,7 +96,7 @@ def run_rtdet(args: argparse.Namespace, data_root: Path, out: Path, files: list[
     for f in files:
         image = read_image(f)
         t0 = time.perf_counter()
-        det = detect(backend, [image], args.imgsz, conf=0.001, iou=0.7, max_det=300)[0]
+        det = infer(backend, [image], args.imgsz, settings={"conf": 0.001, "iou": 0.7, "method": "nms", "max_det": 300})[0]
         latency.append(1000 * (time.perf_counter() - t0))
         preds += [{"image": f.name, "xyxy": b, "score": s, "label": c}
                   for b, s, c in zip(det["boxes"].tolist(), det["scores"].tolist(), det["labels"].tolist())]

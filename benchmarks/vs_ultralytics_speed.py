@@ -102,7 +102,7 @@ def main() -> None:
         med = statistics.median(r.median_ms for r in rounds)
         stage = {s: statistics.median(r.stages[s]["median_ms"] for r in rounds) for s in rounds[0].stages}
         summary[key] = {"median_ms": med, "fps": 1000 / med, "stages_ms": stage}
-        print(f"{key:10s} {stage['letterbox']:10.2f} {stage['inference']:10.2f} {stage['postprocess']:8.2f} "
+        print(f"{key:10s} {stage['preprocess']:10.2f} {stage['inference']:10.2f} {stage['postprocess']:8.2f} "
               f"{med:11.2f} {1000 / med:7.1f}")
     ratio = summary["yolo11n"]["median_ms"] / summary["rtdet-n"]["median_ms"]
     print(f"rtdet-n is {ratio:.2f}x YOLO11n's end-to-end speed")

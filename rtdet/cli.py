@@ -1,9 +1,11 @@
 """The ``rtdet`` command line.
 
-``rtdet <command> [options]``; every option of ``train``/``val``/``predict`` is a
-field of :class:`rtdet.config.Config`, so ``--config run.yaml`` and flags describe
-the same settings. Handlers import their modules lazily so ``rtdet --help`` stays
-fast. A command that is not built yet says so and exits with code 2.
+``rtdet <command> [options]``. Every setting is a field of :class:`rtdet.config.Config`
+(one definition, one default); a command exposes the flags of the settings it uses
+and no others, and ``--config run.yaml`` and flags describe the same settings; an
+explicit value (YAML or flag) always wins. Handlers import their modules lazily so
+``rtdet --help`` stays fast. Every error a person can act on is one
+``rtdet: error: ...`` line on stderr and exit code 2.
 """
 
 from __future__ import annotations
@@ -12,11 +14,10 @@ import argparse
 import sys
 import typing
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 from rtdet import config as C
-
-NOT_AVAILABLE = 2
+from rtdet.errors import RtdetError
 
 
 def _flag_type(tp: Any) -> dict:
@@ -31,13 +32,26 @@ def _flag_type(tp: Any) -> dict:
     return {"type": tp}
 
 
-def add_config_flags(parser: argparse.ArgumentParser, sections: tuple[str, ...]) -> None:
-    """Add ``--config`` and one flag per setting of the given config sections."""
+# The settings each command uses besides whole sections (flat names, see rtdet.config.flat_fields).
+VAL_SETTINGS = ("data", "root", "imgsz", "batch", "workers", "rect", "val_conf", "iou", "max_det", "nms", "backend",
+                "device")
+PREDICT_SETTINGS = ("imgsz", "conf", "iou", "max_det", "nms", "topk", "backend")
+EXPORT_SETTINGS = ("imgsz", "conf", "iou", "max_det")
+BENCH_SETTINGS = ("imgsz", "conf", "iou", "max_det", "nms", "topk")
+
+
+def add_config_flags(parser: argparse.ArgumentParser, sections: tuple[str, ...] = (),
+                     names: tuple[str, ...] = ()) -> None:
+    """Add ``--config`` and one flag per setting of the given config sections and of ``names``."""
     parser.add_argument("--config", metavar="YAML", help="YAML file of settings; flags override it")
     defaults = C.Config()
-    groups = {s: parser.add_argument_group(f"{s} settings") for s in sections}
-    for name, (section, f, tp) in C.flat_fields().items():
-        if section not in sections:
+    fields = C.flat_fields()
+    used = [s for s in C.SECTIONS if s in sections or any(fields[n][0] == s for n in names)]
+    groups = {s: parser.add_argument_group(f"{s} settings") for s in used}
+    flags = [n for n, (section, _, _) in fields.items() if section in sections or n in names]
+    parser.set_defaults(config_flags=tuple(flags))  # which of the parsed values are settings
+    for name, (section, f, tp) in fields.items():
+        if name not in flags:
             continue
         default = getattr(getattr(defaults, section), name)
         groups[section].add_argument(
@@ -49,19 +63,15 @@ def add_config_flags(parser: argparse.ArgumentParser, sections: tuple[str, ...])
         )
 
 
-def config_from_args(args: argparse.Namespace) -> C.Config:
-    """The resolved config: defaults, then ``--config`` YAML, then flags."""
-    fields = C.flat_fields()
-    overrides = {k: v for k, v in vars(args).items() if k in fields}
-    return C.load_config(getattr(args, "config", None), overrides)
+def config_from_args(args: argparse.Namespace, check: bool = True) -> C.Config:
+    """The resolved config: defaults, then ``--config`` YAML, then flags (``cfg.given`` says which were set).
 
-
-def _not_available(what: str) -> Callable[[argparse.Namespace], int]:
-    def handler(args: argparse.Namespace) -> int:
-        print(f"rtdet {what}: not available yet in this version of rtdet", file=sys.stderr)
-        return NOT_AVAILABLE
-
-    return handler
+    ``check=False`` leaves out the check that every given setting applies to ``cfg.model``
+    (for commands whose model comes from a weights file).
+    """
+    names = getattr(args, "config_flags", ())
+    overrides = {k: v for k, v in vars(args).items() if k in names}
+    return C.load_config(getattr(args, "config", None), overrides, check=check)
 
 
 def _cmd_config(args: argparse.Namespace) -> int:
@@ -84,20 +94,17 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_val(args: argparse.Namespace) -> int:
-    from rtdet.workflows import validate
+    from rtdet.workflows import print_summary, validate
 
-    if not args.weights:
-        print("rtdet val: --weights is required", file=sys.stderr)
-        return 2
-    result = validate(args.weights, config_from_args(args), args.val_out, args.save_json)
-    print(f"results in {result.out}")
+    result = validate(args.weights, config_from_args(args, check=False), args.val_out, args.save_json)
+    print_summary(result)
     return 0
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from rtdet.demo import run_demo
 
-    run_demo(args.out, args.data_dir, epochs=args.epochs)
+    run_demo(args.out, args.data_dir, epochs=args.epochs, task=args.task)
     return 0
 
 
@@ -108,53 +115,45 @@ def _cmd_metrics_coco(args: argparse.Namespace) -> int:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    from rtdet.models import MODELS, build_model
+    from rtdet.registry import model_spec
+
+    spec = model_spec(args.model)  # an unknown name is an error before torch is imported
+    if args.imgsz % 32:
+        raise C.ConfigError(f"--imgsz must be a multiple of 32, got {args.imgsz}")
+    from rtdet.models import build_model
     from rtdet.models.info import model_info
 
-    if args.model not in MODELS:
-        print(f"rtdet info: unknown model {args.model!r}; expected one of {', '.join(MODELS)}", file=sys.stderr)
-        return 2
-    if args.imgsz % 32:
-        print(f"rtdet info: --imgsz must be a multiple of 32, got {args.imgsz}", file=sys.stderr)
-        return 2
     model = build_model(args.model, args.classes, act=args.act or None, norm=args.norm)
     info = model_info(model, args.imgsz)
+    act = model.build_args.get("act") or "fixed"
     print(f"{args.model}: {info['params'] / 1e6:.2f} M parameters, {info['gflops']:.2f} GFLOPs at "
-          f"{args.imgsz}x{args.imgsz} ({args.classes} classes, act={model.build_args['act']}, norm={args.norm})")
+          f"{args.imgsz}x{args.imgsz} ({spec.task}, {args.classes} classes, act={act}, norm={args.norm})")
     return 0
 
 
-def _decode_args(args: argparse.Namespace, conf: float) -> tuple[C.Config, dict[str, Any]]:
-    """Config and decoding settings; deployment's default confidence (``conf``) when --conf is not given."""
-    given = {k: v for k, v in vars(args).items() if v is not None}  # --imgsz None means "from the model"
-    cfg = config_from_args(argparse.Namespace(**given))
-    chosen = "conf" in given or cfg.eval.conf != C.EvalConfig().conf  # by flag or by --config YAML
-    return cfg, {"conf": cfg.eval.conf if chosen else conf, "iou": cfg.eval.iou,
-                 "method": cfg.eval.nms, "max_det": cfg.eval.max_det}
+def _deploy_config(args: argparse.Namespace) -> tuple[C.Config, int | None]:
+    """Settings of predict/export/bench and the input size: explicit ``--imgsz`` (or YAML), else None
+    (the model's own: an ONNX file's, or the size the checkpoint was trained at)."""
+    cfg = config_from_args(args, check=False)
+    return cfg, (cfg.data.imgsz if cfg.explicit("imgsz") else None)
 
 
 def _backend_name(args: argparse.Namespace, cfg: C.Config) -> str:
-    """--backend, or onnxruntime for an .onnx file when no backend was asked for."""
-    if "backend" not in vars(args) and str(args.weights or "").endswith(".onnx"):
+    """--backend (or YAML), else onnxruntime for an .onnx file, else the setting's default."""
+    if not cfg.explicit("backend") and str(args.weights or "").endswith(".onnx"):
         return "onnxruntime"
     return cfg.eval.backend
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    if not args.weights or not args.source:
-        print("rtdet predict: --weights and --source are required", file=sys.stderr)
-        return 2
     from rtdet.deploy.predict import predict_source
     from rtdet.deploy.runtime import load_backend
+    from rtdet.tasks import get_task
 
-    cfg, decode = _decode_args(args, conf=0.25)
-    try:
-        backend = load_backend(args.weights, _backend_name(args, cfg), args.threads, args.imgsz or 320)
-        result = predict_source(backend, args.source, args.out, args.imgsz, **decode)
-    except (FileNotFoundError, ValueError) as e:
-        print(f"rtdet predict: {e}", file=sys.stderr)
-        return 2
-    print(f"{len(result.detections)} detections, {len(result.files)} files written to {args.out}"
+    cfg, imgsz = _deploy_config(args)
+    backend = load_backend(args.weights, _backend_name(args, cfg), args.threads, imgsz)
+    result = predict_source(backend, args.source, args.out, imgsz, settings=get_task(backend.task).settings(cfg))
+    print(f"{len(result.records)} results, {len(result.files)} files written to {args.out}"
           + (f", {len(result.skipped)} skipped" if result.skipped else ""))
     if result.frames:
         print(f"video: {result.frames} frames, {result.video_fps:.1f} FPS achieved")
@@ -162,30 +161,24 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    if not args.weights:
-        print("rtdet export: --weights is required", file=sys.stderr)
-        return 2
-    from rtdet.deploy.onnx import ExportError, export_onnx
+    from rtdet.deploy.onnx import export_onnx
+    from rtdet.models.load import load_trained
 
+    cfg, imgsz = _deploy_config(args)
+    trained = load_trained(args.weights)
+    imgsz = imgsz or trained.config.data.imgsz
     out = Path(args.out or Path(args.weights).with_suffix(".onnx"))
     check: dict[str, float] = {}
-    try:
-        nms = {"conf": args.conf, "iou": args.iou, "max_det": args.max_det} if args.nms else None
-        export_onnx(args.weights, out, args.imgsz, args.dynamic, args.half, report=check, nms=nms)
-    except ExportError as e:
-        if args.half:
-            print(f"rtdet export: --half is not supported for this model on CPU: {e}", file=sys.stderr)
-            return 2
-        raise
-    except (FileNotFoundError, ValueError) as e:
-        print(f"rtdet export: {e}", file=sys.stderr)
-        return 2
+    nms = {"conf": cfg.detect.conf, "iou": cfg.detect.iou, "max_det": cfg.detect.max_det} if args.nms else None
+    export_onnx(trained.model, out, imgsz, args.dynamic, args.half, names=trained.names, report=check, nms=nms)
     if args.nms:
         print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB); in-graph NMS equals rtdet's postprocess on "
               f"{check['detections']:.0f} detections")
     else:
-        print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB); ONNX Runtime vs PyTorch on {check['images']:.0f} "
-              f"images: max |diff| boxes {check['boxes']:.2g} px, scores {check['scores']:.2g}")
+        images = check.pop("images")
+        diffs = ", ".join(f"{k} {v:.2g}" for k, v in check.items())
+        print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB, {imgsz} px); ONNX Runtime vs PyTorch on "
+              f"{images:.0f} images: max |diff| {diffs}")
     if args.int8:
         return _export_int8(args, out)
     return 0
@@ -213,23 +206,21 @@ def _export_int8(args: argparse.Namespace, fp32: Path) -> int:
 def _cmd_bench(args: argparse.Namespace) -> int:
     from rtdet.deploy.bench import run_bench, write_json
     from rtdet.deploy.runtime import backend_for_model, load_backend
+    from rtdet.tasks import get_task
 
     if bool(args.weights) == bool(args.model):
-        print("rtdet bench: give either --weights or --model", file=sys.stderr)
-        return 2
-    try:
-        if args.weights:
-            backend = load_backend(args.weights, args.backend, args.threads, args.imgsz, spin=args.spin)
-        else:
-            from rtdet.models import build_model
+        raise C.ConfigError("rtdet bench: give either --weights or --model")
+    cfg, imgsz = _deploy_config(args)
+    if args.weights:
+        backend = load_backend(args.weights, args.backend, args.threads, imgsz, spin=args.spin)
+    else:
+        from rtdet.models import build_model
 
-            model = build_model(args.model, args.classes).eval()
-            backend = backend_for_model(model, [str(i) for i in range(args.classes)], args.backend, args.threads,
-                                        args.imgsz, spin=args.spin)
-    except (FileNotFoundError, ValueError) as e:
-        print(f"rtdet bench: {e}", file=sys.stderr)
-        return 2
-    result = run_bench(backend, args.imgsz, args.runs, args.warmup, conf=args.conf, threads=args.threads)
+        model = build_model(args.model, args.classes).eval()
+        backend = backend_for_model(model, [str(i) for i in range(args.classes)], args.backend, args.threads,
+                                    imgsz or cfg.data.imgsz, spin=args.spin)
+    settings = get_task(backend.task).settings(cfg)
+    result = run_bench(backend, imgsz, args.runs, args.warmup, settings=settings, threads=args.threads)
     print(result.table())
     if args.json:
         print(f"wrote {write_json(result, args.json)}")
@@ -238,45 +229,39 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="rtdet", description="Train, evaluate and deploy real-time object detectors."
+        prog="rtdet", description="Train, evaluate and deploy real-time vision models (detect, classify)."
     )
     sub = parser.add_subparsers(dest="command", metavar="<command>", required=True)
 
-    p = sub.add_parser("train", help="train a model", description="Train a model; settings from --config and flags.")
-    add_config_flags(p, ("model", "data", "optim", "train", "eval"))
+    p = sub.add_parser("train", help="train a model", description="Train a model; settings from --config and flags. "
+                       "The task comes from the model (rtdet-n: detect, rtdet-cls-n: classify); settings of "
+                       "another task are refused.")
+    add_config_flags(p, tuple(C.SECTIONS))
     p.set_defaults(handler=_cmd_train)
 
-    p = sub.add_parser("val", help="evaluate weights on a data set (official COCO numbers)")
-    p.add_argument("--weights", required=False, help="checkpoint to evaluate")
-    p.add_argument("--save-json", action="store_true", help="also write detections in COCO json format")
+    p = sub.add_parser("val", help="score weights on a data set's val split (official COCO numbers, or accuracy)")
+    p.add_argument("--weights", required=True, help="checkpoint (.pt) or exported model (.onnx) to evaluate")
+    p.add_argument("--save-json", action="store_true", help="detect: also write detections.json in COCO results "
+                   "format, with the data set's own image and category ids")
     p.add_argument("--out", dest="val_out", help="folder for the pictures and metrics.json (default: <run>/val)")
-    add_config_flags(p, ("data", "eval"))
+    add_config_flags(p, names=VAL_SETTINGS)
     p.set_defaults(handler=_cmd_val)
 
-    p = sub.add_parser("predict", help="detect objects in images, folders, globs or videos")
-    p.add_argument("--weights", help="checkpoint or ONNX model")
-    p.add_argument("--source", help="image, folder, glob or video file")
+    p = sub.add_parser("predict", help="run a model on images, folders, globs or videos")
+    p.add_argument("--weights", required=True, help="checkpoint (.pt) or exported model (.onnx)")
+    p.add_argument("--source", required=True, help="image, folder, glob or video file")
     p.add_argument("--out", default="runs/predict", help="output folder (default: runs/predict)")
-    p.add_argument("--imgsz", type=int, help="input size (default: the ONNX file's, else 320)")
     p.add_argument("--threads", type=int, help="inference threads (default: one per core)")
-    add_config_flags(p, ("eval",))
-    for action in p._actions:  # deployment defaults differ from evaluation's
-        if action.dest == "conf":
-            action.help = "confidence threshold before NMS (default: 0.25)"
-        elif action.dest == "backend":
-            action.help = "inference backend (default: onnxruntime for an .onnx file, else torch)"
+    add_config_flags(p, names=PREDICT_SETTINGS)
     p.set_defaults(handler=_cmd_predict)
 
     p = sub.add_parser("export", help="export weights to ONNX (checked against PyTorch)")
-    p.add_argument("--weights", help="checkpoint to export")
+    p.add_argument("--weights", required=True, help="checkpoint to export")
     p.add_argument("--format", default="onnx", choices=["onnx"], help="export format (default: onnx)")
-    p.add_argument("--imgsz", type=int, default=320, help="input size (default: 320)")
     p.add_argument("--dynamic", action="store_true", help="dynamic batch and image size")
     p.add_argument("--half", action="store_true", help="float16 weights")
-    p.add_argument("--nms", action="store_true", help="put class-aware NMS inside the graph (batch 1, static)")
-    p.add_argument("--conf", type=float, default=0.25, help="with --nms: confidence threshold (default: 0.25)")
-    p.add_argument("--iou", type=float, default=0.7, help="with --nms: IoU threshold (default: 0.7)")
-    p.add_argument("--max-det", type=int, default=300, help="with --nms: detections kept (default: 300)")
+    p.add_argument("--nms", action="store_true", help="detect: put class-aware NMS inside the graph (batch 1, "
+                   "static; with --conf/--iou/--max-det)")
     p.add_argument("--int8", action="store_true", help="also write an int8 copy (<out>.int8.onnx), calibrated "
                    "on --calib images")
     p.add_argument("--calib", help="with --int8: folder of calibration images (e.g. the training images)")
@@ -284,21 +269,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calib-method", default="minmax", choices=["minmax", "percentile", "entropy"],
                    help="with --int8: activation range estimate (default: minmax)")
     p.add_argument("--out", help="output file (default: the weights' path with .onnx)")
+    add_config_flags(p, names=EXPORT_SETTINGS)
     p.set_defaults(handler=_cmd_export)
 
     p = sub.add_parser("bench", help="measure end-to-end latency and FPS")
     p.add_argument("--weights", help="checkpoint or ONNX model")
     p.add_argument("--model", help="model name, randomly initialised (speed only)")
-    p.add_argument("--imgsz", type=int, default=320, help="input size (default: 320)")
-    p.add_argument("--backend", choices=["torch", "onnxruntime"], default="onnxruntime", help="runtime")
+    p.add_argument("--backend", choices=["torch", "onnxruntime"], default="onnxruntime",
+                   help="runtime to measure (default: onnxruntime)")
     p.add_argument("--json", metavar="OUT", help="write the numbers as JSON")
     p.add_argument("--threads", type=int, help="inference threads (default: one per core)")
     p.add_argument("--runs", type=int, default=200, help="timed frames (default: 200)")
     p.add_argument("--warmup", type=int, default=20, help="untimed frames first (default: 20)")
-    p.add_argument("--conf", type=float, default=0.25, help="confidence threshold (default: 0.25)")
     p.add_argument("--classes", type=int, default=80, help="classes of a --model (default: 80)")
     p.add_argument("--spin", action="store_true", help="ONNX Runtime threads busy-wait between frames (faster on "
-                   "a CPU the detector has to itself, slower on a shared one)")
+                   "a CPU the model has to itself, slower on a shared one)")
+    add_config_flags(p, names=BENCH_SETTINGS)
     p.set_defaults(handler=_cmd_bench)
 
     p = sub.add_parser("info", help="print a model's parameters and GFLOPs")
@@ -312,8 +298,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_parser(sub)
     _add_metrics_parser(sub)
 
-    p = sub.add_parser("demo", help="generate the digits set, train rtdet-n on it, evaluate (offline)")
-    p.add_argument("--out", default="runs/demo", help="run folder (default: runs/demo)")
+    p = sub.add_parser("demo", help="train and evaluate on built-in digits (offline): detect (rtdet-n on "
+                       "generated digit photos) or classify (rtdet-cls-n on scikit-learn's digits)")
+    p.add_argument("--task", default="detect", choices=["detect", "classify"], help="which demo (default: detect)")
+    p.add_argument("--out", help="run folder (default: runs/demo, runs/demo-classify)")
     p.add_argument("--data-dir", default="datasets/digits", help="where the digits set lives (default: datasets/digits)")
     p.add_argument("--epochs", type=int, help="override the demo's epoch budget")
     p.set_defaults(handler=_cmd_demo)
@@ -394,9 +382,9 @@ def _cmd_data_preview(args: argparse.Namespace) -> int:
     from rtdet.data import open_dataset
     from rtdet.data.preview import preview
 
-    cfg = C.load_config(args.config, {"imgsz": args.imgsz} if args.imgsz else None).data
+    cfg = C.load_config(args.config, {"imgsz": args.imgsz} if args.imgsz else None)
     ds = open_dataset(args.data, args.split, images=args.images)
-    print(f"wrote {preview(ds, args.out, cfg, n=args.n, train=not args.no_augment)}")
+    print(f"wrote {preview(ds, args.out, cfg.data, n=args.n, train=not args.no_augment, detect=cfg.detect)}")
     return 0
 
 
@@ -412,22 +400,17 @@ def _add_metrics_parser(sub: argparse._SubParsersAction) -> None:
     q.set_defaults(handler=_cmd_metrics_coco)
 
 
-def _data_errors() -> tuple[type, ...]:
-    """Error types meaning 'this data set cannot be used' (only if rtdet.data was loaded by a handler)."""
-    mod = sys.modules.get("rtdet.data.yolo")
-    return (mod.DataFormatError,) if mod else ()
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.handler(args) or 0)
-    except C.ConfigError as e:
-        print(f"rtdet {args.command}: {e}", file=sys.stderr)
+    except RtdetError as e:  # bad input a person can correct: one line, no traceback
+        print(f"rtdet: error: {e}", file=sys.stderr)
         return 2
-    except _data_errors() as e:
-        print(f"rtdet {args.command}: {e}", file=sys.stderr)
+    except FileNotFoundError as e:
+        print(f"rtdet: error: {e.filename or ''}: {e.strerror or e}" if e.filename else f"rtdet: error: {e}",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

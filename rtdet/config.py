@@ -24,8 +24,10 @@ from typing import Any, Literal, Union
 
 import yaml
 
+from rtdet.errors import RtdetError
 
-class ConfigError(ValueError):
+
+class ConfigError(RtdetError, ValueError):
     """A setting that is unknown or has the wrong type."""
 
 
@@ -38,29 +40,26 @@ def opt(default: Any, help: str) -> Any:
 
 @dataclass
 class ModelConfig:
-    model: str = opt("rtdet-n", "model name from rtdet.models.MODELS (rtdet-n, rtdet-s, rtdet-m, ...)")
+    model: str = opt("rtdet-n", "model name: rtdet-n/s/m and faster-rcnn (detect), rtdet-cls-n/s and lenet (classify)")
+    task: str = opt("", "task (detect, classify); empty: the model's own (a checkpoint records it)")
     num_classes: int = opt(0, "number of classes; 0 takes it from the data set")
     act: str = opt("", "activation override: relu, lrelu, silu, frelu; empty keeps the model's default")
     norm: Literal["bn", "gn"] = opt("bn", "normalization layers: bn (BatchNorm) or gn (GroupNorm)")
-    weights: str = opt("", "local checkpoint to start from; tensors with matching names and shapes are copied")
-    box_loss: Literal["ciou", "giou", "diou", "iou"] = opt("ciou", "YOLO box regression loss: 1 - this IoU kind")
-    cls_loss: Literal["bce", "focal", "varifocal"] = opt("bce", "YOLO classification loss")
-    box_gain: float = opt(7.5, "YOLO weight of the box (IoU) loss")
-    cls_gain: float = opt(0.5, "YOLO weight of the classification loss")
-    dfl_gain: float = opt(1.5, "YOLO weight of the distribution focal loss")
+    weights: str = opt("", "local checkpoint to start from; tensors with matching names and shapes are copied "
+                       "(e.g. a classifier's backbone into a detector)")
 
 
 @dataclass
 class DataConfig:
-    data: str = opt("digits", "data set: a YOLO data.yaml, a COCO json, a VOC tree, or 'digits' (built-in)")
-    root: str = opt("datasets/digits", "folder of the built-in digits set (generated there when absent)")
-    imgsz: int = opt(320, "input image size in pixels (square letterbox)")
+    data: str = opt("digits", "data set: detect: a YOLO data.yaml, a COCO json, a VOC tree, or 'digits' (built-in); "
+                    "classify: an image folder of class folders, a folder of MNIST IDX files, a CSV, or "
+                    "'sklearn-digits' (built-in)")
+    root: str = opt("datasets/digits", "folder of the built-in digits detection set (generated there when absent)")
+    imgsz: int = opt(320, "input image size in pixels (square); predict/export/bench default to the model's own")
     batch: int = opt(16, "images per batch (per process when distributed)")
     workers: int = opt(-1, "data loader worker processes; -1: 0 on machines with 2 cores or fewer (workers "
                        "would compete with the model's threads), else half the cores up to 8")
     cache: bool = opt(False, "keep decoded images in RAM")
-    rect: bool = opt(False, "rectangular validation batches (less padding)")
-    multi_scale: bool = opt(False, "train at a random size in [0.5, 1.5] x imgsz per batch")
     fliplr: float = opt(0.5, "probability of a horizontal flip")
     hsv_h: float = opt(0.015, "hue jitter (fraction of the hue circle)")
     hsv_s: float = opt(0.7, "saturation jitter (fraction)")
@@ -69,11 +68,52 @@ class DataConfig:
     translate: float = opt(0.1, "random translation (fraction of image size, +/-)")
     scale: float = opt(0.5, "random scale gain (+/-)")
     shear: float = opt(0.0, "random shear in degrees (+/-)")
-    mosaic: float = opt(1.0, "probability of a 4-image mosaic")
-    close_mosaic: int = opt(10, "turn mosaic off for the last N epochs")
     mixup: float = opt(0.0, "probability of mixup")
     cutmix: float = opt(0.0, "probability of cutmix")
     erasing: float = opt(0.0, "probability of random erasing")
+
+
+@dataclass
+class DetectConfig:
+    """Settings of the detect task: detection-only augmentation and the decoding of boxes."""
+
+    mosaic: float = opt(1.0, "probability of a 4-image mosaic")
+    close_mosaic: int = opt(10, "turn mosaic off for the last N epochs")
+    multi_scale: bool = opt(False, "train at a random size in [0.5, 1.5] x imgsz per batch")
+    rect: bool = opt(False, "rectangular validation batches (less padding)")
+    conf: float = opt(0.25, "confidence threshold of delivered detections (predict, export --nms, bench, the API)")
+    val_conf: float = opt(0.001, "confidence threshold when scoring (val, validation while training): low, so "
+                          "the precision-recall curve is complete, as COCO evaluation expects")
+    iou: float = opt(0.7, "NMS IoU threshold")
+    max_det: int = opt(300, "maximum detections per image")
+    nms: Literal["nms", "soft", "diou", "agnostic"] = opt("nms", "suppression method")
+
+
+@dataclass
+class ClassifyConfig:
+    """Settings of the classify task."""
+
+    crop_scale: float = opt(0.35, "random resized crop: smallest crop area as a fraction of the image (1 = no crop)")
+    topk: int = opt(5, "classes reported per image by predict, and the k of top-k accuracy")
+
+
+@dataclass
+class YoloConfig:
+    """The YOLO family's loss (rtdet-n/s/m)."""
+
+    box_loss: Literal["ciou", "giou", "diou", "iou"] = opt("ciou", "box regression loss: 1 - this IoU kind")
+    cls_loss: Literal["bce", "focal", "varifocal"] = opt("bce", "classification loss")
+    box_gain: float = opt(7.5, "weight of the box (IoU) loss")
+    cls_gain: float = opt(0.5, "weight of the classification loss")
+    dfl_gain: float = opt(1.5, "weight of the distribution focal loss")
+
+
+@dataclass
+class ClsConfig:
+    """The classifier family's head and loss (rtdet-cls-n/s, lenet)."""
+
+    label_smoothing: float = opt(0.1, "cross-entropy label smoothing")
+    dropout: float = opt(0.0, "dropout before the linear head")
 
 
 @dataclass
@@ -110,7 +150,8 @@ class TrainConfig:
     ema_tau: float = opt(2000.0, "EMA ramp: decay * (1 - exp(-updates / ema_tau))")
     patience: int = opt(50, "stop after this many validations without improvement; 0 disables")
     val_interval: int = opt(1, "validate every N epochs")
-    metric: str = opt("AP", "validation metric that picks best.pt and drives early stopping (higher is better, "
+    metric: str = opt("", "validation metric that picks best.pt and drives early stopping; empty: the task's own "
+                      "(detect AP, classify top1) (higher is better, "
                       "lower if its name ends in 'loss')")
     resume: str = opt("", "checkpoint (last.pt) to resume exactly from")
     sync_bn: bool = opt(False, "SyncBatchNorm when distributed")
@@ -119,25 +160,71 @@ class TrainConfig:
 
 @dataclass
 class EvalConfig:
-    conf: float = opt(0.001, "confidence threshold before NMS")
-    iou: float = opt(0.7, "NMS IoU threshold")
-    max_det: int = opt(300, "maximum detections per image")
-    nms: Literal["nms", "soft", "diou", "agnostic"] = opt("nms", "suppression method")
-    backend: Literal["torch", "onnxruntime"] = opt("torch", "inference backend")
+    backend: Literal["torch", "onnxruntime"] = opt("torch", "inference backend of val and predict (predict: "
+                                                   "onnxruntime for an .onnx file)")
 
 
 @dataclass
 class Config:
-    """One run: what to build, what to read, how to optimize, train and evaluate."""
+    """One run: what to build, what to read, how to optimize, train and evaluate.
+
+    ``given`` holds the settings set explicitly (by YAML or flag) as ``"section.name"``;
+    it is not a setting itself (not saved, not compared). Explicit values always win
+    over a default chosen later (e.g. the model's own input size in ``predict``), and
+    ``--resume`` refuses explicit settings it cannot honour.
+    """
 
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
+    detect: DetectConfig = field(default_factory=DetectConfig)
+    classify: ClassifyConfig = field(default_factory=ClassifyConfig)
+    yolo: YoloConfig = field(default_factory=YoloConfig)
+    cls: ClsConfig = field(default_factory=ClsConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    given: set = field(default_factory=set, repr=False, compare=False, metadata={"internal": True})
+
+    def explicit(self, name: str) -> bool:
+        """Whether setting ``name`` (flat, e.g. ``"imgsz"``) was given by YAML or flag."""
+        return any(k.split(".")[-1] == name for k in self.given)
 
 
-SECTIONS: dict[str, type] = {f.name: f.default_factory for f in dataclasses.fields(Config)}  # type: ignore[misc]
+SECTIONS: dict[str, type] = {f.name: f.default_factory for f in dataclasses.fields(Config)  # type: ignore[misc]
+                             if not f.metadata.get("internal")}
+COMMON_SECTIONS = ("model", "data", "optim", "train", "eval")  # every run carries these
+
+
+def run_sections(cfg: Config) -> tuple[str, ...]:
+    """The sections a run of ``cfg.model.model`` carries: the common ones, its task's and its family's."""
+    from rtdet.registry import MODELS, TASK_SECTIONS
+
+    spec = MODELS.get(cfg.model.model)
+    if spec is None:  # an unknown name is reported where the model is built
+        return tuple(SECTIONS)
+    own = [TASK_SECTIONS[spec.task]] + ([spec.section] if spec.section else [])
+    return tuple(s for s in SECTIONS if s in COMMON_SECTIONS or s in own)
+
+
+def check_applies(cfg: Config) -> None:
+    """Refuse explicit settings that the run's model cannot use (e.g. ``mosaic`` for a classifier)."""
+    keep = run_sections(cfg)
+    foreign = sorted(k for k in cfg.given if k.split(".")[0] not in keep)
+    if foreign:
+        from rtdet.registry import MODELS
+
+        spec = MODELS[cfg.model.model]
+        names = ", ".join(k.split(".")[-1] for k in foreign)
+        raise ConfigError(f"setting(s) {names} do not apply to model {spec.name} (task {spec.task}); "
+                          f"its settings are in sections: {', '.join(keep)}")
+    if cfg.model.task:
+        from rtdet.registry import MODELS, TASKS
+
+        if cfg.model.task not in TASKS:
+            raise ConfigError(f"setting 'model.task': expected one of {', '.join(TASKS)}, got {cfg.model.task!r}")
+        spec = MODELS.get(cfg.model.model)
+        if spec is not None and spec.task != cfg.model.task:
+            raise ConfigError(f"model {spec.name} does the {spec.task} task, not {cfg.model.task}")
 
 
 def _type_name(tp: Any) -> str:
@@ -205,7 +292,27 @@ def config_from_dict(values: dict | None) -> Config:
         if not isinstance(section, dict):
             raise ConfigError(f"config section '{name}' must be a mapping, got {section!r}")
         sections[name] = _section_from_dict(SECTIONS[name], section, f"{name}.")
-    return Config(**sections)
+    cfg = Config(**sections)
+    cfg.given = {f"{name}.{key}" for name, section in values.items() for key in section}
+    return cfg
+
+
+# Where settings of checkpoints written before the task sections went (old "section.name" -> new).
+_MOVED = {**{f"data.{k}": f"detect.{k}" for k in ("mosaic", "close_mosaic", "multi_scale", "rect")},
+          **{f"model.{k}": f"yolo.{k}" for k in ("box_loss", "cls_loss", "box_gain", "cls_gain", "dfl_gain")},
+          "eval.conf": "detect.val_conf", "eval.iou": "detect.iou", "eval.max_det": "detect.max_det",
+          "eval.nms": "detect.nms"}
+
+
+def config_from_checkpoint(values: dict) -> Config:
+    """The config saved in a checkpoint, including those written before the task sections existed."""
+    values = {name: dict(section) if isinstance(section, dict) else section for name, section in values.items()}
+    for old, new in _MOVED.items():
+        sec, key = old.split(".")
+        if isinstance(values.get(sec), dict) and key in values[sec]:
+            nsec, nkey = new.split(".")
+            values.setdefault(nsec, {})[nkey] = values[sec].pop(key)
+    return config_from_dict(values)
 
 
 def flat_fields() -> dict[str, tuple[str, dataclasses.Field, Any]]:
@@ -223,22 +330,32 @@ def flat_fields() -> dict[str, tuple[str, dataclasses.Field, Any]]:
 def apply_overrides(cfg: Config, overrides: dict[str, Any]) -> Config:
     """Return a copy of ``cfg`` with flat overrides ``{"lr": 0.1}`` (or ``{"optim.lr": 0.1}``) applied."""
     fields = flat_fields()
-    cfg = config_from_dict(config_to_dict(cfg))
+    given = set(cfg.given)
+    cfg = config_from_dict(config_to_dict(cfg, every_section=True))
+    cfg.given = given
     for key, value in overrides.items():
         name = key.split(".")[-1]
         if name not in fields or ("." in key and key.split(".")[0] != fields[name][0]):
             raise ConfigError(f"unknown setting '{key}'")
         section, _, tp = fields[name]
         setattr(getattr(cfg, section), name, check_value(key, value, tp))
+        cfg.given.add(f"{section}.{name}")
     return cfg
 
 
-def config_to_dict(cfg: Config) -> dict:
-    return dataclasses.asdict(cfg)
+def config_to_dict(cfg: Config, every_section: bool = False) -> dict:
+    """Nested dict of the settings: the sections the run carries (:func:`run_sections`), or all of them."""
+    keep = SECTIONS if every_section else run_sections(cfg)
+    return {name: dataclasses.asdict(getattr(cfg, name)) for name in SECTIONS if name in keep}
 
 
-def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
-    """Defaults, then the YAML file at ``path`` (if any), then flat ``overrides``."""
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None,
+                check: bool = True) -> Config:
+    """Defaults, then the YAML file at ``path`` (if any), then flat ``overrides``.
+
+    With ``check`` (the default) every given setting must apply to the run's model
+    (:func:`check_applies`); commands whose model comes from a weights file check later.
+    """
     values = {}
     if path is not None:
         try:
@@ -253,7 +370,10 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
             raise ConfigError(f"{path}: {e}") from None
     else:
         cfg = Config()
-    return apply_overrides(cfg, overrides or {})
+    cfg = apply_overrides(cfg, overrides or {})
+    if check:
+        check_applies(cfg)
+    return cfg
 
 
 def save_config(cfg: Config, path: str | Path) -> Path:

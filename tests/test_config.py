@@ -72,4 +72,47 @@ def test_overrides_reject_unknown_and_wrong_section():
 
 def test_saved_yaml_is_plain(tmp_path):
     data = yaml.safe_load(save_config(Config(), tmp_path / "c.yaml").read_text())
-    assert list(data) == ["model", "data", "optim", "train", "eval"]
+    assert list(data) == ["model", "data", "detect", "yolo", "optim", "train", "eval"]  # rtdet-n's sections
+
+
+def test_a_run_carries_its_task_and_family_sections_only(tmp_path):
+    from rtdet.config import config_to_dict
+
+    det = config_to_dict(load_config(None, {"model": "rtdet-n"}))
+    cls = config_to_dict(load_config(None, {"model": "rtdet-cls-n"}))
+    assert {"detect", "yolo"} <= det.keys() and not {"classify", "cls"} & det.keys()
+    assert {"classify", "cls"} <= cls.keys() and not {"detect", "yolo"} & cls.keys()
+    assert "mosaic" not in yaml.safe_dump(cls)
+
+
+@pytest.mark.parametrize("overrides,message", [
+    ({"model": "rtdet-cls-n", "mosaic": 0.5}, "mosaic do not apply to model rtdet-cls-n \\(task classify\\)"),
+    ({"model": "rtdet-n", "label_smoothing": 0.2}, "label_smoothing do not apply to model rtdet-n"),
+    ({"model": "rtdet-n", "task": "classify"}, "model rtdet-n does the detect task, not classify"),
+])
+def test_settings_of_another_task_are_refused(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, overrides)
+
+
+def test_yaml_section_of_another_task_is_refused(tmp_path):
+    (tmp_path / "run.yaml").write_text("detect:\n  mosaic: 0.5\n")
+    with pytest.raises(ConfigError, match="mosaic do not apply"):
+        load_config(tmp_path / "run.yaml", {"model": "rtdet-cls-n"})
+
+
+def test_given_records_explicit_settings_from_yaml_and_flags(tmp_path):
+    (tmp_path / "run.yaml").write_text("detect:\n  conf: 0.001\n")
+    cfg = load_config(tmp_path / "run.yaml", {"imgsz": 256})
+    assert cfg.given == {"detect.conf", "data.imgsz"}
+    assert cfg.explicit("conf") and cfg.explicit("imgsz") and not cfg.explicit("iou")
+    assert cfg.detect.conf == 0.001  # an explicit value equal to nothing special still wins
+
+
+def test_checkpoints_written_before_the_task_sections_still_load():
+    from rtdet.config import config_from_checkpoint
+
+    old = {"model": {"model": "rtdet-n", "box_loss": "giou"}, "data": {"imgsz": 224, "mosaic": 0.5},
+           "eval": {"conf": 0.01, "backend": "torch"}}
+    cfg = config_from_checkpoint(old)
+    assert (cfg.yolo.box_loss, cfg.detect.mosaic, cfg.detect.val_conf, cfg.data.imgsz) == ("giou", 0.5, 0.01, 224)

@@ -3,7 +3,9 @@
 Entry points:
     open_dataset(spec, split)      -> DetectionDataset  (YOLO data.yaml, COCO json, VOC tree, "digits")
     build_loader(ds, cfg, train)   -> DataLoader of (images uint8 [B,3,H,W] RGB, list of target dicts)
-    to_coco_gt(ds)                 -> COCO ground-truth dict in original-image pixels (category ids 0..K-1)
+    to_coco_gt(ds)                 -> COCO ground-truth dict in original-image pixels (rtdet's ids: image
+                                      position, label; original_ids=True: the data set's own ids)
+    detections_to_coco_results(preds, ds) -> COCO results in the data set's own ids (what val --save-json writes)
     pad_targets(targets)           -> dense boxes [B,M,4] / labels [B,M] (-1 pad) / mask [B,M] for losses
 
 A trainer's start-up:
@@ -19,7 +21,7 @@ Evaluation maps predictions back with each target's ``letterbox = (scale, pad_x,
 image ids are the targets' ``image_id``.
 """
 
-from rtdet.data.coco import read_coco, to_coco_gt, write_coco
+from rtdet.data.coco import detections_to_coco_results, read_coco, to_coco_gt, write_coco
 from rtdet.data.dataset import DetectionDataset, ImageError, read_image
 from rtdet.data.loader import build_loader, collate, pad_targets
 from rtdet.data.report import Problem, Report
@@ -30,6 +32,6 @@ from rtdet.data.yolo import DataFormatError, read_yolo, write_yolo
 
 __all__ = [
     "DataFormatError", "DetectionDataset", "ImageError", "Problem", "Report", "build_loader", "collate",
-    "dataset_splits", "open_dataset", "pad_targets", "read_coco", "read_image", "read_voc", "read_yolo",
+    "dataset_splits", "detections_to_coco_results", "open_dataset", "pad_targets", "read_coco", "read_image", "read_voc", "read_yolo",
     "to_coco_gt", "unletterbox", "write_coco", "write_yolo",
 ]

@@ -1,17 +1,18 @@
 """``rtdet data check``: read every split of a data set, decode every image, report.
 
-The readers already record every label and layout problem (the same checks
-run when training opens a data set); this adds a full decode of each image,
-which catches corrupt files whose header looks fine.
+The readers already record every label and layout problem and every image
+that does not decode (the same checks run when training opens a data set);
+this adds a decode of each image by the decoder training uses (OpenCV), which
+catches a file that decoder cannot read or reads at another size. With
+``decode=False`` (``--no-decode``) only headers are read: fast, but a truncated
+file is not caught.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
-
-from rtdet.data.dataset import DetectionDataset
+from rtdet.data.dataset import DetectionDataset, ImageError, read_image
 from rtdet.data.sources import dataset_splits, open_dataset
 
 
@@ -19,11 +20,13 @@ def decode_all(ds: DetectionDataset) -> int:
     """Decode every image of ``ds``; problems go to ``ds.report``. Returns the number of bad images."""
     bad = 0
     for i in range(len(ds)):
-        img = cv2.imread(ds.file(i), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
-        if img is None:
-            ds.report.add(ds.file(i), "cannot decode image")
+        try:
+            img = read_image(ds.file(i))
+        except ImageError:
+            ds.report.add(ds.file(i), "cannot decode image (OpenCV, the decoder training uses)")
             bad += 1
-        elif tuple(img.shape[:2]) != tuple(int(v) for v in ds.sizes[i]):
+            continue
+        if tuple(img.shape[:2]) != tuple(int(v) for v in ds.sizes[i]):
             ds.report.add(ds.file(i), f"decoded size {img.shape[1]}x{img.shape[0]} differs from its header")
             bad += 1
     return bad
@@ -34,7 +37,7 @@ def check_data(spec: str | Path, images: str | Path | None = None, decode: bool 
     """Open every split of ``spec`` (or the given ``splits``); each dataset's ``report`` holds what was found."""
     out = []
     for split in splits or dataset_splits(spec):
-        ds = open_dataset(spec, split, images=images)
+        ds = open_dataset(spec, split, images=images, decode=decode)
         if decode:
             decode_all(ds)
         out.append(ds)

@@ -30,58 +30,106 @@ import torch
 from PIL import Image
 
 from rtdet.data.report import Report
+from rtdet.errors import RtdetError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 # The stored pixel grid is what annotations refer to, so EXIF rotation is ignored.
 _IMREAD_FLAGS = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
 
 
-class ImageError(ValueError):
+class ImageError(RtdetError, ValueError):
     """An image file that is missing, unreadable or truncated."""
 
 
-def probe_image(path: str | Path) -> tuple[int, int]:
-    """``(height, width)`` of an image from its header; raises ImageError if unreadable or truncated.
+def is_image_file(path: str | Path) -> bool:
+    """Whether ``path`` has an image suffix, in any case (``x.JPG`` is an image like ``x.jpg``)."""
+    return Path(path).suffix.lower() in IMAGE_SUFFIXES
 
-    Truncation is detected from the end-of-image marker (JPEG) or IEND chunk
-    (PNG), which costs one small read instead of a full decode.
+
+class FileFinder:
+    """Finds a file whose suffix differs only in case: ``x.JPG`` when ``x.jpg`` is asked for.
+
+    Annotations name files as the tool that wrote them saw them (``x.jpg``),
+    while cameras and some file systems store ``x.JPG``. A folder is listed once,
+    at its first miss, so a data set whose names all match costs one
+    ``is_file`` per file.
+    """
+
+    def __init__(self) -> None:
+        self._folders: dict[Path, dict[str, list[Path]]] = {}
+
+    def _stems(self, folder: Path) -> dict[str, list[Path]]:
+        if folder not in self._folders:
+            listing: dict[str, list[Path]] = {}
+            for f in sorted(folder.iterdir()) if folder.is_dir() else []:
+                listing.setdefault(f.stem, []).append(f)
+            self._folders[folder] = listing
+        return self._folders[folder]
+
+    def find(self, path: str | Path, suffixes: tuple[str, ...] = ()) -> Path | None:
+        """``path`` when it is a file, else a file in its folder with its stem and its suffix in any
+        case, else one with any of ``suffixes`` (in this order, any case); None when there is none."""
+        path = Path(path)
+        if path.is_file():
+            return path
+        files = [f for f in self._stems(path.parent).get(path.stem, []) if f.is_file()]
+        for want in (path.suffix, *suffixes):
+            hit = next((f for f in files if f.suffix.lower() == want.lower()), None)
+            if hit is not None:
+                return hit
+        return None
+
+
+def probe_image(path: str | Path, decode: bool = True) -> tuple[int, int]:
+    """``(height, width)`` of an image file; raises ImageError saying why the file cannot be used.
+
+    A file is judged by decoding it, not by its bytes: with ``decode`` the whole
+    file goes through the decoder (a JPEG at 1/8 scale, which still reads every
+    coded block), so a file that ends early or holds corrupt data is caught,
+    while bytes after a complete image (which phones and editors append) are
+    not a fault. ``decode=False`` reads the header only: fast, and it rejects
+    nothing a decoder would accept (nor catches a truncated file).
+
+    Decoding relies on Pillow's default ``ImageFile.LOAD_TRUNCATED_IMAGES =
+    False`` (rtdet never changes it); with it set to True, Pillow pads a
+    truncated file instead of raising.
     """
     path = Path(path)
     if not path.is_file():
         raise ImageError("image file not found")
     try:
-        with Image.open(path) as im:
-            w, h = im.size
-            fmt = im.format
+        im = Image.open(path)
     except Exception as e:  # PIL raises many types for broken files
         raise ImageError(f"unreadable image ({type(e).__name__}: {e})") from None
-    with open(path, "rb") as f:
-        f.seek(max(0, path.stat().st_size - 64))
-        tail = f.read()
-    if fmt == "JPEG" and b"\xff\xd9" not in tail:
-        raise ImageError("truncated JPEG (no end-of-image marker)")
-    if fmt == "PNG" and b"IEND" not in tail:
-        raise ImageError("truncated PNG (no IEND chunk)")
+    with im:
+        w, h = im.size
+        if decode:
+            try:
+                if im.format == "JPEG":
+                    im.draft(None, (max(1, w // 8), max(1, h // 8)))
+                im.load()
+            except Exception as e:
+                raise ImageError(f"image data does not decode ({type(e).__name__}: {e})") from None
     if w <= 0 or h <= 0:
         raise ImageError(f"image has size {w}x{h}")
     return h, w
 
 
-def probe_images(paths: list, threads: int = 8) -> list[tuple[int, int] | ImageError]:
-    """:func:`probe_image` for many files at once (I/O bound, so threads overlap the reads).
+def probe_images(paths: list, decode: bool = True, threads: int = 8) -> list[tuple[int, int] | ImageError]:
+    """:func:`probe_image` for many files at once (the decoders release the GIL, so threads overlap).
 
     Returns, per path, ``(height, width)`` or the ImageError describing what is wrong.
     """
     def one(p: str | Path) -> tuple[int, int] | ImageError:
         try:
-            return probe_image(p)
+            return probe_image(p, decode)
         except ImageError as e:
             return e
 
     if len(paths) < 16:
         return [one(p) for p in paths]
     with ThreadPoolExecutor(threads) as pool:
-        return list(pool.map(one, paths, chunksize=64))
+        return list(pool.map(one, paths, chunksize=16 if decode else 64))
 
 
 def read_image(path: str | Path) -> np.ndarray:
@@ -95,18 +143,33 @@ def read_image(path: str | Path) -> np.ndarray:
 class DetectionDataset(torch.utils.data.Dataset):
     """Images and their boxes; ``ds[i] -> (image uint8 [H,W,3] RGB, target dict)``.
 
+    Two numberings, so that what rtdet writes for other tools scores against the user's own files:
+
+    - inside rtdet an image is its position: ``image_ids`` is ``0..N-1`` (a target's
+      ``"image_id"``) and a label is ``0..K-1``;
+    - ``source_ids[i]`` and ``cat_ids[label]`` are the data set's own ids, written back out
+      (``detections.json``, converted annotations). COCO ids are kept as the json has them,
+      integers or strings (``1`` and ``"1"`` are different ids, as in pycocotools). YOLO and VOC
+      files have no ids: an image's id is its position in the split's list of files (counting
+      files skipped as bad) and ``cat_ids`` is None, meaning a category id is the label itself.
+
     Attributes:
         names: class names, index = label.
         report: counts and problems found while reading (bad images are not in the set).
+        source_ids: the data set's own id of each image (a plain list; read only when writing out,
+            so forked loader workers never touch, and so never copy, its pages).
         cat_ids: for COCO data, the original category id of each label; else ``None``.
     """
 
-    def __init__(self, files: list[str], sizes: np.ndarray, image_ids: np.ndarray, offsets: np.ndarray,
+    def __init__(self, files: list[str], sizes: np.ndarray, source_ids: list, offsets: np.ndarray,
                  boxes: np.ndarray, labels: np.ndarray, iscrowd: np.ndarray, difficult: np.ndarray,
-                 areas: np.ndarray | None, names: list[str], report: Report, cat_ids: list[int] | None = None):
+                 areas: np.ndarray | None, names: list[str], report: Report, cat_ids: list | None = None):
+        if len(source_ids) != len(files):
+            raise ValueError(f"{len(source_ids)} image ids for {len(files)} files")
         self.files = np.array([os.fsencode(f) for f in files], dtype=np.bytes_) if files else np.zeros(0, "S1")
         self.sizes = np.asarray(sizes, np.int64).reshape(-1, 2)  # [N, 2] (h, w)
-        self.image_ids = np.asarray(image_ids, np.int64)  # [N]
+        self.image_ids = np.arange(len(files), dtype=np.int64)  # [N] rtdet's id of each image: its position
+        self.source_ids = list(source_ids)  # [N] the data set's own ids (int or str), for writing out
         self.offsets = np.asarray(offsets, np.int64)  # [N + 1]; boxes of image i: offsets[i]:offsets[i+1]
         self.boxes = np.asarray(boxes, np.float64).reshape(-1, 4)  # [T, 4] xyxy, original pixels
         self.labels = np.asarray(labels, np.int64)  # [T]
@@ -125,6 +188,10 @@ class DetectionDataset(torch.utils.data.Dataset):
 
     def file(self, i: int) -> str:
         return os.fsdecode(self.files[i])
+
+    def category_id(self, label: int) -> Any:
+        """The data set's own category id of ``label`` (the label itself for YOLO and VOC data)."""
+        return self.cat_ids[label] if self.cat_ids is not None else int(label)
 
     def annotations(self, i: int) -> dict[str, np.ndarray]:
         """Numpy labels of image ``i`` in original pixels: boxes [n,4] xyxy float64, labels, iscrowd, difficult."""
@@ -194,21 +261,22 @@ class DatasetBuilder:
         self.names, self.report = list(names), report
         self.files: list[str] = []
         self.sizes: list[tuple[int, int]] = []
-        self.ids: list[int] = []
+        self.ids: list = []  # the data set's own image ids
         self.counts: list[int] = []
         self.parts: dict[str, list[np.ndarray]] = {k: [] for k in ("boxes", "labels", "iscrowd", "difficult", "areas")}
         self.has_areas = False
 
-    def add(self, file: str, size: tuple[int, int], image_id: int, boxes: np.ndarray, labels: np.ndarray,
+    def add(self, file: str, size: tuple[int, int], image_id: Any, boxes: np.ndarray, labels: np.ndarray,
             iscrowd: np.ndarray | None = None, difficult: np.ndarray | None = None,
             areas: np.ndarray | None = None) -> None:
-        """Add one image; ``boxes`` float [n,4] absolute xyxy in original pixels, ``labels`` int [n]."""
+        """Add one image; ``image_id`` is the data set's own id (kept as given: an int or a str),
+        ``boxes`` float [n,4] absolute xyxy in original pixels, ``labels`` int [n]."""
         boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
         n = len(boxes)
         labels = np.asarray(labels, np.int64).reshape(n)
         self.files.append(str(file))
         self.sizes.append(size)
-        self.ids.append(int(image_id))
+        self.ids.append(image_id)
         self.counts.append(n)
         self.parts["boxes"].append(boxes)
         self.parts["labels"].append(labels)
@@ -223,12 +291,12 @@ class DatasetBuilder:
         r.empty_images += n == 0
         r.per_class.update(labels.tolist())
 
-    def build(self, cat_ids: list[int] | None = None) -> DetectionDataset:
+    def build(self, cat_ids: list | None = None) -> DetectionDataset:
         offsets = np.zeros(len(self.counts) + 1, np.int64)
         np.cumsum(self.counts, out=offsets[1:])
         cat = {k: (np.concatenate(v) if v else None) for k, v in self.parts.items()}
         return DetectionDataset(
-            self.files, np.array(self.sizes, np.int64).reshape(-1, 2), np.array(self.ids, np.int64), offsets,
+            self.files, np.array(self.sizes, np.int64).reshape(-1, 2), self.ids, offsets,
             cat["boxes"] if cat["boxes"] is not None else np.zeros((0, 4)),
             cat["labels"] if cat["labels"] is not None else np.zeros(0, np.int64),
             cat["iscrowd"] if cat["iscrowd"] is not None else np.zeros(0, bool),

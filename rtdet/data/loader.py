@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Sampler
 
-from rtdet.config import DataConfig
+from rtdet.config import DataConfig, DetectConfig
 from rtdet.data.dataset import DetectionDataset
 from rtdet.data.pipeline import DetectionPipeline
 
@@ -192,31 +192,34 @@ def auto_workers(workers: int) -> int:
     return 0 if cores <= 2 else min(8, cores // 2)
 
 
-def build_loader(dataset: DetectionDataset, cfg: DataConfig, train: bool, *, batch: int | None = None,
+def build_loader(dataset: DetectionDataset, cfg: DataConfig, train: bool, *, detect: DetectConfig | None = None,
+                 batch: int | None = None,
                  workers: int | None = None, shuffle: bool | None = None, epochs: int = 0, seed: int = 0,
                  sampler: Sampler | None = None, drop_last: bool | None = None) -> DetectionLoader:
     """A DataLoader yielding ``(images uint8 [B,3,H,W], targets)`` letterboxed to ``cfg.imgsz``.
 
     Args:
         dataset: from :func:`rtdet.data.open_dataset`.
-        cfg: data settings (size, batch, workers, cache, rect, multi_scale, augmentation).
+        cfg: data settings (size, batch, workers, cache, augmentation).
+        detect: the detect task's settings (mosaic, close_mosaic, multi_scale, rect); defaults when None.
         train: augment (per ``cfg``), shuffle and drop the last partial batch; else letterbox only.
-        epochs: total epochs, so mosaic can stop for the last ``cfg.close_mosaic`` of them.
+        epochs: total epochs, so mosaic can stop for the last ``detect.close_mosaic`` of them.
         seed: augmentation and shuffling seed.
         sampler: e.g. a DistributedSampler (then ``shuffle`` is the sampler's business). Without one,
             training shuffles with a permutation of ``(seed, epoch)``.
     """
+    detect = detect or DetectConfig()
     batch = batch or cfg.batch
     workers = auto_workers(cfg.workers if workers is None else workers)
     shuffle = train if shuffle is None else shuffle
-    pipe = DetectionPipeline(dataset, cfg, train, epochs=epochs, seed=seed)
+    pipe = DetectionPipeline(dataset, cfg, train, epochs=epochs, seed=seed, detect=detect)
     if cfg.cache and dataset._cache is None:
-        dataset.cache_images(max_side=cfg.imgsz if not cfg.multi_scale else None)
+        dataset.cache_images(max_side=cfg.imgsz if not detect.multi_scale else None)
     kwargs: dict[str, Any] = {"num_workers": workers, "pin_memory": False}
     if workers > 0:
         kwargs.update(persistent_workers=True, prefetch_factor=4, worker_init_fn=worker_init)
-    collate_fn = MultiScaleCollate(cfg.imgsz, seed) if (train and cfg.multi_scale) else collate
-    if not train and cfg.rect and sampler is None:
+    collate_fn = MultiScaleCollate(cfg.imgsz, seed) if (train and detect.multi_scale) else collate
+    if not train and detect.rect and sampler is None:
         batches, pipe.rect_shapes = rect_batches(dataset, cfg.imgsz, batch)
         return DetectionLoader(pipe, batch_sampler=batches, collate_fn=collate_fn, **kwargs)
     if sampler is None and shuffle:

@@ -3,7 +3,7 @@
 :class:`DetectionPipeline` wraps a :class:`DetectionDataset`. In evaluation it
 only letterboxes to ``imgsz`` (or to the batch's rectangle) and records the
 ``letterbox`` mapping back to original pixels. In training it applies, with the
-probabilities of :class:`rtdet.config.DataConfig`: mosaic (turned off for the
+probabilities of :class:`rtdet.config.DataConfig` and :class:`~rtdet.config.DetectConfig`: mosaic (off for the
 last ``close_mosaic`` epochs), random affine, mixup, cutmix, HSV, flip, erasing.
 
 A training target's ``letterbox`` is read off the final matrix (scale = sqrt|det|,
@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 import torch
 
-from rtdet.config import DataConfig
+from rtdet.config import DataConfig, DetectConfig
 from rtdet.data.dataset import DetectionDataset, ImageError
 from rtdet.data.mosaic import cutmix, mixup, mosaic4
 from rtdet.data.transforms import (Sample, apply_matrix, flip_lr, hsv_jitter, letterbox, random_affine_matrix,
@@ -35,8 +35,10 @@ from rtdet.data.transforms import (Sample, apply_matrix, flip_lr, hsv_jitter, le
 class DetectionPipeline(torch.utils.data.Dataset):
     """``pipe[i] -> (image uint8 [S,S,3] RGB, target)`` at the training size; see the module docstring."""
 
-    def __init__(self, dataset: DetectionDataset, cfg: DataConfig, train: bool, epochs: int = 0, seed: int = 0):
+    def __init__(self, dataset: DetectionDataset, cfg: DataConfig, train: bool, epochs: int = 0, seed: int = 0,
+                 detect: DetectConfig | None = None):
         self.base, self.cfg, self.train, self.epochs, self.seed = dataset, cfg, train, epochs, seed
+        self.detect = detect or DetectConfig()  # mosaic settings
         self.imgsz = cfg.imgsz
         self._epoch = torch.zeros(1, dtype=torch.int64).share_memory_()
         self.rect_shapes: np.ndarray | None = None  # [N, 2] (h, w) per image for rectangular evaluation
@@ -56,7 +58,8 @@ class DetectionPipeline(torch.utils.data.Dataset):
         return int(self._epoch[0])
 
     def mosaic_on(self) -> bool:
-        return self.cfg.mosaic > 0 and not (self.epochs and self.epoch >= self.epochs - self.cfg.close_mosaic)
+        d = self.detect
+        return d.mosaic > 0 and not (self.epochs and self.epoch >= self.epochs - d.close_mosaic)
 
     def __getitem__(self, i: int) -> tuple[np.ndarray, dict[str, Any]]:
         for attempt in range(len(self)):
@@ -93,7 +96,7 @@ class DetectionPipeline(torch.utils.data.Dataset):
     def _geometric(self, i: int, rng: np.random.Generator) -> Sample:
         """Mosaic or a single image, then one random affine into the ``imgsz`` square."""
         c, size = self.cfg, self.imgsz
-        if self.mosaic_on() and rng.random() < c.mosaic:
+        if self.mosaic_on() and rng.random() < self.detect.mosaic:
             others = rng.integers(0, len(self), 3)
             smp = mosaic4([self._load_resized(int(j)) for j in (i, *others)], size, rng)
         else:

@@ -8,7 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from rtdet.config import DataConfig
+from rtdet.config import DataConfig, DetectConfig
 from rtdet.data.dataset import DetectionDataset
 from rtdet.data.pipeline import DetectionPipeline
 
@@ -30,10 +30,10 @@ def draw_boxes(image: np.ndarray, boxes: np.ndarray, labels: np.ndarray, names: 
 
 
 def preview(dataset: DetectionDataset, out: str | Path, cfg: DataConfig | None = None, n: int = 16,
-            train: bool = True, seed: int = 0) -> Path:
+            train: bool = True, seed: int = 0, detect: DetectConfig | None = None) -> Path:
     """Write a grid of ``n`` samples as the loader produces them (augmented when ``train``) to ``out``."""
     cfg = cfg or DataConfig()
-    pipe = DetectionPipeline(dataset, cfg, train, seed=seed)
+    pipe = DetectionPipeline(dataset, cfg, train, seed=seed, detect=detect)
     n = min(n, len(pipe))
     cols = math.ceil(math.sqrt(n))
     rows = math.ceil(n / cols)

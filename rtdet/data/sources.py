@@ -29,7 +29,7 @@ def _yaml_kind(path: Path) -> dict:
 
 
 def open_dataset(spec: str | Path, split: str, root: str | Path | None = None,
-                 images: str | Path | None = None) -> DetectionDataset:
+                 images: str | Path | None = None, decode: bool = True) -> DetectionDataset:
     """The ``split`` ("train", "val", ...) of the data set named by ``spec``.
 
     Args:
@@ -38,6 +38,8 @@ def open_dataset(spec: str | Path, split: str, root: str | Path | None = None,
             optional ``train_images: dir``); a VOC tree; or a folder with ``data.yaml``.
         root: where the digits set lives (generated there if absent; default ``datasets/digits``).
         images: COCO image folder (inferred from the json's location when None).
+        decode: decode every image to judge it (False: read headers only, faster, but a
+            truncated file is not caught; see :func:`rtdet.data.dataset.probe_image`).
 
     The returned dataset's ``report`` lists the bad samples it skipped.
     """
@@ -45,23 +47,23 @@ def open_dataset(spec: str | Path, split: str, root: str | Path | None = None,
     if spec == "digits":
         from rtdet.data.digits import ensure_digits
 
-        return read_yolo(ensure_digits(root or DIGITS_ROOT), split)
+        return read_yolo(ensure_digits(root or DIGITS_ROOT), split, decode)
     path = Path(spec)
-    if path.suffix == ".json":
-        return read_coco(path, images)
-    if path.suffix in (".yaml", ".yml"):
+    if path.suffix.lower() == ".json":
+        return read_coco(path, images, decode=decode)
+    if path.suffix.lower() in (".yaml", ".yml"):
         cfg = _yaml_kind(path)
         entry = cfg.get(split)
-        if isinstance(entry, str) and entry.endswith(".json"):
+        if isinstance(entry, str) and entry.lower().endswith(".json"):
             base = Path(cfg.get("path") or path.parent)
             base = base if base.is_absolute() else path.parent / base
             img = cfg.get(f"{split}_images")
-            return read_coco(base / entry, (base / img) if img else images)
-        return read_yolo(path, split)
+            return read_coco(base / entry, (base / img) if img else images, decode=decode)
+        return read_yolo(path, split, decode)
     if path.is_dir() and (path / "data.yaml").is_file():
-        return read_yolo(path / "data.yaml", split)
+        return read_yolo(path / "data.yaml", split, decode)
     if path.is_dir():
-        return read_voc(path, split)
+        return read_voc(path, split, decode=decode)
     raise DataFormatError(f"data set {spec!r} not found: expected 'digits', a data.yaml, a COCO json or a VOC folder")
 
 
@@ -71,13 +73,13 @@ def dataset_splits(spec: str | Path, root: str | Path | None = None) -> list[str
     if spec == "digits":
         return ["train", "val"]
     path = Path(spec)
-    if path.suffix == ".json":
+    if path.suffix.lower() == ".json":
         return [path.stem]
     if path.is_dir() and (path / "data.yaml").is_file():
         path = path / "data.yaml"
-    if path.suffix in (".yaml", ".yml"):
+    if path.suffix.lower() in (".yaml", ".yml"):
         cfg = _yaml_kind(path)
-        if not any(isinstance(cfg.get(k), str) and cfg[k].endswith(".json") for k in ("train", "val", "test")):
+        if not any(isinstance(cfg.get(k), str) and cfg[k].lower().endswith(".json") for k in ("train", "val", "test")):
             cfg = load_data_yaml(path)
         return [k for k in ("train", "val", "test") if cfg.get(k)]
     if path.is_dir():

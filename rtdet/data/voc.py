@@ -23,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from rtdet.data.dataset import IMAGE_SUFFIXES, DatasetBuilder, DetectionDataset, ImageError, probe_image
+from rtdet.data.dataset import (IMAGE_SUFFIXES, DatasetBuilder, DetectionDataset, FileFinder, ImageError,
+                                probe_images)
 from rtdet.data.report import Report
 from rtdet.data.yolo import DataFormatError
 
@@ -181,59 +182,67 @@ def class_names(sources: list[VocSource]) -> list[str]:
     return VOC_CLASSES if found <= set(VOC_CLASSES) else sorted(found)
 
 
-def _image_file(src: VocSource, stem: str, filename: str | None) -> Path:
-    if filename and (src.img_dir / filename).is_file():
-        return src.img_dir / filename
-    for suffix in IMAGE_SUFFIXES:
-        if (src.img_dir / (stem + suffix)).is_file():
-            return src.img_dir / (stem + suffix)
-    return src.img_dir / (filename or stem + ".jpg")
+def _image_file(finder: FileFinder, src: VocSource, stem: str, filename: str | None) -> Path:
+    """The image of an annotation: its ``<filename>``, else ``<stem>`` with an image suffix; suffixes
+    match in any case (``x.JPG`` for ``x.jpg``)."""
+    named = src.img_dir / filename if filename else None
+    found = (finder.find(named) if named else None) or finder.find(src.img_dir / (stem + ".jpg"), IMAGE_SUFFIXES)
+    return found or named or src.img_dir / (stem + ".jpg")
 
 
-def read_voc(root: str | Path, split: str | None = None, names: list[str] | None = None) -> DetectionDataset:
-    """Read the ``split`` of every VOC folder under ``root``; ``None`` or ``"all"`` reads every XML."""
+def read_voc(root: str | Path, split: str | None = None, names: list[str] | None = None,
+             decode: bool = True) -> DetectionDataset:
+    """Read the ``split`` of every VOC folder under ``root``; ``None`` or ``"all"`` reads every XML.
+
+    An image's id (``ds.source_ids``) is its position in the split's list
+    (counting images skipped as bad). ``decode=False`` reads image headers only
+    (see :func:`probe_image`).
+    """
     sources = voc_sources(root)
     if split in (None, "all") or voc_splits(root) == ["all"]:
         split = None  # no split lists at all: every split is every annotated image
     names = names or class_names(sources)
     index = {n: i for i, n in enumerate(names)}
     report = Report(name=f"{root} [{split or 'all'}]")
-    builder = DatasetBuilder(names, report)
     used = [s for s in sources if split is None or s.split_file(split)]
     if not used:
         raise DataFormatError(f"{root}: no '{split}' list in any ImageSets/Main (have: {', '.join(voc_splits(root))})")
+    records, finder = [], FileFinder()
     for src in used:
         for stem in src.stems(split):
-            _add_record(builder, src, stem, index, report)
+            xml_path, rec = _read_record(src, stem, report)
+            image = _image_file(finder, src, stem, rec.filename) if rec else None
+            records.append((xml_path, rec, image))
+    sizes = iter(probe_images([image for _, rec, image in records if rec is not None], decode))
+    builder = DatasetBuilder(names, report)
+    for image_id, (xml_path, rec, image) in enumerate(records):
+        if rec is None or not _add_record(builder, image_id, xml_path, rec, image, next(sizes), index, report):
+            report.skipped_images += 1
     return builder.build()
 
 
-def _add_record(builder: DatasetBuilder, src: VocSource, stem: str, index: dict, report: Report) -> None:
+def _read_record(src: VocSource, stem: str, report: Report) -> tuple[Path, VocRecord | None]:
     xml_path = src.ann_dir / f"{stem}.xml"
-    if xml_path.is_file():
-        rec = read_xml(xml_path, report)
-    else:
-        rec = None
+    if not xml_path.is_file():
         report.add(str(xml_path), "annotation file listed in the split is missing")
-    if rec is None:
-        report.skipped_images += 1
-        return
-    image = _image_file(src, stem, rec.filename)
-    try:
-        size = probe_image(image)
-    except ImageError as e:
-        report.add(str(image), f"{e} (annotated in {xml_path.name})")
-        report.skipped_images += 1
-        return
+        return xml_path, None
+    return xml_path, read_xml(xml_path, report)
+
+
+def _add_record(builder: DatasetBuilder, image_id: int, xml_path: Path, rec: VocRecord, image: Path,
+                size: tuple[int, int] | ImageError, index: dict, report: Report) -> bool:
+    """Add one annotated image to ``builder``; False (with the problem reported) when it cannot be used."""
+    if isinstance(size, ImageError):
+        report.add(str(image), f"{size} (annotated in {xml_path.name})")
+        return False
     if size != rec.size:
         report.add(str(xml_path), f"<size> says {rec.size[1]}x{rec.size[0]}, image is {size[1]}x{size[0]}")
-        report.skipped_images += 1
-        return
+        return False
     unknown = [o[0] for o in rec.objects if o[0] not in index]
     if unknown:
         report.add(str(xml_path), f"unknown class name(s) {sorted(set(unknown))}")
-        report.skipped_images += 1
-        return
+        return False
     boxes = np.array([o[1] for o in rec.objects], np.float64).reshape(-1, 4)
-    builder.add(str(image), size, len(builder.files), boxes, [index[o[0]] for o in rec.objects],
-                None, [o[2] for o in rec.objects])
+    builder.add(str(image), size, image_id, boxes, [index[o[0]] for o in rec.objects], None,
+                [o[2] for o in rec.objects])
+    return True

@@ -18,13 +18,14 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from rtdet.data.dataset import IMAGE_SUFFIXES, DatasetBuilder, DetectionDataset, ImageError, probe_images
+from rtdet.data.dataset import DatasetBuilder, DetectionDataset, FileFinder, ImageError, is_image_file, probe_images
 from rtdet.data.report import Report
+from rtdet.errors import RtdetError
 
 COORD_TOL = 1e-3  # normalized coordinates may overshoot [0, 1] by this much (rounding in other tools)
 
 
-class DataFormatError(ValueError):
+class DataFormatError(RtdetError, ValueError):
     """A data set description (yaml, json, folder layout) that cannot be used at all."""
 
 
@@ -59,16 +60,17 @@ def split_images(cfg: dict, split: str, where: str = "data.yaml") -> list[Path]:
         raise DataFormatError(f"{where}: no '{split}' split (has: {', '.join(k for k in ('train', 'val', 'test') if cfg.get(k))})")
     sources = cfg[split] if isinstance(cfg[split], list) else [cfg[split]]
     files: list[Path] = []
+    finder = FileFinder()
     for src in sources:
         p = Path(src) if Path(src).is_absolute() else cfg["root"] / src
         if p.is_dir():
-            files += sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES)
-        elif p.suffix == ".txt" and p.is_file():
+            files += sorted(f for f in p.rglob("*") if is_image_file(f))
+        elif p.suffix.lower() == ".txt" and p.is_file():
             for line in p.read_text().splitlines():
                 line = line.strip()
                 if line:
-                    f = Path(line)
-                    files.append(f if f.is_absolute() else (p.parent / f))
+                    f = Path(line) if Path(line).is_absolute() else p.parent / line
+                    files.append(finder.find(f) or f)  # x.JPG listed as x.jpg
         else:
             raise DataFormatError(f"{where}: '{split}' source {src} ({p}) is neither a folder nor a .txt list")
     return files
@@ -115,9 +117,10 @@ def _parse_line(fields: list[str], nc: int) -> tuple[int, np.ndarray]:
     return int(cls), corners
 
 
-def read_label_file(path: Path, nc: int, report: Report) -> tuple[np.ndarray, np.ndarray] | None:
-    """Boxes (normalized xyxy [n,4] float64) and classes [n] of one label file; None if any line is bad."""
-    if not path.is_file():
+def read_label_file(path: Path | None, nc: int, report: Report) -> tuple[np.ndarray, np.ndarray] | None:
+    """Boxes (normalized xyxy [n,4] float64) and classes [n] of one label file (no boxes when ``path`` is
+    None or absent); None if any line is bad."""
+    if path is None or not path.is_file():
         return np.zeros((0, 4)), np.zeros(0, np.int64)
     boxes, classes, ok = [], [], True
     try:
@@ -142,20 +145,26 @@ def read_label_file(path: Path, nc: int, report: Report) -> tuple[np.ndarray, np
     return np.array(boxes, np.float64).reshape(-1, 4), np.array(classes, np.int64)
 
 
-def read_yolo(data_yaml: str | Path, split: str) -> DetectionDataset:
-    """Read one split of a YOLO data set; bad images and label files are reported and skipped."""
+def read_yolo(data_yaml: str | Path, split: str, decode: bool = True) -> DetectionDataset:
+    """Read one split of a YOLO data set; bad images and label files are reported and skipped.
+
+    An image's id (``ds.source_ids``) is its position in the split's list of
+    files. Its label file is ``labels/<stem>.txt`` (``.TXT`` found too).
+    ``decode=False`` reads image headers only (see :func:`probe_image`).
+    """
     cfg = load_data_yaml(data_yaml)
     names = cfg["names"]
     report = Report(name=f"{data_yaml} [{split}]")
     builder = DatasetBuilder(names, report)
     files = split_images(cfg, split, str(data_yaml))
-    for i, (img, size) in enumerate(zip(files, probe_images(files))):
+    finder = FileFinder()
+    for i, (img, size) in enumerate(zip(files, probe_images(files, decode))):
         if isinstance(size, ImageError):
             report.add(str(img), str(size))
             report.skipped_images += 1
             continue
         h, w = size
-        labels = read_label_file(label_path(img), len(names), report)
+        labels = read_label_file(finder.find(label_path(img)), len(names), report)
         if labels is None:
             report.skipped_images += 1
             continue

@@ -1,8 +1,9 @@
 """``rtdet bench``: end-to-end latency on real images, with a per-stage breakdown.
 
-One frame = letterbox (resize + pad + to float tensor) -> inference (network and
-the in-graph box decoding: :class:`rtdet.models.yolo.RawOutputs`) -> postprocess
-(confidence filter, NMS, ``max_det``, mapping back to original pixels). Image
+One frame = preprocess (the task's: letterbox, resize + pad + to float tensor) ->
+inference (the network and what is inside its graph, e.g. the box decoding) ->
+postprocess (the task's decoding: confidence filter, NMS, ``max_det``, mapping back
+to original pixels; for classifiers top-k). Image
 decoding (JPEG -> pixels) is excluded: the images are read once beforehand.
 Frames cycle over coco128 (random images when it is absent), batch 1, after
 ``warmup`` frames. FPS is ``1000 / median_ms``.
@@ -18,11 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-from rtdet.deploy.images import sample_images, to_input
-from rtdet.deploy.runtime import Backend, finish, host_threads
-from rtdet.models.postprocess import postprocess
+from rtdet.deploy.images import sample_images
+from rtdet.deploy.runtime import Backend, host_threads
+from rtdet.tasks import get_task
 
-STAGES = ("letterbox", "inference", "postprocess")
+STAGES = ("preprocess", "inference", "postprocess")
 
 
 @dataclass
@@ -35,7 +36,7 @@ class BenchResult:
     runs: int
     threads: int | None
     stages: dict[str, dict[str, float]] = field(default_factory=dict)  # stage -> {"median_ms", "p90_ms", "mean_ms"}
-    detections_per_frame: float = 0.0
+    detections_per_frame: float = 0.0  # detect: detections per frame; classify: 0
 
     def table(self) -> str:
         """A printable table: one row per stage and the end-to-end row."""
@@ -57,29 +58,32 @@ def _pct(values: list[float], q: float) -> float:
     return float(np.percentile(values, q))
 
 
-def _frame(backend: Backend, image: np.ndarray, size: int, decode: dict) -> tuple[list[float], int]:
+def _frame(backend: Backend, task: object, image: np.ndarray, size: int, settings: dict) -> tuple[list[float], int]:
     """One frame end to end: (milliseconds per stage in :data:`STAGES` order, detections)."""
     t0 = time.perf_counter()
-    x, lb = to_input(image, size)
+    x, geometry = task.preprocess(image, size)
     t1 = time.perf_counter()
-    boxes, scores = backend(x)
+    outputs = backend(x)
     t2 = time.perf_counter()
-    det = postprocess(boxes, scores, image_size=(size, size), **decode)[0]
-    out = finish(det, lb, image.shape[:2], backend.names)
+    out = task.decode(outputs, geometry, image.shape, backend.names, settings)
     t3 = time.perf_counter()
-    return [(t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3], len(out["scores"])
+    return [(t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3], len(out.get("boxes", ()))
 
 
 def run_bench(backend: Backend, imgsz: int | None = None, runs: int = 100, warmup: int = 10, n_images: int = 16,
-              conf: float = 0.25, iou: float = 0.7, max_det: int = 300, threads: int | None = None) -> BenchResult:
-    """Time ``runs`` frames end to end (after ``warmup``) and each stage; see the module docstring."""
+              settings: dict | None = None, threads: int | None = None) -> BenchResult:
+    """Time ``runs`` frames end to end (after ``warmup``) and each stage; see the module docstring.
+
+    ``settings``: the task's decoding settings (detect: conf, iou, method, max_det).
+    """
     size = imgsz or backend.imgsz
     images = sample_images(n_images)
-    decode = {"conf": conf, "iou": iou, "max_det": max_det}
+    task = get_task(backend.task)
+    settings = settings or {}
     per_frame, dets = [], 0
     with host_threads(backend):
         for i in range(warmup + runs):
-            ms, n = _frame(backend, images[i % len(images)], size, decode)
+            ms, n = _frame(backend, task, images[i % len(images)], size, settings)
             if i >= warmup:
                 per_frame.append(ms)
                 dets += n

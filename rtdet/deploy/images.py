@@ -9,25 +9,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
-from rtdet.data.dataset import IMAGE_SUFFIXES
+from rtdet.data.dataset import IMAGE_SUFFIXES, read_image  # noqa: F401 (one image decoder for every command)
 from rtdet.data.transforms import letterbox
 
 
 def shared_data_dir() -> Path:
     """``<project root>/../shared/data`` (the real data sets; may be absent)."""
     return Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
-
-
-def read_image(path: str | Path) -> np.ndarray:
-    """uint8 HxWx3 RGB; raises ``ValueError`` naming the file when it cannot be decoded."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise ValueError(f"{path}: cannot read image (missing, empty or not an image)")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 def to_input(image: np.ndarray, imgsz: int) -> tuple[torch.Tensor, tuple[float, int, int]]:

@@ -1,11 +1,12 @@
-"""``rtdet predict``: detect objects in an image, a folder, a glob or a video and write the results.
+"""``rtdet predict``: run a model on an image, a folder, a glob or a video and write the results.
 
 Outputs in ``out``: one annotated copy of each image (same file name), one
 annotated ``<stem>.mp4`` per video (same frame rate and size), and
-``detections.json``: a list of ``{"image": file name, "bbox": [x, y, w, h]
-original pixels, "score", "category": class index, "name"}`` (video entries add
-``"frame"``). A file that cannot be read is reported on stderr and skipped; the
-rest are processed.
+``predictions.json``: a list of the task's records (detect: ``{"image": file name,
+"bbox": [x, y, w, h] original pixels, "score", "category": class index, "name"}``;
+classify: ``{"image", "top": [{"category", "name", "probability"}, ...]}``; video
+entries add ``"frame"``). A file that cannot be read is reported on stderr and
+skipped; the rest are processed.
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import cv2
-import numpy as np
 
 from rtdet.deploy.images import IMAGE_SUFFIXES, read_image
-from rtdet.deploy.runtime import Backend, detect
+from rtdet.deploy.runtime import Backend, infer
+from rtdet.tasks import get_task
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
 
@@ -31,7 +32,7 @@ VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpe
 class PredictResult:
     """What a predict run did."""
 
-    detections: list[dict[str, Any]] = field(default_factory=list)  # the detections.json entries
+    records: list[dict[str, Any]] = field(default_factory=list)  # the predictions.json entries
     files: list[Path] = field(default_factory=list)  # annotated images / videos written
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
     frames: int = 0  # video frames processed
@@ -56,45 +57,14 @@ def list_sources(source: str | Path) -> tuple[list[Path], list[Path]]:
     return known, [p for p in paths if p not in known]
 
 
-def _colour(label: int) -> tuple[int, int, int]:
-    rng = np.random.default_rng(label)
-    return tuple(int(v) for v in rng.integers(40, 256, 3))
-
-
-def annotate(image: np.ndarray, det: dict[str, Any]) -> np.ndarray:
-    """A copy of ``image`` (uint8 RGB) with each box, its class name and score drawn."""
-    out = np.ascontiguousarray(image).copy()
-    thick = max(1, round(max(image.shape[:2]) / 400))
-    for box, label, score, name in zip(det["boxes"].tolist(), det["labels"].tolist(), det["scores"].tolist(),
-                                       det["names"]):
-        x1, y1, x2, y2 = (round(v) for v in box)
-        col = _colour(label)
-        cv2.rectangle(out, (x1, y1), (x2, y2), col, thick)
-        cv2.putText(out, f"{name} {score:.2f}", (x1 + 1, max(y1 - 3, 10)), cv2.FONT_HERSHEY_SIMPLEX,
-                    0.4 * thick, col, thick, cv2.LINE_AA)
-    return out
-
-
-def to_records(det: dict[str, Any], image_name: str, frame: int | None = None) -> list[dict[str, Any]]:
-    """``detections.json`` entries of one image: xywh original pixels, rounded to 0.01 px."""
-    recs = []
-    for (x1, y1, x2, y2), score, label, name in zip(det["boxes"].tolist(), det["scores"].tolist(),
-                                                    det["labels"].tolist(), det["names"]):
-        rec = {"image": image_name, "bbox": [round(x1, 2), round(y1, 2), round(x2 - x1, 2), round(y2 - y1, 2)],
-               "score": round(score, 5), "category": int(label), "name": name}
-        if frame is not None:
-            rec["frame"] = frame
-        recs.append(rec)
-    return recs
-
-
 def predict_source(backend: Backend, source: str | Path, out: str | Path | None, imgsz: int | None = None,
-                   save: bool = True, **decode: Any) -> PredictResult:
-    """Run ``backend`` on every image and video of ``source``; write annotated files and ``detections.json``.
+                   save: bool = True, settings: dict[str, Any] | None = None) -> PredictResult:
+    """Run ``backend`` on every image and video of ``source``; write annotated files and ``predictions.json``.
 
     Args:
-        decode: ``conf``, ``iou``, ``method``, ``max_det`` for :func:`rtdet.deploy.runtime.detect`.
+        settings: the task's decoding settings for :func:`rtdet.deploy.runtime.infer`.
     """
+    task = get_task(backend.task)
     files, ignored = list_sources(source)
     result = PredictResult()
     for p in ignored:
@@ -104,21 +74,21 @@ def predict_source(backend: Backend, source: str | Path, out: str | Path | None,
         out_dir.mkdir(parents=True, exist_ok=True)
     for path in files:
         if path.suffix.lower() in VIDEO_SUFFIXES:
-            _predict_video(backend, path, out_dir if save else None, imgsz, result, decode)
+            _predict_video(backend, path, out_dir if save else None, imgsz, result, settings or {})
             continue
         try:
             image = read_image(path)
         except ValueError as e:
             _skip(result, path, str(e))
             continue
-        det = detect(backend, [image], imgsz, **decode)[0]
-        result.detections += to_records(det, path.name)
+        res = infer(backend, [image], imgsz, settings)[0]
+        result.records += task.records(res, path.name)
         if save and out_dir is not None:
             target = out_dir / path.name
-            cv2.imwrite(str(target), cv2.cvtColor(annotate(image, det), cv2.COLOR_RGB2BGR))
+            cv2.imwrite(str(target), cv2.cvtColor(task.annotate(image, res), cv2.COLOR_RGB2BGR))
             result.files.append(target)
     if out_dir is not None:
-        (out_dir / "detections.json").write_text(json.dumps(result.detections))
+        (out_dir / "predictions.json").write_text(json.dumps(result.records))
     return result
 
 
@@ -128,8 +98,9 @@ def _skip(result: PredictResult, path: Path, reason: str) -> None:
 
 
 def _predict_video(backend: Backend, path: Path, out_dir: Path | None, imgsz: int | None, result: PredictResult,
-                   decode: dict[str, Any]) -> None:
-    """Frames in order -> detections and an annotated ``<stem>.mp4`` with the same fps and size."""
+                   settings: dict[str, Any]) -> None:
+    """Frames in order -> results and an annotated ``<stem>.mp4`` with the same fps and size."""
+    task = get_task(backend.task)
     cap = cv2.VideoCapture(str(path))
     ok, frame = cap.read() if cap.isOpened() else (False, None)
     if not ok:
@@ -146,10 +117,10 @@ def _predict_video(backend: Backend, path: Path, out_dir: Path | None, imgsz: in
     t0, n = time.perf_counter(), 0
     while ok:
         rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-        det = detect(backend, [rgb], imgsz, **decode)[0]
-        result.detections += to_records(det, path.name, frame=n)
+        res = infer(backend, [rgb], imgsz, settings)[0]
+        result.records += task.records(res, path.name, frame=n)
         if writer is not None:
-            writer.write(cv2.cvtColor(annotate(rgb, det), cv2.COLOR_RGB2BGR))
+            writer.write(cv2.cvtColor(task.annotate(rgb, res), cv2.COLOR_RGB2BGR))
         n += 1
         ok, frame = cap.read()
     cap.release()

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from rtdet.errors import ModelError
 from rtdet.deploy.images import to_input
 
 METHODS = ("minmax", "percentile", "entropy")
@@ -74,12 +75,12 @@ def quantize_int8(onnx_path: str | Path, out: str | Path, images: Iterable[np.nd
     from rtdet.deploy.onnx import parse_metadata
 
     if method not in METHODS:
-        raise ValueError(f"unknown calibration method {method!r}; expected one of {', '.join(METHODS)}")
+        raise ModelError(f"unknown calibration method {method!r}; expected one of {', '.join(METHODS)}")
     proto = onnx.load(str(onnx_path))
     props = {p.key: p.value for p in proto.metadata_props}
     meta = parse_metadata(props, onnx_path)
     if meta["nms"] or meta["half"] or meta["dynamic"]:
-        raise ValueError(f"{onnx_path}: int8 quantization takes a static float32 export without --nms/--half/--dynamic")
+        raise ModelError(f"{onnx_path}: int8 quantization takes a static float32 export without --nms/--half/--dynamic")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     calibration = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,

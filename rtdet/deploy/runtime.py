@@ -1,15 +1,15 @@
-"""Inference backends: one call signature for PyTorch and ONNX Runtime.
+"""Inference backends: one call signature for PyTorch and ONNX Runtime, for every task.
 
-``backend(images float32 [B, 3, H, W] in [0, 1]) -> (boxes [B, N, 4] xyxy input
-pixels, scores [B, N, K])``, the raw outputs of :class:`rtdet.models.yolo.RawOutputs`,
-as CPU float32 tensors. Decoding to detections (confidence filter, NMS,
-``max_det``) and the mapping back to original pixels are shared by every backend:
-:func:`detect` uses :func:`rtdet.models.postprocess.postprocess` and
-:func:`rtdet.boxes.unletterbox`.
+``backend(images float32 [B, 3, H, W] in [0, 1]) -> tuple of CPU float32 tensors``:
+the model's export outputs (:meth:`rtdet.models.base.RtdetModel.forward_raw`, named
+``backend.output_names``; detect: ``boxes [B, N, 4]`` xyxy input pixels and
+``scores [B, N, K]``; classify: ``probs [B, K]``). Everything around the network
+(preprocessing, decoding, mapping back to original pixels) is the task's
+(:mod:`rtdet.tasks`) and shared by every backend: :func:`infer`.
 
 Example:
     >>> backend = load_backend("runs/x/weights/best.pt", "onnxruntime", threads=2)  # doctest: +SKIP
-    >>> dets = detect(backend, [image_rgb])  # doctest: +SKIP
+    >>> results = infer(backend, [image_rgb], settings={"conf": 0.25, "iou": 0.7, "method": "nms", "max_det": 300})  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -24,41 +24,41 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from rtdet.boxes import unletterbox
-from rtdet.deploy.images import to_input
-from rtdet.models.postprocess import postprocess
+from rtdet.errors import ModelError
+from rtdet.tasks import get_task
 
 BACKENDS = ("torch", "onnxruntime")
 
 
 class Backend:
-    """Raw-output inference. Attributes: ``names`` (class names), ``imgsz`` (default input size), ``name``."""
+    """Raw-output inference. Attributes: ``names`` (class names), ``imgsz`` (default input size), ``name``
+    (the runtime), ``task`` (detect, classify), ``output_names``."""
 
     name = "backend"
 
-    def __init__(self, names: list[str], imgsz: int) -> None:
-        self.names, self.imgsz = list(names), int(imgsz)
+    def __init__(self, names: list[str], imgsz: int, task: str, output_names: tuple[str, ...]) -> None:
+        self.names, self.imgsz, self.task, self.output_names = list(names), int(imgsz), task, tuple(output_names)
 
-    def __call__(self, images: Tensor) -> tuple[Tensor, Tensor]:
+    def __call__(self, images: Tensor) -> tuple[Tensor, ...]:
         raise NotImplementedError
 
 
 class TorchBackend(Backend):
-    """A Conv+BN-fused copy of a YOLO model, run under ``torch.inference_mode`` on the model's device."""
+    """A Conv+BN-fused copy of a model, run under ``torch.inference_mode`` on the model's device."""
 
     name = "torch"
 
     def __init__(self, model: nn.Module, names: list[str], imgsz: int = 320) -> None:
         import copy
 
-        super().__init__(names, imgsz)
+        super().__init__(names, imgsz, model.task, model.output_names)
         self.model = copy.deepcopy(model).float().fuse()
         self.device = next(self.model.parameters()).device
 
-    def __call__(self, images: Tensor) -> tuple[Tensor, Tensor]:
+    def __call__(self, images: Tensor) -> tuple[Tensor, ...]:
         with torch.inference_mode():
-            boxes, scores = self.model.forward_raw(images.to(self.device).float())
-        return boxes.cpu(), scores.cpu()
+            outputs = self.model.forward_raw(images.to(self.device).float())
+        return tuple(o.cpu() for o in outputs)
 
 
 class OrtBackend(Backend):
@@ -82,22 +82,21 @@ class OrtBackend(Backend):
         self.session = ort_session(path, threads, spin)
         meta = parse_metadata(self.session.get_modelmeta().custom_metadata_map, path)
         if meta["nms"]:
-            raise ValueError(f"{path} was exported with --nms (output 'detections'); rtdet's backends take the "
+            raise ModelError(f"{path} was exported with --nms (output 'detections'); rtdet's backends take the "
                              "raw-output export: re-export without --nms")
-        super().__init__(meta["names"], meta["imgsz"])
+        outputs = tuple(o.name for o in self.session.get_outputs())
+        super().__init__(meta["names"], meta["imgsz"], meta["task"], outputs)
         self.path, self.dynamic = Path(path), meta["dynamic"]
 
-    def __call__(self, images: Tensor) -> tuple[Tensor, Tensor]:
+    def __call__(self, images: Tensor) -> tuple[Tensor, ...]:
         x = images.float().cpu().numpy()
         if not self.dynamic and (x.shape[0] != 1 or x.shape[2:] != (self.imgsz, self.imgsz)):
             if x.shape[2:] != (self.imgsz, self.imgsz):
-                raise ValueError(f"{self.path} is a static graph for {self.imgsz}x{self.imgsz} input, "
+                raise ModelError(f"{self.path} is a static graph for {self.imgsz}x{self.imgsz} input, "
                                  f"got {x.shape[2]}x{x.shape[3]} (re-export with --dynamic or that --imgsz)")
-            parts = [self.session.run(["boxes", "scores"], {"images": x[i:i + 1]}) for i in range(len(x))]
-            return torch.from_numpy(np.concatenate([p[0] for p in parts])), torch.from_numpy(
-                np.concatenate([p[1] for p in parts]))
-        boxes, scores = self.session.run(["boxes", "scores"], {"images": x})
-        return torch.from_numpy(boxes), torch.from_numpy(scores)
+            parts = [self.session.run(list(self.output_names), {"images": x[i:i + 1]}) for i in range(len(x))]
+            return tuple(torch.from_numpy(np.concatenate([p[k] for p in parts])) for k in range(len(self.output_names)))
+        return tuple(torch.from_numpy(o) for o in self.session.run(list(self.output_names), {"images": x}))
 
 
 def ort_session(path: str | Path, threads: int | None = None, spin: bool = False) -> Any:
@@ -134,32 +133,36 @@ def host_threads(backend: Backend) -> Iterator[None]:
 
 
 def load_backend(weights: str | Path, backend: str = "onnxruntime", threads: int | None = None,
-                 imgsz: int = 320, spin: bool = False) -> Backend:
+                 imgsz: int | None = None, spin: bool = False) -> Backend:
     """A backend for ``weights`` (``.pt`` checkpoint or ``.onnx``).
 
     A ``.pt`` with ``backend="onnxruntime"`` is exported (and parity-checked) into a
-    temporary file at ``imgsz``; an ``.onnx`` cannot run on the torch backend.
-    ``threads`` also sets PyTorch's thread count for the torch backend; ``spin``: see
-    :class:`OrtBackend` (ONNX Runtime only).
+    temporary file at ``imgsz`` (None: the size it was trained at); an ``.onnx`` cannot
+    run on the torch backend. ``threads`` also sets PyTorch's thread count for the
+    torch backend; ``spin``: see :class:`OrtBackend` (ONNX Runtime only).
+
+    Raises:
+        ModelError: unknown backend, missing file, or an ``.onnx`` asked to run on torch.
     """
     if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
+        raise ModelError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
     weights = Path(weights)
     if not weights.is_file():
-        raise FileNotFoundError(f"weights not found: {weights}")
+        raise ModelError(f"weights not found: {weights}")
     if weights.suffix == ".onnx":
         if backend == "torch":
-            raise ValueError(f"{weights}: the torch backend needs a .pt checkpoint (use --backend onnxruntime)")
+            raise ModelError(f"{weights}: the torch backend needs a .pt checkpoint (use --backend onnxruntime)")
         return OrtBackend(weights, threads, spin)
-    from rtdet.deploy.onnx import load_model
+    from rtdet.models.load import load_trained
 
-    model, names = load_model(weights)
-    return backend_for_model(model, names, backend, threads, imgsz, spin=spin)
+    trained = load_trained(weights)
+    return backend_for_model(trained.model, trained.names, backend, threads, imgsz or trained.config.data.imgsz,
+                             spin=spin)
 
 
 def backend_for_model(model: nn.Module, names: list[str], backend: str = "torch", threads: int | None = None,
                       imgsz: int = 320, dynamic: bool = False, spin: bool = False) -> Backend:
-    """A backend running ``model`` (a YOLO module); ``onnxruntime`` exports it (checked) to a temporary file first."""
+    """A backend running ``model``; ``onnxruntime`` exports it (checked) to a temporary file first."""
     if backend == "torch":
         if threads:
             torch.set_num_threads(int(threads))
@@ -171,55 +174,49 @@ def backend_for_model(model: nn.Module, names: list[str], backend: str = "torch"
         return OrtBackend(export_onnx(model, path, imgsz=imgsz, dynamic=dynamic, names=names), threads, spin)
 
 
-def eval_model(model: nn.Module, names: list[str], backend: str, imgsz: int, threads: int | None = None) -> nn.Module:
+def eval_model(model: nn.Module, names: list[str], backend: str, imgsz: int, settings: dict[str, Any],
+               threads: int | None = None) -> nn.Module:
     """``model`` itself for ``torch``; for ``onnxruntime`` a :class:`BackendModel` over its dynamic-shape
-    export (evaluation batches can be rectangular), decoding with the model's own settings."""
+    export (evaluation batches can be rectangular), decoding with ``settings``."""
     if backend == "torch":
         return model
-    ort_backend = backend_for_model(model, names, backend, threads, imgsz, dynamic=True)
-    return BackendModel(ort_backend, **getattr(model, "postprocess_args", {}))
+    return BackendModel(backend_for_model(model, names, backend, threads, imgsz, dynamic=True), settings)
 
 
-def detect(backend: Backend, images: list[np.ndarray], imgsz: int | None = None, conf: float = 0.25,
-           iou: float = 0.7, method: str = "nms", max_det: int = 300) -> list[dict[str, Any]]:
-    """Detections in original pixels for uint8 HxWx3 RGB ``images`` (one inference per image).
+def infer(backend: Backend, images: list[np.ndarray], imgsz: int | None = None,
+          settings: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Results in original pixels for uint8 HxWx3 RGB ``images`` (one inference per image).
 
-    Returns one dict per image: ``boxes`` float32 [D, 4] xyxy original pixels (clipped),
-    ``scores`` float32 [D], ``labels`` int64 [D], ``names`` list[str]; sorted by score.
+    The task's ``preprocess`` -> ``backend`` -> the task's ``decode`` (see :mod:`rtdet.tasks`);
+    ``settings``: the task's decoding settings (detect: conf, iou, method, max_det; classify: topk).
+    Detect results: ``boxes`` float32 [D, 4] xyxy original pixels (clipped), ``scores`` [D],
+    ``labels`` int64 [D], ``names``; classify: ``probs`` [K], ``top`` (label, probability) pairs, ``names``.
     """
+    task = get_task(backend.task)
     size = imgsz or backend.imgsz
     out = []
     with host_threads(backend):
         for image in images:
-            x, lb = to_input(image, size)
-            boxes, scores = backend(x)
-            det = postprocess(boxes, scores, conf=conf, iou=iou, method=method, max_det=max_det,
-                              image_size=(size, size))[0]
-            out.append(finish(det, lb, image.shape[:2], backend.names))
+            x, geometry = task.preprocess(image, size)
+            out.append(task.decode(backend(x), geometry, image.shape, backend.names, settings or {}))
     return out
-
-
-def finish(det: dict[str, Tensor], lb: tuple[float, float, float], orig_size: tuple[int, int],
-           names: list[str]) -> dict[str, Any]:
-    """One image's detections mapped from letterboxed to original pixels, with class names."""
-    labels = det["labels"].cpu()
-    return {"boxes": unletterbox(det["boxes"].float().cpu(), lb, orig_size), "scores": det["scores"].float().cpu(),
-            "labels": labels, "names": [names[int(c)] if 0 <= c < len(names) else str(int(c)) for c in labels]}
 
 
 class BackendModel(nn.Module):
     """A backend behind rtdet's eval-mode model contract (for ``predict_all`` / ``rtdet val``).
 
-    ``forward(images float [B, 3, H, W])`` returns B dicts ``boxes``/``scores``/``labels``
-    in the input's pixel frame, decoded with ``postprocess_args`` like :class:`YOLO`.
+    ``forward(images float [B, 3, H, W])`` returns the B eval-mode predictions of the
+    backend's task (:attr:`rtdet.tasks.base.Task.predictions`), decoded with ``settings``.
     """
 
-    def __init__(self, backend: Backend, **postprocess_args: Any) -> None:
+    def __init__(self, backend: Backend, settings: dict[str, Any]) -> None:
         super().__init__()
-        self.backend, self.num_classes = backend, len(backend.names)
-        self.postprocess_args = {"conf": 0.001, "iou": 0.7, "method": "nms", "max_det": 300, **postprocess_args}
+        self.backend, self.num_classes, self.settings = backend, len(backend.names), dict(settings)
+        self.task = get_task(backend.task)
         self._dummy = nn.Parameter(torch.zeros(0), requires_grad=False)  # gives next(parameters()) a device
 
+    def set_postprocess(self, **settings: Any) -> None:
+        self.settings.update(settings)
+
     def forward(self, images: Tensor, targets: Any = None) -> list[dict[str, Tensor]]:
-        boxes, scores = self.backend(images.cpu())
-        return postprocess(boxes, scores, image_size=tuple(images.shape[-2:]), **self.postprocess_args)
+        return self.task.predictions(self.backend(images.cpu()), tuple(images.shape[-2:]), self.settings)

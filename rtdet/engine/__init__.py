@@ -5,7 +5,7 @@ Nothing here runs on import; import the submodules or the names below.
 
 from rtdet.engine.checkpoint import LoadReport, atomic_save, load_checkpoint, load_pretrained, resume_config
 from rtdet.engine.ema import ModelEMA
-from rtdet.engine.evaluate import coco_metrics, make_evaluator, unletterbox
+from rtdet.engine.evaluate import make_evaluator
 from rtdet.engine.hooks import EVENTS, Hook, default_hooks
 from rtdet.engine.optim import LRSchedule, build_optimizer, param_groups
 from rtdet.engine.seed import seed_everything
@@ -20,7 +20,6 @@ __all__ = [
     "Trainer",
     "atomic_save",
     "build_optimizer",
-    "coco_metrics",
     "default_hooks",
     "load_checkpoint",
     "load_pretrained",
@@ -28,5 +27,4 @@ __all__ = [
     "param_groups",
     "resume_config",
     "seed_everything",
-    "unletterbox",
 ]

@@ -16,7 +16,7 @@ Events fire in this order (see :mod:`rtdet.engine.hooks`)::
     after_train
 
 Example:
-    >>> trainer = Trainer(model, train_loader, cfg, evaluate=make_evaluator(val_loader, metric_fn))
+    >>> trainer = Trainer(model, train_loader, cfg, evaluate=make_evaluator(val_loader, metric_fn, collect))
     >>> metrics = trainer.train()
 """
 

@@ -31,7 +31,6 @@ import numpy as np
 
 from rtdet.metrics.match import as_array
 from rtdet.metrics.validate import MetricsInputError, check_detections, check_ground_truth
-from rtdet.boxes import unletterbox
 
 COCO_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
 _DESCRIPTIONS = (
@@ -57,7 +56,7 @@ __all__ = ["COCO_KEYS", "ClassAP", "CocoResult", "MetricsInputError", "coco_to_r
 class ClassAP:
     """AP of one category; -1 where undefined (no ground truth of that size)."""
 
-    category_id: int
+    category_id: int | str  # as the ground truth has it
     name: str
     num_gt: int  # non-crowd ground-truth boxes
     num_det: int
@@ -107,7 +106,7 @@ def _per_class(precision: np.ndarray, gt: dict, dets: list[dict]) -> list[ClassA
     for k, c in enumerate(cats):
         p = precision[:, :, k, :, -1]  # [T, R, A] at maxDets=100
         rows.append(ClassAP(
-            category_id=c["id"], name=c["name"], num_gt=n_gt[c["id"]], num_det=int(n_det.get(c["id"], 0)),
+            category_id=c.get("source_id", c["id"]), name=c["name"], num_gt=n_gt[c["id"]], num_det=int(n_det.get(c["id"], 0)),
             AP=_mean_defined(p[:, :, 0]), AP50=_mean_defined(p[0, :, 0]), AP75=_mean_defined(p[5, :, 0]),
             APs=_mean_defined(p[:, :, 1]), APm=_mean_defined(p[:, :, 2]), APl=_mean_defined(p[:, :, 3]),
         ))
@@ -259,6 +258,8 @@ def predictions_to_coco(
         images.append({"id": image_id, "height": h, "width": w})
         gb, pb = as_array(t["boxes"], np.float64, (4,)), as_array(p["boxes"], np.float64, (4,))
         if frame == "input":
+            from rtdet.boxes import unletterbox  # imports torch: only for boxes a model produced
+
             lb = t.get("letterbox", (1.0, 0.0, 0.0))
             gb, pb = unletterbox(gb, lb), unletterbox(pb, lb)
         glab = as_array(t["labels"], np.int64)

@@ -13,7 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
-from rtdet.metrics.coco import CocoResult, evaluate_predictions, format_table, unletterbox
+from rtdet.metrics.coco import CocoResult, evaluate_predictions, format_table
 from rtdet.metrics.match import as_array
 from rtdet.metrics.prf import PRFResult, confusion_matrix, precision_recall_f1
 
@@ -34,6 +34,8 @@ class DetectionReport:
 
 def to_original_frame(preds: Sequence[dict], targets: Sequence[dict]) -> tuple[list[dict], list[dict]]:
     """Copies of predictions and targets with boxes mapped back through ``target["letterbox"]``."""
+    from rtdet.boxes import unletterbox  # imports torch, which `rtdet metrics` does not need
+
     out_p, out_t = [], []
     for p, t in zip(preds, targets):
         lb = t.get("letterbox", (1.0, 0.0, 0.0))

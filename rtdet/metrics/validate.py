@@ -13,6 +13,12 @@ name the offending entry.
 
 The outputs are fresh dicts: the caller's lists and dicts are never modified
 (both COCO libraries write ``area``, ``id``, ``ignore``... into them).
+
+Image and category ids may be JSON integers or strings, as pycocotools allows
+(``1`` and ``"1"`` are different ids). When any is a string, the checked copy
+numbers them ``0..N-1`` in sorted order (integers first, then strings) for the
+evaluator, which needs integers, and keeps the map (``gt["id_map"]``) so that
+detections are numbered the same way and per-class rows name the original id.
 """
 
 from __future__ import annotations
@@ -25,8 +31,10 @@ from typing import Any
 
 import numpy as np
 
+from rtdet.errors import RtdetError
 
-class MetricsInputError(ValueError):
+
+class MetricsInputError(RtdetError, ValueError):
     """Ground truth or detections that cannot be scored; the message names the entry."""
 
 
@@ -54,6 +62,10 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
 
 
+def _is_id(v: Any) -> bool:
+    return _is_int(v) or isinstance(v, str)
+
+
 def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
 
@@ -76,14 +88,14 @@ def _entry_problem(entry: Any, keys: tuple[str, ...], image_ids: set, cat_ids: s
     missing = [k for k in keys if k not in entry]
     if missing:
         return f"missing key(s) {', '.join(missing)}"
-    if not _is_int(entry["image_id"]):
-        return f"image_id must be an integer, got {entry['image_id']!r}"
+    if not _is_id(entry["image_id"]):
+        return f"image_id must be an integer or a string, got {entry['image_id']!r}"
     if entry["image_id"] not in image_ids:
-        return f"image_id {entry['image_id']} is not in the ground truth images"
-    if not _is_int(entry["category_id"]):
-        return f"category_id must be an integer, got {entry['category_id']!r}"
+        return f"image_id {entry['image_id']!r} is not in the ground truth images"
+    if not _is_id(entry["category_id"]):
+        return f"category_id must be an integer or a string, got {entry['category_id']!r}"
     if entry["category_id"] not in cat_ids:
-        return f"category_id {entry['category_id']} is not in the ground truth categories"
+        return f"category_id {entry['category_id']!r} is not in the ground truth categories"
     problem = _box_problem(entry["bbox"])
     if problem:
         return problem
@@ -137,18 +149,25 @@ def _fast_check(cols: dict[str, np.ndarray] | None, image_ids: np.ndarray, cat_i
 
 
 def _check_table(data: dict, key: str, label: str, id_key: str = "id") -> list[dict]:
-    """The ``images`` or ``categories`` list of a GT dict, with unique integer ids."""
+    """The ``images`` or ``categories`` list of a GT dict, with unique integer or string ids."""
     rows = data.get(key)
     if not isinstance(rows, list):
         raise MetricsInputError(f"{label}: ground truth needs a '{key}' list, got {type(rows).__name__}")
-    seen: set[int] = set()
+    seen: set = set()
     for i, row in enumerate(rows):
-        if not isinstance(row, dict) or not _is_int(row.get(id_key)):
-            raise MetricsInputError(f"{label}: {key}[{i}]: needs an integer '{id_key}', got {row!r:.80}")
+        if not isinstance(row, dict) or not _is_id(row.get(id_key)):
+            raise MetricsInputError(f"{label}: {key}[{i}]: needs an integer or string '{id_key}', got {row!r:.80}")
         if row[id_key] in seen:
-            raise MetricsInputError(f"{label}: {key}[{i}]: duplicate {id_key} {row[id_key]}")
+            raise MetricsInputError(f"{label}: {key}[{i}]: duplicate {id_key} {row[id_key]!r}")
         seen.add(row[id_key])
     return rows
+
+
+def _numbering(ids: list) -> dict | None:
+    """``{id: 0..N-1}`` in sorted order (integers first, then strings) when any id is a string, else None."""
+    if all(_is_int(v) for v in ids):
+        return None
+    return {v: k for k, v in enumerate(sorted(ids, key=lambda v: (isinstance(v, str), v)))}
 
 
 def check_ground_truth(gt: Any) -> dict:
@@ -173,6 +192,12 @@ def check_ground_truth(gt: Any) -> dict:
     anns = data.get("annotations", [])
     if not isinstance(anns, list):
         raise MetricsInputError(f"{label}: 'annotations' must be a list")
+    id_map = {"images": _numbering([im["id"] for im in images]),
+              "categories": _numbering([c["id"] for c in categories])}
+    if any(id_map.values()):
+        anns = _renumber(anns, id_map, f"{label}: annotation", ("image_id", "category_id", "bbox"))
+        images = [{**im, "id": _new_id(im["id"], id_map["images"])} for im in images]
+        categories = [{**c, "id": _new_id(c["id"], id_map["categories"]), "source_id": c["id"]} for c in categories]
     image_ids = np.array([im["id"] for im in images], dtype=np.int64)
     cat_ids = np.array([c["id"] for c in categories], dtype=np.int64)
     keys = ("image_id", "category_id", "bbox")
@@ -190,11 +215,39 @@ def check_ground_truth(gt: Any) -> dict:
             "area": float(a["area"]) if "area" in a else box[2] * box[3],
             "iscrowd": int(a.get("iscrowd", 0)),
         })
-    return {
+    out = {
         "images": [{"id": im["id"], "height": im.get("height", 0), "width": im.get("width", 0)} for im in images],
-        "categories": [{"id": c["id"], "name": str(c.get("name", c["id"]))} for c in categories],
+        "categories": [{"id": c["id"], "name": str(c.get("name", c.get("source_id", c["id"]))),
+                        **({"source_id": c["source_id"]} if "source_id" in c else {})} for c in categories],
         "annotations": clean,
     }
+    if any(id_map.values()):
+        out["id_map"] = id_map
+    return out
+
+
+def _new_id(value: Any, numbering: dict | None) -> Any:
+    return numbering[value] if numbering is not None else value
+
+
+def _renumber(entries: list, id_map: dict, prefix: str, keys: tuple[str, ...]) -> list:
+    """Copies of ``entries`` with string-bearing ids replaced by their numbers (see the module docstring);
+    raises for the first entry whose ids are malformed or unknown, naming it with its original ids."""
+    known = {k: set(m) for k, m in id_map.items() if m is not None}
+    images, cats = id_map["images"], id_map["categories"]
+    _raise_first_problem(entries, prefix, keys, known.get("images", _ANY), known.get("categories", _ANY))
+    return [{**e, "image_id": _new_id(e["image_id"], images), "category_id": _new_id(e["category_id"], cats)}
+            for e in entries]
+
+
+class _Anything:
+    """A set that holds every value (a table whose integer ids the fast checks look up later)."""
+
+    def __contains__(self, value: Any) -> bool:
+        return True
+
+
+_ANY = _Anything()
 
 
 def _extras_ok(ann: Any) -> bool:
@@ -221,6 +274,8 @@ def check_detections(dets: Any, gt: dict, label: str = "detections") -> list[dic
     if not isinstance(data, list):
         raise MetricsInputError(f"{label}: expected a list of detections, got {type(data).__name__}")
     keys = ("image_id", "category_id", "bbox", "score")
+    if gt.get("id_map"):
+        data = _renumber(data, gt["id_map"], f"{label}: detection", keys)
     image_ids = np.array([im["id"] for im in gt["images"]], dtype=np.int64)
     cat_ids = np.array([c["id"] for c in gt["categories"]], dtype=np.int64)
     cols = _columns(data, keys)

@@ -1,91 +1,66 @@
-"""Detectors by name: ``MODELS["rtdet-n"](num_classes, act=..., norm=...)`` or :func:`build_model`.
+"""Models by name: :func:`build_model` builds any entry of :data:`rtdet.registry.MODELS`.
 
-Scales (widths, depths, head widths, depthwise options, default activation) are
-plain keyword dicts in :data:`SCALES`; ``MODELS`` maps each name to a builder.
-``rtdet-n`` is tuned for CPU speed: dense convolutions in a narrow backbone
-(they train faster on a CPU than depthwise ones) with no C2f block at stride 4
-(a plain stride-2 convolution there: the high-resolution stages dominated both
-training and inference time), depthwise-separable neck and head, narrow head
-branches, ReLU (fused into the convolution by ONNX Runtime, where SiLU costs an
-extra pass). About 0.45 GFLOPs at 320 px (80 classes), against ~1.6 for YOLO11n. ``-s`` and
-``-m`` use dense convolutions everywhere and SiLU.
+Each family lives in its own module and follows the contract of
+:class:`rtdet.models.base.RtdetModel`: the YOLO-style detectors
+(:mod:`rtdet.models.yolo`, ``rtdet-n/s/m``), torchvision's Faster R-CNN
+(:mod:`rtdet.models.faster_rcnn`) and the classifiers (:mod:`rtdet.models.cls`,
+``rtdet-cls-n/s``, ``lenet``). The registry (name -> family, task, config
+section, builder) is torch-free so the command line can list it cheaply.
 """
 
 from __future__ import annotations
 
-from functools import partial
-from typing import Any, Callable
+import importlib
+from typing import Any
 
+from rtdet.models.base import RawOutputs, RtdetModel
 from rtdet.models.faster_rcnn import FasterRCNN
-from rtdet.models.yolo import YOLO, RawOutputs
-
-SCALES: dict[str, dict[str, Any]] = {
-    "rtdet-n": dict(
-        channels=(16, 24, 48, 96, 160), depths=(0, 1, 1, 1), neck_channels=(48, 64, 96), neck_depth=1,
-        head_channels=(32, 48), act="relu", dw_backbone=False, dw_neck=True, dw_head=True,
-    ),
-    "rtdet-s": dict(
-        channels=(32, 64, 128, 256, 512), depths=(1, 2, 2, 1), neck_channels=(128, 256, 512), neck_depth=1,
-        head_channels=(64, 128), act="silu",
-    ),
-    "rtdet-m": dict(
-        channels=(48, 96, 192, 384, 576), depths=(2, 4, 4, 2), neck_channels=(192, 384, 576), neck_depth=2,
-        head_channels=(64, 192), act="silu",
-    ),
-}
+from rtdet.models.yolo import SCALES, YOLO
+from rtdet.registry import MODELS, ModelSpec, model_spec
 
 
-def _build(name: str, num_classes: int, act: str | None = None, norm: str = "bn", **overrides: Any) -> YOLO:
-    kwargs = {**SCALES[name], **overrides, "norm": norm}
-    if act:
-        kwargs["act"] = act
-    model = YOLO(num_classes, **kwargs)
-    model.build_args = {"name": name, "num_classes": num_classes, "act": kwargs["act"], "norm": norm, **overrides}
-    return model
-
-
-def _build_faster_rcnn(num_classes: int, act: str | None = None, norm: str = "bn", **overrides: Any) -> FasterRCNN:
-    if act or norm != "bn":  # torchvision's architecture is fixed
-        raise ValueError("faster-rcnn takes no act/norm overrides")
-    return FasterRCNN(num_classes, **overrides)  # sets its own build_args
-
-
-MODELS: dict[str, Callable[..., Any]] = {name: partial(_build, name) for name in SCALES}
-MODELS["faster-rcnn"] = _build_faster_rcnn  # torchvision's fasterrcnn_mobilenet_v3_large_320_fpn, from scratch
+def _resolve(ref: str) -> Any:
+    module, name = ref.split(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def build_model(name: str, num_classes: int, act: str | None = None, norm: str = "bn", **overrides: Any) -> Any:
     """Build model ``name`` for ``num_classes`` classes.
 
     Args:
-        act: activation override (``relu``, ``lrelu``, ``silu``, ``frelu``); None or "" keeps the scale's default.
+        act: activation override (``relu``, ``lrelu``, ``silu``, ``frelu``); None or "" keeps the model's default.
         norm: ``bn`` or ``gn``.
-        overrides: any :class:`YOLO` keyword (e.g. ``reg_max=8``, ``dw_head=False``).
+        overrides: keywords of the family's constructor (e.g. ``reg_max=8``, ``dw_head=False`` for YOLO).
 
     ``model.build_args`` holds the arguments that rebuild the same architecture
     (``build_model(**model.build_args)``), for checkpoints.
+
+    Raises:
+        ModelError: unknown name.
     """
-    if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; expected one of {', '.join(MODELS)}")
-    return MODELS[name](num_classes, act=act, norm=norm, **overrides)
+    spec = model_spec(name)
+    return _resolve(spec.builder)(name, num_classes, act=act, norm=norm, **overrides)
 
 
-def build_from_config(model_cfg: Any, num_classes: int) -> Any:
-    """Model and criterion from a :class:`rtdet.config.ModelConfig` (``model``, ``act``, ``norm``, loss settings).
+def family_settings(model: Any, cfg: Any) -> None:
+    """Apply the family's config section (e.g. ``cfg.yolo``: the loss) to a freshly built ``model``."""
+    spec = model_spec(model.build_args["name"])
+    if spec.section:
+        module = importlib.import_module(spec.builder.split(":")[0])
+        getattr(module, f"apply_{spec.section}_settings")(model, getattr(cfg, spec.section))
 
-    ``num_classes`` is passed explicitly because ``model_cfg.num_classes == 0`` means
+
+def build_from_config(cfg: Any, num_classes: int) -> Any:
+    """Model (with its loss settings) from a :class:`rtdet.config.Config`: ``cfg.model`` names it,
+    the family's section (``cfg.yolo``, ``cfg.cls``) configures it.
+
+    ``num_classes`` is passed explicitly because ``cfg.model.num_classes == 0`` means
     "take it from the data set", which only the caller knows.
     """
-    from rtdet.losses import YoloLoss
-
-    model = build_model(model_cfg.model, num_classes, act=model_cfg.act or None, norm=model_cfg.norm)
-    if not isinstance(model, YOLO):  # other families carry their own losses
-        return model
-    model.criterion = YoloLoss(
-        num_classes, box_loss=model_cfg.box_loss, cls_loss=model_cfg.cls_loss,
-        box_gain=model_cfg.box_gain, cls_gain=model_cfg.cls_gain, dfl_gain=model_cfg.dfl_gain,
-    )
+    model = build_model(cfg.model.model, num_classes, act=cfg.model.act or None, norm=cfg.model.norm)
+    family_settings(model, cfg)
     return model
 
 
-__all__ = ["MODELS", "SCALES", "FasterRCNN", "RawOutputs", "YOLO", "build_from_config", "build_model"]
+__all__ = ["MODELS", "SCALES", "FasterRCNN", "ModelSpec", "RawOutputs", "RtdetModel", "YOLO", "build_from_config",
+           "build_model", "family_settings"]

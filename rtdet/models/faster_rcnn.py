@@ -21,9 +21,10 @@ from torch import Tensor, nn
 from torchvision.models.detection import fasterrcnn_mobilenet_v3_large_320_fpn
 
 from rtdet.boxes import valid_boxes
+from rtdet.models.base import RtdetModel
 
 
-class FasterRCNN(nn.Module):
+class FasterRCNN(RtdetModel):
     """Faster R-CNN with a MobileNetV3-Large FPN backbone, randomly initialized.
 
     Args:
@@ -69,3 +70,11 @@ class FasterRCNN(nn.Module):
             keep &= ~target["iscrowd"].to(torch.bool)
         self.dropped_boxes += int((~keep).sum())
         return {"boxes": target["boxes"][keep].float(), "labels": target["labels"][keep].to(torch.int64) + 1}
+
+
+def build_faster_rcnn(name: str, num_classes: int, act: str | None = None, norm: str = "bn",
+                      **overrides: Any) -> FasterRCNN:
+    """torchvision's architecture is fixed: no act/norm overrides."""
+    if act or norm != "bn":
+        raise ValueError("faster-rcnn takes no act/norm overrides")
+    return FasterRCNN(num_classes, **overrides)  # sets its own build_args

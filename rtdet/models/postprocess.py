@@ -5,15 +5,15 @@ per-class probabilities; it is pure tensor code and is what an exported ONNX
 graph computes (see :meth:`rtdet.models.yolo.YOLO.forward_raw`).
 :func:`postprocess` filters and suppresses, per image, using
 :func:`rtdet.nms.non_max_suppression`; it runs the same on the outputs of the
-PyTorch model or of ONNX Runtime. :func:`undo_letterbox` maps boxes back to the
-original image.
+PyTorch model or of ONNX Runtime. Mapping back to the original image is the
+detect task's :func:`rtdet.tasks.detect.to_original`.
 """
 
 from __future__ import annotations
 
 from torch import Tensor
 
-from rtdet.boxes import clip_boxes, unletterbox
+from rtdet.boxes import clip_boxes
 from rtdet.losses.dfl import dfl_expectation, distance_to_box
 from rtdet.nms import non_max_suppression
 
@@ -78,26 +78,4 @@ def postprocess(
             bx = clip_boxes(bx, image_size)
         keep, kept_scores = non_max_suppression(bx, sc, cls, method, iou, max_det)
         out.append({"boxes": bx[keep], "scores": kept_scores, "labels": cls[keep].long()})
-    return out
-
-
-def undo_letterbox(
-    boxes: Tensor, letterbox: tuple[float, float, float], orig_size: tuple[int, int] | None = None
-) -> Tensor:
-    """Map xyxy boxes ``[..., 4]`` from letterboxed pixels back to the original image.
-
-    ``letterbox = (scale, pad_x, pad_y)`` as in the Sample contract:
-    ``x_orig = (x - pad_x) / scale``. With ``orig_size = (h, w)`` boxes are clipped to it.
-    """
-    return unletterbox(boxes, letterbox, orig_size)
-
-
-def detections_to_original(
-    detections: list[dict[str, Tensor]], targets: list[dict]
-) -> list[dict[str, Tensor]]:
-    """:func:`undo_letterbox` applied to each image's detections, using its target's ``letterbox`` and ``orig_size``."""
-    out = []
-    for det, t in zip(detections, targets):
-        lb = t.get("letterbox", (1.0, 0.0, 0.0))
-        out.append({**det, "boxes": undo_letterbox(det["boxes"], lb, t.get("orig_size"))})
     return out

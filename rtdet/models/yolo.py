@@ -16,18 +16,49 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
 from rtdet.losses.yolo_loss import YoloLoss
 from rtdet.models.backbones import CSPBackbone
-from rtdet.models.heads import DetectHead
-from rtdet.models.layers import fuse_conv_bn
+from rtdet.models.base import RawOutputs, RtdetModel
+from rtdet.models.heads import DetectHead, make_anchors
 from rtdet.models.necks import PAN
 from rtdet.models.postprocess import decode, postprocess
 
+# Scales: plain keyword dicts. ``rtdet-n`` is tuned for CPU speed: dense convolutions in a
+# narrow backbone (they train faster on a CPU than depthwise ones) with no C2f block at
+# stride 4 (a plain stride-2 convolution there: the high-resolution stages dominated both
+# training and inference time), depthwise-separable neck and head, narrow head branches,
+# ReLU (fused into the convolution by ONNX Runtime, where SiLU costs an extra pass). About
+# 0.45 GFLOPs at 320 px (80 classes), against ~1.6 for YOLO11n. ``-s`` and ``-m`` use dense
+# convolutions everywhere and SiLU.
+SCALES: dict[str, dict[str, Any]] = {
+    "rtdet-n": dict(
+        channels=(16, 24, 48, 96, 160), depths=(0, 1, 1, 1), neck_channels=(48, 64, 96), neck_depth=1,
+        head_channels=(32, 48), act="relu", dw_backbone=False, dw_neck=True, dw_head=True,
+    ),
+    "rtdet-s": dict(
+        channels=(32, 64, 128, 256, 512), depths=(1, 2, 2, 1), neck_channels=(128, 256, 512), neck_depth=1,
+        head_channels=(64, 128), act="silu",
+    ),
+    "rtdet-m": dict(
+        channels=(48, 96, 192, 384, 576), depths=(2, 4, 4, 2), neck_channels=(192, 384, 576), neck_depth=2,
+        head_channels=(64, 192), act="silu",
+    ),
+}
+# ONNX parity: box sides are compared in units of their anchor's stride, the unit the head
+# predicts them in: the decoding multiplies each DFL expectation by the stride (8-32 px), so
+# float32 rounding in the network reaches the pixel coordinates scaled up by it (a trained
+# rtdet-n at 320 px: 3.7e-4 px at stride 32, i.e. 1.1e-5 strides; scores 6e-7). Boxes also get
+# BOX_RTOL * |x|: a float32 coordinate near 640 px has a spacing of 6e-5 px.
+PARITY = {"boxes": 1e-4, "scores": 1e-4}  # boxes in strides
+PARITY_HALF = {"boxes": 0.0125, "scores": 1e-3}  # float16 weights: measured 3e-3 px and 2e-7 (boxes: 0.1 px at stride 8)
+BOX_RTOL = 1e-6
 
-class YOLO(nn.Module):
+
+class YOLO(RtdetModel):
     """Anchor-free single-stage detector.
 
     Args:
@@ -43,6 +74,8 @@ class YOLO(nn.Module):
     """
 
     strides = (8, 16, 32)
+    task = "detect"
+    output_names = ("boxes", "scores")
 
     def __init__(
         self, num_classes: int, channels: tuple[int, ...], depths: tuple[int, ...],
@@ -94,18 +127,29 @@ class YOLO(nn.Module):
         dets = postprocess(boxes, scores, image_size=tuple(images.shape[-2:]), **self.postprocess_args)
         return dets, self.criterion(raw, targets)
 
-    def fuse(self) -> YOLO:
-        """Fold BatchNorm into convolutions for inference (in place); returns ``self`` in eval mode."""
-        fuse_conv_bn(self.eval())
-        return self
+    def parity_allowed(self, name: str, reference: np.ndarray, imgsz: int, half: bool = False) -> np.ndarray | float:
+        """Scores: an absolute tolerance; boxes: in strides of each anchor plus BOX_RTOL |x| (see :data:`PARITY`)."""
+        tol = (PARITY_HALF if half else PARITY)[name]
+        if name != "boxes":
+            return tol
+        anchor_stride = make_anchors([(imgsz // s, imgsz // s) for s in self.strides], self.strides)[1].numpy()
+        return tol * anchor_stride + BOX_RTOL * np.abs(reference)  # anchor_stride [N, 1] broadcasts over [B, N, 4]
 
 
-class RawOutputs(nn.Module):
-    """``RawOutputs(model)(images) == model.forward_raw(images)``: a module to hand to ``torch.onnx.export``."""
+def build_yolo(name: str, num_classes: int, act: str | None = None, norm: str = "bn", **overrides: Any) -> YOLO:
+    """Scale ``name`` of :data:`SCALES` for ``num_classes``; ``overrides``: any :class:`YOLO` keyword."""
+    kwargs = {**SCALES[name], **overrides, "norm": norm}
+    if act:
+        kwargs["act"] = act
+    model = YOLO(num_classes, **kwargs)
+    model.build_args = {"name": name, "num_classes": num_classes, "act": kwargs["act"], "norm": norm, **overrides}
+    return model
 
-    def __init__(self, model: YOLO) -> None:
-        super().__init__()
-        self.model = model
 
-    def forward(self, images: Tensor) -> tuple[Tensor, Tensor]:
-        return self.model.forward_raw(images)
+def apply_yolo_settings(model: YOLO, settings: Any) -> None:
+    """The loss of a :class:`rtdet.config.YoloConfig` (``box_loss``, ``cls_loss``, the three gains)."""
+    model.criterion = YoloLoss(model.num_classes, box_loss=settings.box_loss, cls_loss=settings.cls_loss,
+                               box_gain=settings.box_gain, cls_gain=settings.cls_gain, dfl_gain=settings.dfl_gain)
+
+
+__all__ = ["SCALES", "YOLO", "RawOutputs", "apply_yolo_settings", "build_yolo"]

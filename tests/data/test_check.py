@@ -103,7 +103,8 @@ def test_coco_faults_are_reported(tmp_path):
         ("ann.json", None, "zero or negative width/height"),
         ("gone.jpg", None, "not found"),
     ])
-    assert [int(i) for i in ds.image_ids] == [0, 2]  # 1, 3, 4: bad annotation; second 2: duplicate; 9: missing
+    # kept: 0 and 2; 1, 3, 4: a bad annotation; the second 2: a duplicate id; 9: file missing
+    assert ds.source_ids == [0, 2] and ds.image_ids.tolist() == [0, 1]
 
 
 def broken_voc(root):
@@ -142,3 +143,31 @@ def test_cli_exit_codes(tmp_path, capsys, digits_yaml):
 def test_report_text_lists_classes(digits_yaml):
     text = format_reports(check_data(digits_yaml, decode=False))
     assert "classes: 10" in text and "boxes per class" in text and "[" in text
+
+
+def test_extra_bytes_are_kept_and_cut_files_reported(tmp_path, capsys):
+    """Issue 11.3 through `rtdet data check` and training's reader: a photo with 2 KB after its end is
+    kept (same pixels); one cut in half is reported by name and left out; --no-decode rejects neither."""
+    img = tmp_path / "images"
+    names = []
+    for suffix in (".jpg", ".png"):
+        good = _jpg(img / f"good{suffix}", 5)
+        data = good.read_bytes()
+        (img / f"extra{suffix}").write_bytes(data + np.random.default_rng(2).integers(0, 256, 2048, np.uint8).tobytes())
+        (img / f"cut{suffix}").write_bytes(data[: len(data) // 2])
+        names += [f"good{suffix}", f"extra{suffix}", f"cut{suffix}"]
+    (tmp_path / "data.yaml").write_text(yaml.safe_dump({"train": "images", "val": "images", "names": ["a"]}))
+    ds = open_dataset(tmp_path / "data.yaml", "train")
+    kept = sorted(ds.file(i).split("/")[-1] for i in range(len(ds)))
+    assert kept == ["extra.jpg", "extra.png", "good.jpg", "good.png"]
+    assert ds.report.skipped_images == 2
+    pixels = {ds.file(i).split("/")[-1]: ds[i][0] for i in range(len(ds))}
+    assert all(np.array_equal(pixels[f"extra{s}"], pixels[f"good{s}"]) for s in (".jpg", ".png"))
+    assert main(["data", "check", str(tmp_path / "data.yaml"), "--split", "train"]) == 1
+    out = capsys.readouterr().out
+    assert "FAILED: 2 problem(s)" in out and "extra." not in out
+    for suffix in (".jpg", ".png"):
+        assert any(f"cut{suffix}: image data does not decode" in line and "truncated" in line
+                   for line in out.splitlines()), out
+    assert main(["data", "check", str(tmp_path / "data.yaml"), "--split", "train", "--no-decode"]) == 0
+    assert "OK: no problems found" in capsys.readouterr().out

@@ -5,8 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from rtdet.data.dataset import DatasetBuilder, ImageError, probe_image, read_image
+from rtdet.data.dataset import (DatasetBuilder, FileFinder, ImageError, is_image_file, probe_image, probe_images,
+                                read_image)
 from rtdet.data.report import Report
+from tests.data.conftest import SHARED
 
 
 def _image(path, h=20, w=30, value=(10, 20, 30)):
@@ -32,7 +34,8 @@ def test_sample_contract(tmp_path):
     assert t["boxes"].dtype == torch.float32 and t["boxes"].shape == (2, 4)
     assert t["labels"].dtype == torch.int64 and t["labels"].tolist() == [0, 1]
     assert t["iscrowd"].tolist() == [False, True] and t["difficult"].tolist() == [False, False]
-    assert t["image_id"] == 7 and t["orig_size"] == (20, 30) and t["letterbox"] == (1.0, 0.0, 0.0)
+    assert ds.source_ids == [7, 9] and ds.image_ids.tolist() == [0, 1]  # own ids kept; rtdet's = position
+    assert t["image_id"] == 0 and t["orig_size"] == (20, 30) and t["letterbox"] == (1.0, 0.0, 0.0)
     assert t["file"].endswith("x.png")
     _, t = ds[1]
     assert t["boxes"].shape == (0, 4) and t["labels"].shape == (0,)
@@ -74,3 +77,44 @@ def test_probe_detects_missing_unreadable_truncated(tmp_path):
         probe_image(tmp_path / "cut.jpg")
     with pytest.raises(ImageError, match="none.png"):
         read_image(tmp_path / "none.png")
+
+
+def real_photo(tmp_path, suffix):
+    """A real photo (coco128) as ``suffix``, or a noise image when the shared data is absent."""
+    files = sorted((SHARED / "coco128" / "images").glob("*.jpg"))
+    img = cv2.imread(str(files[0])) if files else np.random.default_rng(0).integers(0, 255, (96, 128, 3), np.uint8)
+    path = tmp_path / f"photo{suffix}"
+    cv2.imwrite(str(path), img)
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".png"])
+def test_images_are_judged_by_decoding_not_by_their_last_bytes(tmp_path, suffix):
+    """Issue 11.3: bytes after a complete image (phones, editors) are no fault; a file cut short is."""
+    photo = real_photo(tmp_path, suffix)
+    data = photo.read_bytes()
+    extra = tmp_path / f"extra{suffix}"
+    extra.write_bytes(data + np.random.default_rng(1).integers(0, 256, 2048, dtype=np.uint8).tobytes())
+    cut = tmp_path / f"cut{suffix}"
+    cut.write_bytes(data[: len(data) // 2])
+    size = probe_image(photo)
+    for decode in (True, False):  # the header-only probe rejects nothing a decoder accepts
+        assert probe_image(extra, decode) == size
+    assert np.array_equal(read_image(extra), read_image(photo))
+    with pytest.raises(ImageError, match="does not decode.*truncated"):
+        probe_image(cut)
+    assert probe_image(cut, decode=False) == size  # a header-only probe cannot know
+    assert [isinstance(r, ImageError) for r in probe_images([photo, extra, cut] * 6)] == [False, False, True] * 6
+
+
+def test_file_finder_matches_suffixes_in_any_case(tmp_path):
+    """Issue 11.6: ``x.jpg`` named, ``x.JPG`` stored."""
+    (tmp_path / "x.JPG").write_bytes(b"1")
+    (tmp_path / "y.jpeg").write_bytes(b"2")
+    (tmp_path / "Z.png").write_bytes(b"3")
+    find = FileFinder().find
+    assert find(tmp_path / "x.jpg") == tmp_path / "x.JPG"
+    assert find(tmp_path / "x.JPG") == tmp_path / "x.JPG"
+    assert find(tmp_path / "y.jpg") is None and find(tmp_path / "y.jpg", (".png", ".JPEG")) == tmp_path / "y.jpeg"
+    assert find(tmp_path / "z.png") is None  # names (stems) keep their case: only suffixes are matched loosely
+    assert is_image_file("a/B.JPG") and is_image_file("c.Png") and not is_image_file("d.txt")

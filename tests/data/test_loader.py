@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from rtdet.config import DataConfig
+from rtdet.config import DataConfig, DetectConfig
 from rtdet.data.loader import build_loader, collate, pad_targets, rect_batches
 from rtdet.data.transforms import unletterbox
 from rtdet.data.yolo import read_yolo
@@ -67,7 +67,7 @@ def test_rect_batches_shapes(coco128):
     batches, shapes = rect_batches(ds, 320, 8)
     assert sorted(i for b in batches for i in b) == list(range(len(ds)))
     assert (shapes % 32 == 0).all() and shapes.max() == 320
-    loader = build_loader(ds, DataConfig(imgsz=320, batch=8, rect=True), train=False, workers=0)
+    loader = build_loader(ds, DataConfig(imgsz=320, batch=8), train=False, detect=DetectConfig(rect=True), workers=0)
     images, targets = next(iter(loader))
     assert images.shape[2] < 320 and images.shape[3] == 320  # COCO photos are mostly landscape
     index = {int(v): k for k, v in enumerate(ds.image_ids)}
@@ -78,7 +78,7 @@ def test_rect_batches_shapes(coco128):
 
 def test_multi_scale(digits_yaml):
     ds = read_yolo(digits_yaml, "train")
-    loader = build_loader(ds, DataConfig(imgsz=64, batch=4, multi_scale=True), train=True, workers=0)
+    loader = build_loader(ds, DataConfig(imgsz=64, batch=4), train=True, detect=DetectConfig(multi_scale=True), workers=0)
     sizes = set()
     for images, targets in loader:
         assert images.shape[2] == images.shape[3] and images.shape[2] % 32 == 0 and images.dtype == torch.uint8

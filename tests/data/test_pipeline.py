@@ -4,12 +4,13 @@ import numpy as np
 import pytest
 import torch
 
-from rtdet.config import DataConfig
+from rtdet.config import DataConfig, DetectConfig
 from rtdet.data.pipeline import DetectionPipeline
 from rtdet.data.transforms import unletterbox
 from rtdet.data.yolo import read_yolo
 
-NO_AUG = dict(mosaic=0.0, fliplr=0.0, hsv_h=0.0, hsv_s=0.0, hsv_v=0.0, translate=0.0, scale=0.0)
+NO_MOSAIC = DetectConfig(mosaic=0.0)
+NO_AUG = dict(fliplr=0.0, hsv_h=0.0, hsv_s=0.0, hsv_v=0.0, translate=0.0, scale=0.0)
 
 
 def test_eval_letterbox_maps_back(digits_yaml):
@@ -27,7 +28,7 @@ def test_eval_letterbox_maps_back(digits_yaml):
 
 def test_train_without_augmentation_is_a_letterbox(digits_yaml):
     ds = read_yolo(digits_yaml, "train")
-    train = DetectionPipeline(ds, DataConfig(imgsz=160, **NO_AUG), train=True)
+    train = DetectionPipeline(ds, DataConfig(imgsz=160, **NO_AUG), train=True, detect=NO_MOSAIC)
     evalp = DetectionPipeline(ds, DataConfig(imgsz=160), train=False)
     (a, ta), (b, tb) = train[3], evalp[3]
     assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
@@ -57,7 +58,8 @@ def test_same_epoch_same_sample_new_epoch_new_sample(digits_yaml):
 
 
 def test_close_mosaic(digits_yaml):
-    pipe = DetectionPipeline(read_yolo(digits_yaml, "train"), DataConfig(close_mosaic=2), train=True, epochs=5)
+    pipe = DetectionPipeline(read_yolo(digits_yaml, "train"), DataConfig(), train=True, epochs=5,
+                             detect=DetectConfig(close_mosaic=2))
     pipe.set_epoch(2)
     assert pipe.mosaic_on()
     pipe.set_epoch(3)
@@ -70,7 +72,7 @@ def test_crowd_boxes_are_left_out_of_training(coco128):
     ann, images = coco128
     ds = read_coco(ann, images)
     i = int(np.nonzero(np.add.reduceat(ds.iscrowd, ds.offsets[:-1]))[0][0])
-    pipe = DetectionPipeline(ds, DataConfig(imgsz=640, **NO_AUG), train=True)
+    pipe = DetectionPipeline(ds, DataConfig(imgsz=640, **NO_AUG), train=True, detect=NO_MOSAIC)
     _, t = pipe[i]
     ann = ds.annotations(i)
     s = 640 / max(ds.sizes[i])

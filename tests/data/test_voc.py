@@ -75,3 +75,20 @@ def test_xml_problems_have_lines(tmp_path):
 def test_missing_split_is_a_clear_error(voc_mini):
     with pytest.raises(ValueError, match="no 'nosuch' list"):
         read_voc(voc_mini, "nosuch")
+
+
+def test_jpg_in_upper_case_is_found(voc_mini, tmp_path):
+    """Issue 11.6: ``000001.JPG`` on disk, ``<filename>000001.jpg</filename>`` in the XML (was: "image file not found")."""
+    root = tmp_path / "VOC2007"
+    shutil.copytree(voc_mini / "VOC2007", root)
+    (root / "JPEGImages" / "000001.jpg").rename(root / "JPEGImages" / "000001.JPG")
+    assert "<filename>000001.jpg</filename>" in (root / "Annotations" / "000001.xml").read_text()
+    ref = read_voc(voc_mini / "VOC2007", "trainval")
+    ds = read_voc(root, "trainval")
+    assert ds.report.ok and len(ds) == len(ref) == 5
+    i = [ds.file(k).endswith("000001.JPG") for k in range(len(ds))].index(True)
+    np.testing.assert_array_equal(ds.annotations(i)["boxes"], ref.annotations(i)["boxes"])
+    # no <filename> at all: the stem with any image suffix, in any case
+    xml = root / "Annotations" / "000001.xml"
+    xml.write_text(xml.read_text().replace("<filename>000001.jpg</filename>", ""))
+    assert read_voc(root, "trainval").report.ok

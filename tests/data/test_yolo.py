@@ -77,3 +77,22 @@ def test_write_then_read_is_exact(tmp_path):
     write_yolo({"train": ds}, tmp_path / "out2", keep_crowd=True)
     assert len(read_yolo(tmp_path / "out2" / "data.yaml", "val")) == 1
     assert len(read_yolo(tmp_path / "out2" / "data.yaml", "train").boxes) == 20
+
+
+def test_suffixes_match_in_any_case(tmp_path):
+    """Issue 11.6: ``X.JPG`` images, a ``.TXT`` label file, a list naming ``y.png`` for ``y.PNG``."""
+    path = _tree(tmp_path, {"x": None, "y": "0 0.5 0.5 0.2 0.2\n", "z": None})
+    img, lab = tmp_path / "images" / "train", tmp_path / "labels" / "train"
+    (img / "x.png").rename(img / "x.JPG")  # a PNG under a camera's name: decoded by content
+    (lab / "x.TXT").write_text("1 0.5 0.5 0.4 0.4\n")
+    (img / "y.png").rename(img / "y.PNG")
+    ds = read_yolo(path, "train")
+    assert [ds.file(i).split("/")[-1] for i in range(len(ds))] == ["x.JPG", "y.PNG", "z.png"] and ds.report.ok
+    assert ds.labels.tolist() == [1, 0] and ds.offsets.tolist() == [0, 1, 2, 2]
+    (tmp_path / "list.txt").write_text("./images/train/y.png\n./images/train/x.jpg\n")
+    cfg = yaml.safe_load(path.read_text())
+    cfg["val"] = "list.txt"
+    path.write_text(yaml.safe_dump(cfg))
+    ds = read_yolo(path, "val")
+    assert [ds.file(i).split("/")[-1] for i in range(len(ds))] == ["y.PNG", "x.JPG"] and ds.report.ok
+    assert ds.source_ids == [0, 1] and ds.labels.tolist() == [0, 1]

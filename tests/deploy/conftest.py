@@ -8,6 +8,7 @@ from rtdet.models import build_model
 from tests.models.test_layers import _randomize_bn
 
 NAMES = ["person", "bicycle", "car"]
+DECODE = {"conf": 0.25, "iou": 0.7, "method": "nms", "max_det": 300}  # detect.conf etc. as rtdet.config defines them
 
 
 def make_model(seed: int = 0, num_classes: int = len(NAMES)):

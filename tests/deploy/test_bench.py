@@ -28,7 +28,7 @@ def test_cli_bench_writes_json(backend, checkpoint, tmp_path, capsys):
     data = json.loads(out.read_text())
     assert {"fps", "median_ms", "p90_ms", "backend", "imgsz"} <= set(data)
     assert data["backend"] == backend and data["imgsz"] == 160 and data["fps"] > 0
-    assert "letterbox" in capsys.readouterr().out
+    assert "preprocess" in capsys.readouterr().out
 
 
 def test_cli_bench_random_model_and_errors(tmp_path, capsys):

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from rtdet.deploy.images import sample_images, to_input
-from rtdet.deploy.runtime import BackendModel, OrtBackend, TorchBackend, detect, load_backend
-from tests.deploy.conftest import NAMES
+from rtdet.deploy.runtime import BackendModel, OrtBackend, TorchBackend, infer, load_backend
+from tests.deploy.conftest import DECODE, NAMES
 
 pytest.importorskip("onnxruntime")
 
@@ -26,8 +26,8 @@ def test_backends_agree_on_raw_outputs_and_detections(checkpoint, onnx_file, ima
     for a, b in zip(tb(x), ob(x)):
         assert a.shape == b.shape and a.dtype == b.dtype == torch.float32
         torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-5)
-    dt = detect(tb, images, conf=0.05)
-    do = detect(ob, images, conf=0.05)
+    dt = infer(tb, images, settings=dict(DECODE, conf=0.05))
+    do = infer(ob, images, settings=dict(DECODE, conf=0.05))
     for a, b, im in zip(dt, do, images):
         assert len(a["labels"]) > 0 and a["labels"].tolist() == b["labels"].tolist() and a["names"] == b["names"]
         torch.testing.assert_close(a["boxes"], b["boxes"], atol=1e-3, rtol=0)
@@ -40,7 +40,7 @@ def test_loading_rules(checkpoint, onnx_file, tmp_path):
         load_backend(onnx_file, "torch")
     with pytest.raises(ValueError, match="unknown backend"):
         load_backend(checkpoint, "tensorrt")
-    with pytest.raises(FileNotFoundError, match="nope.pt"):
+    with pytest.raises(ValueError, match="weights not found: .*nope.pt"):  # a ModelError, also a ValueError
         load_backend(tmp_path / "nope.pt")
     ob = load_backend(onnx_file, threads=1)
     with pytest.raises(ValueError, match="static graph for 160x160"):
@@ -53,11 +53,11 @@ def test_checkpoint_on_onnxruntime_is_exported_on_the_fly(checkpoint, images):
 
 
 def test_backend_model_follows_the_eval_contract(model, onnx_file, images):
-    adapter = BackendModel(OrtBackend(onnx_file, threads=1), conf=0.05)
+    adapter = BackendModel(OrtBackend(onnx_file, threads=1), dict(DECODE, conf=0.05, iou=0.7))
     x = to_input(images[0], 160)[0]
     got = adapter(x)[0]
     model = copy.deepcopy(model)  # the fixture is shared
-    model.set_postprocess(conf=0.05)
+    model.set_postprocess(**dict(DECODE, conf=0.05))
     with torch.no_grad():
         ref = model(x)[0]
     assert len(ref["labels"]) > 0 and got["labels"].tolist() == ref["labels"].tolist()

@@ -9,9 +9,9 @@ import torch
 from rtdet.cli import main
 from rtdet.config import Config, config_to_dict
 from rtdet.deploy.images import sample_images, shared_data_dir
-from rtdet.deploy.runtime import OrtBackend, TorchBackend, detect
+from rtdet.deploy.runtime import OrtBackend, TorchBackend, infer
 from rtdet.metrics.coco import COCO_KEYS, evaluate_predictions
-from tests.deploy.conftest import NAMES, make_model
+from tests.deploy.conftest import DECODE, NAMES, make_model
 
 pytest.importorskip("onnxruntime")
 COCO128 = shared_data_dir() / "coco128"
@@ -31,8 +31,8 @@ def _pseudo_targets(preds, seed=0):
 
 def test_coco_numbers_equal_across_backends(model, onnx_file):
     images = sample_images(8)
-    preds_t = detect(TorchBackend(model, NAMES, 160), images, conf=0.001, max_det=100)
-    preds_o = detect(OrtBackend(onnx_file, threads=1), images, conf=0.001, max_det=100)
+    preds_t = infer(TorchBackend(model, NAMES, 160), images, settings=dict(DECODE, conf=0.001, max_det=100))
+    preds_o = infer(OrtBackend(onnx_file, threads=1), images, settings=dict(DECODE, conf=0.001, max_det=100))
     targets = _pseudo_targets(preds_t)
     for p, i in zip(preds_t + preds_o, list(range(8)) * 2):
         p["image_id"] = i

@@ -11,6 +11,7 @@ import torch.multiprocessing as mp
 from torch.utils.data import DataLoader
 
 from rtdet.engine import Trainer, make_evaluator, seed_everything
+from rtdet.tasks.detect import collect
 from rtdet.engine.dist import ShardSampler, all_gather_object, cleanup, get_world_size, init_distributed
 from tests.engine.toy import SyntheticBoxes, TinyDetector, box_metric, collate, make_cfg, make_loader
 
@@ -30,7 +31,7 @@ def train_once(out, batch: int) -> Trainer:
     val = SyntheticBoxes(10, seed=1)
     val_loader = DataLoader(val, batch_size=3, sampler=ShardSampler(val), collate_fn=collate)
     cfg = make_cfg(out, batch=batch, **SETTINGS)
-    trainer = Trainer(model, make_loader(16, batch, seed=0), cfg, evaluate=make_evaluator(val_loader, box_metric),
+    trainer = Trainer(model, make_loader(16, batch, seed=0), cfg, evaluate=make_evaluator(val_loader, box_metric, collect),
                       hooks=[])
     trainer.train()
     return trainer

@@ -3,8 +3,10 @@
 import pytest
 import torch
 
-from rtdet.engine import make_evaluator, seed_everything, unletterbox
+from rtdet.boxes import unletterbox
+from rtdet.engine import make_evaluator, seed_everything
 from rtdet.engine.evaluate import loss_mode
+from rtdet.tasks.detect import collect
 from tests.engine.toy import TinyDetector, box_metric, make_loader
 
 
@@ -35,7 +37,7 @@ def test_predictions_reach_metric_fn_in_original_pixels_sorted_by_image_id():
     type(loader.dataset).__getitem__ = halved
     try:
         with torch.no_grad():
-            assert make_evaluator(loader, metric_fn)(TinyDetector().eval()) == {"AP": 1.0}
+            assert make_evaluator(loader, metric_fn, collect)(TinyDetector().eval()) == {"AP": 1.0}
     finally:
         type(loader.dataset).__getitem__ = real_getitem
     assert seen["ids"] == list(range(6))
@@ -45,7 +47,7 @@ def test_predictions_reach_metric_fn_in_original_pixels_sorted_by_image_id():
 def test_val_loss_is_logged_and_model_left_unchanged():
     seed_everything(0)
     model = TinyDetector(dropout=0.5)
-    evaluate = make_evaluator(make_loader(8, 4, sampler="plain", shuffle=False), box_metric, val_loss=True)
+    evaluate = make_evaluator(make_loader(8, 4, sampler="plain", shuffle=False), box_metric, collect, val_loss=True)
     model.eval()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     with torch.no_grad():

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from rtdet.engine import Trainer, default_hooks, load_checkpoint, make_evaluator, seed_everything
+from rtdet.tasks.detect import collect
 from rtdet.engine.hooks import EVENTS, Hook, LossPlot, read_csv
 from tests.engine.toy import TinyDetector, box_metric, make_cfg, make_loader
 
@@ -55,7 +56,7 @@ def run(cfg, sampler="dist", extra=(), dropout=0.1, bn=True, seed=0, **loader_kw
     seed_everything(seed, cfg.train.deterministic)
     model = TinyDetector(bn=bn, dropout=dropout)
     loader = make_loader(n=16, batch=cfg.data.batch, seed=cfg.train.seed, sampler=sampler, **loader_kw)
-    evaluate = make_evaluator(make_loader(n=8, batch=4, sampler="plain", shuffle=False), box_metric)
+    evaluate = make_evaluator(make_loader(n=8, batch=4, sampler="plain", shuffle=False), box_metric, collect)
     trainer = Trainer(model, loader, cfg, evaluate=evaluate, hooks=quiet_hooks(cfg, *extra))
     trainer.train()
     return trainer
@@ -244,9 +245,9 @@ def test_tensorboard_hook_needs_the_package(tmp_path):
 
 def test_coco_metrics_through_the_evaluator():
     pytest.importorskip("rtdet.metrics.coco", reason="rtdet.metrics not merged in this branch")
-    from rtdet.engine import coco_metrics
+    from rtdet.tasks.detect import metric_fn
 
-    evaluate = make_evaluator(make_loader(8, 4, sampler="plain", shuffle=False), coco_metrics(["r", "g", "b"]))
+    evaluate = make_evaluator(make_loader(8, 4, sampler="plain", shuffle=False), metric_fn(["r", "g", "b"]), collect)
     seed_everything(0)
     with torch.no_grad():
         metrics = evaluate(TinyDetector().eval())

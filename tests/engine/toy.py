@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from rtdet.config import Config, load_config
 from rtdet.engine.dist import train_sampler
+from rtdet.models.base import RtdetModel
 
 
 class SyntheticBoxes(Dataset):
@@ -53,7 +54,7 @@ def collate(batch: list) -> tuple[torch.Tensor, list[dict[str, Any]]]:
     return images, [t for _, t in batch]
 
 
-class TinyDetector(nn.Module):
+class TinyDetector(RtdetModel):
     """One box per image: class logits + normalized xyxy from a small conv net."""
 
     def __init__(self, num_classes: int = 3, bn: bool = True, dropout: float = 0.0) -> None:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 
 from rtdet.cli import main
 from rtdet.metrics.coco import COCO_KEYS
+from tests.test_startup import run_rtdet
 
 DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "cocoeval"
 
@@ -35,15 +37,22 @@ def test_table_and_json(tmp_path, capsys):
     assert stats["AP"] == 1.0 and stats["APs"] == 1.0 and stats["APm"] == -1.0
 
 
-def test_reference_case_json_matches_pycocotools(tmp_path, capsys):
+def test_reference_case_matches_pycocotools_without_torch(tmp_path):
+    """`rtdet metrics coco` as its own process on the COCO API's reference case: pycocotools' 12 numbers
+    (to 1e-9 in --json, to the 3 printed decimals in the table), and torch is never imported."""
     if not DATA.is_dir():
         pytest.skip("../shared/data/cocoeval absent")
     out = tmp_path / "stats.json"
-    assert main(["metrics", "coco", str(DATA / "instances_val2014_100.json"),
-                 str(DATA / "instances_val2014_fakebbox100_results.json"), "--json", str(out)]) == 0
+    r, heavy = run_rtdet(["metrics", "coco", str(DATA / "instances_val2014_100.json"),
+                          str(DATA / "instances_val2014_fakebbox100_results.json"), "--json", str(out)], tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert heavy == [], f"rtdet metrics coco imported {heavy}"
     expected = json.loads((DATA / "expected_stats_pycocotools.json").read_text())["bbox"]
     got = json.loads(out.read_text())
+    assert list(got) == list(COCO_KEYS)
     assert max(abs(got[k] - e) for k, e in zip(COCO_KEYS, expected)) <= 1e-9
+    printed = [float(v) for v in re.findall(r"\] = (-?[0-9.]+)", r.stdout)]
+    assert printed == [round(e, 3) for e in expected], r.stdout
 
 
 def test_bad_input_exits_2_with_a_message(tmp_path, capsys):

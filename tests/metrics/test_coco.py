@@ -320,3 +320,37 @@ def test_coco_to_rtdet_round_trip():
     assert len(preds) == len(targets) == len(gt["images"]) and names == [c["name"] for c in gt["categories"]]
     assert sum(len(p["scores"]) for p in preds) == len(dets)
     assert as_array(evaluate_predictions(preds, targets, names)).tolist() == as_array(evaluate(gt, dets)).tolist()
+
+
+def with_string_ids(gt: dict, dets: list[dict], mixed: bool) -> tuple[dict, list[dict]]:
+    """The same case with string image ids and (when ``mixed``) some string category ids beside integer ones."""
+    img = {im["id"]: f"img_{im['id']:04d}" for im in gt["images"]}
+    cat = {c["id"]: (f"cat-{c['id']}" if mixed and k % 2 else c["id"]) for k, c in enumerate(gt["categories"])}
+    new = {"images": [{**im, "id": img[im["id"]]} for im in gt["images"]],
+           "categories": [{**c, "id": cat[c["id"]]} for c in gt["categories"]],
+           "annotations": [{**a, "image_id": img[a["image_id"]], "category_id": cat[a["category_id"]]}
+                           for a in gt["annotations"]]}
+    return new, [{**d, "image_id": img[d["image_id"]], "category_id": cat[d["category_id"]]} for d in dets]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_string_ids_score_as_pycocotools_scores_them(seed):
+    """Issue 11.5: ids of any JSON type are numbered, never merged; the numbers do not change."""
+    gt, dets = random_case(seed)
+    ref = as_array(evaluate(gt, dets))
+    sgt, sdets = with_string_ids(gt, dets, mixed=False)
+    np.testing.assert_allclose(as_array(evaluate(sgt, sdets)), pycocotools_stats(sgt, sdets), rtol=0, atol=TOL)
+    np.testing.assert_allclose(as_array(evaluate(sgt, sdets)), ref, rtol=0, atol=TOL)
+    mgt, mdets = with_string_ids(gt, dets, mixed=True)  # pycocotools cannot sort mixed ids; rtdet can
+    result = evaluate(mgt, mdets)
+    np.testing.assert_allclose(as_array(result), ref, rtol=0, atol=TOL)
+    assert {r.category_id for r in result.per_class} == {c["id"] for c in mgt["categories"]}
+
+
+def test_int_and_string_ids_are_different_ids():
+    gt = {"images": [{"id": 1, "width": 100, "height": 100}, {"id": "1", "width": 100, "height": 100}],
+          "categories": [{"id": 1, "name": "a"}],
+          "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [10, 10, 20, 20], "area": 400}]}
+    hit = {"image_id": 1, "category_id": 1, "bbox": [10, 10, 20, 20], "score": 0.9}
+    assert evaluate(gt, [hit])["AP"] == pytest.approx(1.0)
+    assert evaluate(gt, [{**hit, "image_id": "1"}])["AP"] == 0.0  # the other image, which has no boxes

@@ -36,7 +36,9 @@ def det(**kw):
     (det(bbox=[1.0, 1.0, -2.0, 2.0]), "detection 1: bbox has a negative width or height"),
     (det(bbox=[1.0, 1.0, 2.0]), "detection 1: bbox must be a list of 4 numbers"),
     (det(bbox=[[1.0, 1.0, 2.0, 2.0]]), "detection 1: bbox must be a list of 4 numbers"),
-    (det(image_id="1"), "detection 1: image_id must be an integer, got '1'"),
+    (det(image_id="1"), "detection 1: image_id '1' is not in the ground truth images"),  # "1" is not 1
+    (det(image_id=1.0), "detection 1: image_id must be an integer or a string, got 1.0"),
+    (det(category_id=[1]), "detection 1: category_id must be an integer or a string, got [1]"),
     ({"image_id": 1, "category_id": 1, "score": 0.3}, "detection 1: missing key(s) bbox"),
     ([1, 2, 3], "detection 1: expected an object"),
 ])
@@ -61,7 +63,7 @@ def test_detections_must_be_a_list():
     (lambda g: g["annotations"][0].update(area=-4), "annotation 0: area must be >= 0"),
     (lambda g: g["annotations"][0].update(iscrowd=2), "annotation 0: iscrowd must be 0 or 1"),
     (lambda g: g["images"].append({"id": 1}), "images[2]: duplicate id 1"),
-    (lambda g: g["categories"].append({"name": "x"}), "categories[2]: needs an integer 'id'"),
+    (lambda g: g["categories"].append({"name": "x"}), "categories[2]: needs an integer or string 'id'"),
     (lambda g: g.pop("images"), "ground truth needs a 'images' list"),
 ])
 def test_bad_ground_truth_is_named(change, message):

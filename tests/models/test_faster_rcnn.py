@@ -9,6 +9,7 @@ import torch
 
 from rtdet.config import load_config
 from rtdet.engine import Trainer, make_evaluator, seed_everything
+from rtdet.tasks.detect import collect
 from rtdet.engine.hooks import Hook
 from rtdet.models.faster_rcnn import FasterRCNN
 
@@ -70,7 +71,7 @@ def test_trains_from_scratch_on_voc_mini_and_loss_goes_down(tmp_path, one_thread
     model = FasterRCNN(num_classes=len(ds.names), min_size=320, max_size=320, box_batch_size_per_image=64,
                        rpn_post_nms_top_n_train=300)
     record = EpochLosses()
-    trainer = Trainer(model, train_loader, cfg, evaluate=make_evaluator(val_loader, count_metric), hooks=[record])
+    trainer = Trainer(model, train_loader, cfg, evaluate=make_evaluator(val_loader, count_metric, collect), hooks=[record])
     metrics = trainer.train()
     assert record.losses[-1] < 0.8 * record.losses[0], record.losses
     assert metrics["images"] == 10

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from rtdet.models.heads import make_anchors
-from rtdet.models.postprocess import decode, detections_to_original, postprocess, undo_letterbox
+from rtdet.models.postprocess import decode, postprocess
+from rtdet.tasks.detect import to_original
 
 R = 16
 
@@ -39,10 +40,8 @@ def test_known_box_decodes_to_pixels_then_to_original_image():
     torch.testing.assert_close(det["scores"], torch.sigmoid(torch.tensor([3.0])))
     torch.testing.assert_close(det["boxes"], torch.tensor([[8.0, 8.0, 56.0, 72.0]]))
     # the 64x64 input was a 128x96 image scaled by 0.5 and padded 8 px at the top
-    orig = undo_letterbox(det["boxes"], (0.5, 0.0, 8.0))
-    torch.testing.assert_close(orig, torch.tensor([[16.0, 0.0, 112.0, 128.0]]))
-    (mapped,) = detections_to_original([det], [{"letterbox": (0.5, 0.0, 8.0), "orig_size": (96, 128)}])
-    torch.testing.assert_close(mapped["boxes"], torch.tensor([[16.0, 0.0, 112.0, 96.0]]))  # clipped
+    mapped = to_original(det, (0.5, 0.0, 8.0), (96, 128))  # (x - pad) / scale, then clipped to the image
+    torch.testing.assert_close(mapped["boxes"], torch.tensor([[16.0, 0.0, 112.0, 96.0]]))
 
 
 def test_duplicates_are_suppressed_and_methods_selectable():

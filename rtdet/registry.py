@@ -1,0 +1,61 @@
+"""What exists, by name, without importing torch: tasks and model families.
+
+One table says, for every model name, its family, its task, the config section
+that holds the family's settings and where its builder lives. The config uses
+it to know which sections a run carries (a classifier run has no mosaic
+settings); :mod:`rtdet.models` imports the builders from it; the command line
+lists the names in its help. Keeping the table free of torch keeps
+``rtdet --help`` fast.
+
+Example:
+    >>> MODELS["rtdet-cls-n"].task, MODELS["rtdet-cls-n"].section
+    ('classify', 'cls')
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rtdet.errors import ModelError
+
+TASKS = ("detect", "classify")  # "segment" joins here with its task module
+TASK_SECTIONS = {"detect": "detect", "classify": "classify"}  # config section of each task's own settings
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One model name: ``builder`` is ``"module:function"``, called as ``function(name, num_classes, **kwargs)``."""
+
+    name: str
+    family: str  # yolo, rcnn, cls: models that share an architecture and a loss
+    task: str  # one of TASKS
+    section: str | None  # config section of the family's settings (None: the family has none)
+    builder: str
+    about: str = ""
+
+
+def _specs(*specs: ModelSpec) -> dict[str, ModelSpec]:
+    return {s.name: s for s in specs}
+
+
+MODELS: dict[str, ModelSpec] = _specs(
+    ModelSpec("rtdet-n", "yolo", "detect", "yolo", "rtdet.models.yolo:build_yolo",
+              "YOLO-style CNN detector, CPU-first (0.45 GFLOPs at 320 px)"),
+    ModelSpec("rtdet-s", "yolo", "detect", "yolo", "rtdet.models.yolo:build_yolo", "YOLO-style CNN detector, small"),
+    ModelSpec("rtdet-m", "yolo", "detect", "yolo", "rtdet.models.yolo:build_yolo", "YOLO-style CNN detector, medium"),
+    ModelSpec("faster-rcnn", "rcnn", "detect", None, "rtdet.models.faster_rcnn:build_faster_rcnn",
+              "torchvision's Faster R-CNN (MobileNetV3-Large FPN), from scratch"),
+    ModelSpec("rtdet-cls-n", "cls", "classify", "cls", "rtdet.models.cls:build_classifier",
+              "classifier on rtdet-n's backbone (its weights transfer to the detector)"),
+    ModelSpec("rtdet-cls-s", "cls", "classify", "cls", "rtdet.models.cls:build_classifier",
+              "classifier on rtdet-s's backbone"),
+    ModelSpec("lenet", "cls", "classify", "cls", "rtdet.models.cls:build_classifier",
+              "LeNet-5-style network for 28x28 digits (the classic reference)"),
+)
+
+
+def model_spec(name: str) -> ModelSpec:
+    """The entry of model ``name``; raises :class:`ModelError` listing the known names."""
+    if name not in MODELS:
+        raise ModelError(f"unknown model {name!r}; expected one of {', '.join(MODELS)}")
+    return MODELS[name]

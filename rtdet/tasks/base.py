@@ -1,0 +1,60 @@
+"""The task contract: the functions the workflows, the evaluator and the deploy code call.
+
+Each task module builds one :class:`Task` from its own functions. Shapes and
+frames are the task's business; the callers only pass what one function returns
+to the next:
+
+- data: ``open_split(cfg, split) -> dataset`` (``.names``, ``.report``, ``len``) and
+  ``build_loader(dataset, cfg, train, epochs=, seed=, sampler=)`` yielding
+  ``(images uint8 [B, 3, H, W], targets list[dict])``;
+- scoring: ``collect(prediction, target) -> (record, target record)`` per image,
+  on the CPU in original pixels (the gathered lists feed ``metric_fn(names)`` and
+  ``final_report``); ``metric`` names the number that picks best.pt;
+- deployment: ``preprocess(image uint8 HxWx3 RGB, imgsz) -> (input float [1, 3, S, S],
+  geometry)``; ``predictions(outputs tuple of tensors [B, ...], input (H, W), settings) -> B
+  eval-mode predictions`` (what the PyTorch model returns in eval mode, from the export
+  outputs, so an ONNX Runtime session can stand in for the model);
+  ``decode(outputs, geometry, image shape, names, settings) -> result`` for one image; ``annotate(image, result) -> image``; ``records(result,
+  image_name) -> list of json-ready dicts``; ``settings(cfg) -> dict`` the decoding
+  settings of delivered results;
+- defaults: ``resolve_defaults(cfg) -> cfg`` fills the settings the user did not give with
+  the task's own defaults (saved in the run's config.yaml, so a run says what it used).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+
+@dataclass
+class RunResult:
+    """What a training or validation run leaves behind."""
+
+    out: Path  # the run folder
+    metrics: dict[str, float]  # detect: the 12 COCO numbers and P/R/F1 summaries; classify: accuracy and more
+    weights: Path | None = None  # best.pt (training) or the evaluated checkpoint
+    files: list[Path] = field(default_factory=list)  # pictures and json files written
+    task: str = "detect"
+
+
+@dataclass(frozen=True)
+class Task:
+    """One task's functions (see the module docstring for each one's contract)."""
+
+    name: str
+    metric: str  # the validation number that picks best.pt (higher is better)
+    open_split: Callable[..., Any]
+    build_loader: Callable[..., Any]
+    collect: Callable[[dict, dict], tuple[dict, dict]]
+    metric_fn: Callable[[list[str]], Callable[[list[dict], list[dict]], dict[str, float]]]
+    final_report: Callable[..., RunResult]
+    summary: Callable[[RunResult], str]
+    preprocess: Callable[..., Any]
+    predictions: Callable[..., list[dict]]
+    decode: Callable[..., Any]
+    annotate: Callable[..., Any]
+    records: Callable[..., list[dict]]
+    settings: Callable[..., dict[str, Any]]
+    resolve_defaults: Callable[[Any], Any] = lambda cfg: cfg  # the task's defaults for settings not given

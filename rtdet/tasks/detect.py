@@ -1,0 +1,197 @@
+"""The detect task: boxes in, boxes out, the official COCO numbers.
+
+Frames: the loader letterboxes each image to the input size and records
+``target["letterbox"] = (scale, pad_x, pad_y)`` and ``target["orig_size"]``;
+models predict in that input frame. :func:`to_original` is the one place where
+detections go back to original pixels (clipped to the image), for validation,
+``val``, ``predict``, ``bench`` and the Python API alike, so that what is scored
+is what is delivered.
+
+Box format everywhere: absolute ``xyxy`` float32 pixels.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from rtdet.boxes import unletterbox
+from rtdet.tasks.base import RunResult, Task
+
+COLOURS_SEED = 0
+
+
+# ---------------------------------------------------------------------------------------- data
+def open_split(cfg: Any, split: str) -> Any:
+    """The ``split`` of ``cfg.data.data`` (YOLO data.yaml, COCO json, VOC tree, ``digits``) as a DetectionDataset."""
+    from rtdet.data import open_dataset
+
+    return open_dataset(cfg.data.data, split, root=cfg.data.root or None)
+
+
+def build_loader(dataset: Any, cfg: Any, train: bool, *, epochs: int = 0, seed: int = 0, sampler: Any = None) -> Any:
+    """:func:`rtdet.data.build_loader` with the run's data and detect settings."""
+    from rtdet.data import build_loader as data_loader
+
+    return data_loader(dataset, cfg.data, train, detect=cfg.detect, epochs=epochs, seed=seed, sampler=sampler)
+
+
+# ---------------------------------------------------------------------------------------- frames
+def to_original(det: dict[str, Tensor], letterbox: tuple[float, float, float],
+                orig_size: tuple[int, int]) -> dict[str, Tensor]:
+    """One image's detections from the letterboxed input frame to original pixels, clipped to the image.
+
+    Args:
+        det: ``boxes`` [D, 4] xyxy input pixels, ``scores`` [D], ``labels`` [D] (any device, dtype).
+        letterbox: ``(scale, pad_x, pad_y)``: ``x_orig = (x - pad_x) / scale``.
+        orig_size: ``(height, width)`` of the original image.
+
+    Returns:
+        CPU tensors: ``boxes`` float32 [D, 4], ``scores`` float32 [D], ``labels`` int64 [D].
+    """
+    return {"boxes": unletterbox(det["boxes"].float().cpu(), letterbox, tuple(orig_size)),
+            "scores": det["scores"].float().cpu(), "labels": det["labels"].long().cpu()}
+
+
+def collect(pred: dict[str, Tensor], target: dict[str, Any]) -> tuple[dict, dict]:
+    """A prediction and its target in original pixels (CPU), tagged with the target's ``image_id``."""
+    lb = target.get("letterbox", (1.0, 0.0, 0.0))
+    p = {**to_original(pred, lb, target["orig_size"]), "image_id": target["image_id"]}
+    t = {k: (v.cpu() if torch.is_tensor(v) else v) for k, v in target.items()}
+    t["boxes"] = unletterbox(t["boxes"].float(), lb)  # ground truth lies inside the image already
+    return p, t
+
+
+# ---------------------------------------------------------------------------------------- metrics
+def metric_fn(names: list[str]):
+    """The 12 official COCO numbers ("AP", "AP50", ... "ARl") of gathered predictions and targets."""
+
+    def coco(preds: list[dict[str, Any]], targets: list[dict[str, Any]]) -> dict[str, float]:
+        from rtdet.metrics.coco import evaluate_predictions
+
+        return dict(evaluate_predictions(preds, targets, names, frame="original").stats)
+
+    return coco
+
+
+@torch.no_grad()
+def final_report(model: Any, loader: Any, names: list[str], out: Path, device: torch.device,
+                 save_json: bool = False, predictions: tuple[list, list] | None = None) -> RunResult:
+    """Official COCO table, P/R/F1, pictures and ``metrics.json`` for ``model`` on ``loader``.
+
+    With ``save_json`` the same predictions are also written as ``detections.json``
+    in COCO results format (bbox xywh in original pixels) with the data set's own
+    image and category ids. ``predictions``: ``(predictions, targets)`` this model
+    already produced on ``loader`` (its last validation during training), used
+    instead of running it again.
+    """
+    from rtdet.data.preview import prediction_grid
+    from rtdet.engine.evaluate import predict_all
+    from rtdet.data.coco import detections_to_coco_results
+    from rtdet.metrics.coco import COCO_KEYS
+    from rtdet.metrics.report import detection_report
+
+    if predictions is None:
+        preds, targets, _ = predict_all(model.to(device).eval(), loader, device, collect)
+    else:
+        preds, targets = predictions
+    report = detection_report(preds, targets, names, out_dir=out)
+    metrics = {k: report.coco.stats[k] for k in COCO_KEYS}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    files = [*report.plots, out / "metrics.json"]
+    files.append(prediction_grid(loader.dataset.base, preds, names, out / "val_predictions.png"))
+    if save_json:
+        dets = detections_to_coco_results(preds, loader.dataset.base)
+        (out / "detections.json").write_text(json.dumps(dets))
+        files.append(out / "detections.json")
+    print(report.text())
+    best = report.prf.best
+    extra = {**best.mean(), "best_conf": best.conf}
+    return RunResult(out, {**metrics, **extra}, None, files, task="detect")
+
+
+def summary(result: RunResult) -> str:
+    ap, ap50 = result.metrics.get("AP", float("nan")), result.metrics.get("AP50", float("nan"))
+    return f"mAP50-95 {ap:.4f}  mAP50 {ap50:.4f}  weights {result.weights}  results in {result.out}"
+
+
+# ---------------------------------------------------------------------------------------- deployment
+def settings(cfg: Any, scoring: bool = False) -> dict[str, Any]:
+    """Decoding settings of :func:`rtdet.models.postprocess.postprocess`: ``detect.conf`` for delivered
+    detections, ``detect.val_conf`` when ``scoring``."""
+    d = cfg.detect
+    return {"conf": d.val_conf if scoring else d.conf, "iou": d.iou, "method": d.nms, "max_det": d.max_det}
+
+
+def preprocess(image: np.ndarray, imgsz: int) -> tuple[Tensor, tuple[tuple[float, float, float], int]]:
+    """uint8 HxWx3 RGB -> (float32 [1, 3, imgsz, imgsz] in [0, 1], (letterbox, imgsz))."""
+    from rtdet.deploy.images import to_input
+
+    x, lb = to_input(image, imgsz)
+    return x, (lb, imgsz)
+
+
+def predictions(outputs: tuple[Tensor, ...], input_size: tuple[int, int], settings: dict[str, Any]) -> list[dict]:
+    """Export outputs ``(boxes [B, N, 4] xyxy input pixels, scores [B, N, K])`` -> B dicts ``boxes``/``scores``/
+    ``labels`` in the input frame: confidence filter, NMS and ``max_det`` per ``settings``."""
+    from rtdet.models.postprocess import postprocess
+
+    boxes, scores = outputs
+    return postprocess(boxes, scores, image_size=tuple(input_size), **settings)
+
+
+def decode(outputs: tuple[Tensor, ...], geometry: tuple[tuple[float, float, float], int],
+           shape: tuple[int, ...], names: list[str], settings: dict[str, Any]) -> dict[str, Any]:
+    """Raw ``(boxes [1, N, 4] xyxy input pixels, scores [1, N, K])`` of one image -> its detections:
+    ``boxes`` float32 [D, 4] xyxy original pixels (clipped), ``scores`` [D], ``labels`` int64 [D],
+    ``names`` list[str]; sorted by score."""
+    lb, size = geometry
+    det = to_original(predictions(outputs, (size, size), settings)[0], lb, shape[:2])
+    det["names"] = [names[int(c)] if 0 <= c < len(names) else str(int(c)) for c in det["labels"]]
+    return det
+
+
+def annotate(image: np.ndarray, result: dict[str, Any]) -> np.ndarray:
+    """A copy of ``image`` (uint8 HxWx3 RGB) with each box, its class name and score drawn
+    (torchvision's ``draw_bounding_boxes``, one colour per class)."""
+    from torchvision.utils import draw_bounding_boxes
+
+    if len(result["scores"]) == 0:
+        return np.ascontiguousarray(image).copy()
+    chw = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
+    labels = [f"{n} {s:.2f}" for n, s in zip(result["names"], result["scores"].tolist())]
+    colours = [_colour(int(c)) for c in result["labels"]]
+    width = max(1, round(max(image.shape[:2]) / 400))
+    drawn = draw_bounding_boxes(chw, result["boxes"].float(), labels=labels, colors=colours, width=width)
+    return drawn.permute(1, 2, 0).numpy().copy()
+
+
+def _colour(label: int) -> tuple[int, int, int]:
+    rng = np.random.default_rng(label + COLOURS_SEED)
+    return tuple(int(v) for v in rng.integers(40, 256, 3))
+
+
+def records(result: dict[str, Any], image_name: str, frame: int | None = None) -> list[dict[str, Any]]:
+    """``detections.json`` entries of one image: ``{"image", "bbox": [x, y, w, h] original pixels
+    (0.01 px), "score", "category": class index, "name"}`` (+ ``"frame"`` for videos)."""
+    recs = []
+    for (x1, y1, x2, y2), score, label, name in zip(result["boxes"].tolist(), result["scores"].tolist(),
+                                                    result["labels"].tolist(), result["names"]):
+        rec = {"image": image_name, "bbox": [round(x1, 2), round(y1, 2), round(x2 - x1, 2), round(y2 - y1, 2)],
+               "score": round(score, 5), "category": int(label), "name": name}
+        if frame is not None:
+            rec["frame"] = frame
+        recs.append(rec)
+    return recs
+
+
+TASK = Task(name="detect", metric="AP", open_split=open_split, build_loader=build_loader, collect=collect,
+            metric_fn=metric_fn, final_report=final_report, summary=summary, preprocess=preprocess,
+            predictions=predictions, decode=decode,
+            annotate=annotate, records=records, settings=settings)
