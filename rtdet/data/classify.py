@@ -46,7 +46,7 @@ import cv2
 import numpy as np
 import torch
 
-from rtdet.data.dataset import IMAGE_SUFFIXES, ImageError, probe_images, read_image
+from rtdet.data.dataset import FileFinder, ImageError, is_image_file, probe_images, read_image
 from rtdet.data.report import Report
 from rtdet.data.yolo import DataFormatError
 
@@ -199,7 +199,7 @@ def read_image_folder(root: str | Path, split: str) -> ClassificationDataset:
     files: list[Path] = []
     labels: list[int] = []
     for entry in sorted(split_dir.iterdir()):
-        if entry.is_file() and entry.suffix.lower() in IMAGE_SUFFIXES:
+        if entry.is_file() and is_image_file(entry):
             report.add(str(entry), f"image outside a class folder (expected {split}/<class>/<image>)")
             report.skipped_images += 1
     for c, name in enumerate(names):
@@ -207,7 +207,7 @@ def read_image_folder(root: str | Path, split: str) -> ClassificationDataset:
         if not folder.is_dir():
             continue  # a class without images in this split
         for f in sorted(p for p in folder.rglob("*") if p.is_file()):
-            if f.suffix.lower() in IMAGE_SUFFIXES:
+            if is_image_file(f):
                 files.append(f)
                 labels.append(c)
             else:
@@ -343,7 +343,7 @@ def _csv_rows(path: Path, report: Report) -> list[tuple[int, str, str]]:
         fields = [f.strip() for f in fields]
         if not any(fields):
             continue
-        if line == 1 and Path(fields[0]).suffix.lower() not in IMAGE_SUFFIXES:
+        if line == 1 and not is_image_file(fields[0]):
             continue  # header
         if len(fields) != 2 or not fields[0] or not fields[1]:
             report.add(str(path), f"expected 2 fields 'path,label', got {len(fields)}: {','.join(fields)!r}", line)
@@ -367,7 +367,8 @@ def csv_classes(files: list[Path]) -> list[str]:
 def read_csv(path: str | Path, names: list[str] | None = None) -> ClassificationDataset:
     """Images listed in a CSV of ``path,label`` rows (header optional, ``csv`` module quoting).
 
-    Paths are relative to the CSV's folder (or absolute). A label is a class
+    Paths are relative to the CSV's folder (or absolute); a file whose suffix
+    differs only in case (``x.JPG`` for ``x.jpg``) is found. A label is a class
     name or an integer index into ``names`` (default: :func:`csv_classes` of this
     file alone). Bad rows, unknown labels and unreadable images are problems
     named by file and line, and are skipped.
@@ -377,6 +378,7 @@ def read_csv(path: str | Path, names: list[str] | None = None) -> Classification
     index = {n: i for i, n in enumerate(names)}
     report = ClassificationReport(name=str(path))
     files, labels, where = [], [], []
+    finder = FileFinder()
     for line, file, label in _csv_rows(path, report):
         c = int(label) if _INT.fullmatch(label) else index.get(label, -1)
         if not 0 <= c < len(names):
@@ -386,8 +388,8 @@ def read_csv(path: str | Path, names: list[str] | None = None) -> Classification
                 report.add(str(path), f"unknown class {label!r}", line)
             report.skipped_images += 1
             continue
-        f = Path(file)
-        files.append(f if f.is_absolute() else path.parent / f)
+        f = Path(file) if Path(file).is_absolute() else path.parent / file
+        files.append(finder.find(f) or f)
         labels.append(c)
         where.append((str(path), line))
     kept, kept_labels = _probed(files, labels, report, where)

@@ -162,21 +162,21 @@ class ClassifyTransform:
 
 
 class ClassificationPipeline(torch.utils.data.Dataset):
-    """``pipe[i] -> (image uint8 [3, S, S], target dict of the data set)`` with the epoch's randomness.
+    """``pipe[i] -> (image uint8 [3, S, S], target dict of pipe.dataset)`` with the epoch's randomness.
 
     The epoch lives in a shared-memory tensor, so ``set_epoch`` in the main
     process reaches persistent workers too.
     """
 
     def __init__(self, dataset: ClassificationDataset, transform: ClassifyTransform, seed: int = 0):
-        self.base, self.transform, self.seed = dataset, transform, seed
+        self.dataset, self.transform, self.seed = dataset, transform, seed
         self._epoch = torch.zeros(1, dtype=torch.int64).share_memory_()
 
-    names = property(lambda self: self.base.names)
-    report = property(lambda self: self.base.report)
+    names = property(lambda self: self.dataset.names)
+    report = property(lambda self: self.dataset.report)
 
     def __len__(self) -> int:
-        return len(self.base)
+        return len(self.dataset)
 
     def set_epoch(self, epoch: int) -> None:
         self._epoch[0] = epoch
@@ -189,13 +189,13 @@ class ClassificationPipeline(torch.utils.data.Dataset):
         for attempt in range(len(self)):
             j = (i + attempt) % len(self)
             try:
-                image, target = self.base[j]
+                image, target = self.dataset[j]
             except ImageError as e:  # a file that went bad after the data set was read
                 warnings.warn(f"skipping unreadable sample: {e}", RuntimeWarning, stacklevel=2)
                 continue
             rng = np.random.default_rng([self.seed, self.epoch, j]) if self.transform.train else None
             return self.transform(image, rng), target
-        raise ImageError(f"{self.base.source}: no readable image in the data set")
+        raise ImageError(f"{self.dataset.source}: no readable image in the data set")
 
 
 def mixup_batch(images: torch.Tensor, soft: torch.Tensor, lam: float) -> tuple[torch.Tensor, torch.Tensor]:

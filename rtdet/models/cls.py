@@ -1,11 +1,15 @@
 """Image classifiers: the detector's CSP backbone with a pooled linear head, and LeNet-5.
 
-Contract (both models, like the detectors'): ``model(images, targets)`` in
-training mode returns ``{"loss_cls": scalar}``; in eval mode ``model(images)``
-returns one dict ``{"probs": float32 [K]}`` per image. ``images`` are float
-``[B, 3, H, W]`` RGB in ``[0, 1]``. :meth:`forward_raw` is the export output,
-softmax probabilities ``[B, K]``. Targets are dicts with ``"label"`` (int) and,
-from mixup / cutmix, ``"soft"`` (float [K]); see :class:`rtdet.losses.cls_loss.ClassificationLoss`.
+Contract (:class:`rtdet.models.base.RtdetModel`, task ``classify``):
+``model(images, targets)`` in training mode returns ``{"loss_cls": scalar}``;
+in eval mode ``model(images)`` returns one dict ``{"probs": float32 [K]}`` per
+image. ``images`` are float ``[B, 3, H, W]`` RGB in ``[0, 1]``.
+:meth:`ClassifierBase.forward_raw` is the export output ``(probs,)``: softmax
+probabilities float32 ``[B, K]``, the ONNX output named ``probs``. Targets are
+dicts with ``"label"`` (int) and, from mixup / cutmix, ``"soft"`` (float [K]);
+see :class:`rtdet.losses.cls_loss.ClassificationLoss`. The family's config
+section ``cls`` (label smoothing, dropout) reaches a built model through
+:func:`apply_cls_settings`.
 
 ``rtdet-cls-n`` / ``-s`` use the backbone of ``rtdet-n`` / ``-s`` (same widths,
 depths, blocks, activation and normalization options) under the attribute name
@@ -15,7 +19,7 @@ classification, then fine-tune detection).
 
 Example:
     >>> model = build_classifier("rtdet-cls-n", num_classes=10).eval()
-    >>> model.forward_raw(torch.rand(2, 3, 32, 32)).shape
+    >>> model.forward_raw(torch.rand(2, 3, 32, 32))[0].shape
     torch.Size([2, 10])
 """
 
@@ -24,23 +28,27 @@ from __future__ import annotations
 from functools import partial
 from typing import Any, Callable
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from rtdet.errors import ModelError
 from rtdet.losses.cls_loss import ClassificationLoss
 from rtdet.models.backbones import CSPBackbone
-from rtdet.models.layers import fuse_conv_bn, make_act
+from rtdet.models.base import RtdetModel
+from rtdet.models.layers import make_act
+from rtdet.models.yolo import SCALES
 
-# classifier name -> the detector scale whose backbone it uses (rtdet.models.SCALES)
+# classifier name -> the detector scale whose backbone it uses (rtdet.models.yolo.SCALES)
 CLS_SCALES = {"rtdet-cls-n": "rtdet-n", "rtdet-cls-s": "rtdet-s"}
 BACKBONE_KEYS = ("channels", "depths", "act", "dw_backbone")  # the scale entries that shape the backbone
 LENET_SIZE = 32  # LeNet-5's input side (MNIST's 28x28 digits padded to 32x32 in the original paper)
 
 
-class ClassifierBase(nn.Module):
+class ClassifierBase(RtdetModel):
     """Shared contract of the classifiers; subclasses define :meth:`logits` ``[B, 3, H, W] -> [B, K]``."""
 
+    task = "classify"
+    output_names = ("probs",)
     num_classes: int
     criterion: ClassificationLoss
 
@@ -58,9 +66,17 @@ class ClassifierBase(nn.Module):
             raise ValueError(f"label_smoothing must be in [0, 1), got {value}")
         self.criterion.label_smoothing = float(value)
 
-    def forward_raw(self, images: Tensor) -> Tensor:
-        """Export path: softmax probabilities float [B, K]."""
-        return self.logits(images).float().softmax(1)
+    def forward_raw(self, images: Tensor) -> tuple[Tensor]:
+        """Export path: ``(probs,)``, softmax probabilities float32 [B, K]."""
+        return (self.logits(images).float().softmax(1),)
+
+    def set_dropout(self, p: float) -> None:
+        """Dropout probability of every dropout layer (the head's)."""
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {p}")
+        for m in self.modules():
+            if isinstance(m, nn.Dropout):
+                m.p = float(p)
 
     def forward(self, images: Tensor, targets: list[dict] | None = None) -> dict[str, Tensor] | list[dict[str, Tensor]]:
         """Training: ``{"loss_cls": scalar}`` (needs ``targets``). Eval: B dicts ``{"probs": float32 [K]}``."""
@@ -69,7 +85,7 @@ class ClassifierBase(nn.Module):
                 raise ValueError(f"{type(self).__name__}.forward in training mode needs targets "
                                  "(call model.eval() to predict)")
             return self.criterion(self.logits(images), targets)
-        return [{"probs": p} for p in self.forward_raw(images)]
+        return [{"probs": p} for p in self.forward_raw(images)[0]]
 
     def predict_with_loss(self, images: Tensor, targets: list[dict]
                           ) -> tuple[list[dict[str, Tensor]], dict[str, Tensor]]:
@@ -77,11 +93,6 @@ class ClassifierBase(nn.Module):
         logits = self.logits(images)
         probs = logits.float().softmax(1)
         return [{"probs": p} for p in probs], self.criterion(logits, targets)
-
-    def fuse(self) -> ClassifierBase:
-        """Fold BatchNorm into convolutions for inference (in place); returns ``self`` in eval mode."""
-        fuse_conv_bn(self.eval())
-        return self
 
 
 class Classifier(ClassifierBase):
@@ -145,8 +156,6 @@ class LeNet5(ClassifierBase):
 
 
 def _build_cls(name: str, num_classes: int, act: str | None = None, norm: str = "bn", **overrides: Any) -> Classifier:
-    from rtdet.models import SCALES  # at call time: the registry in rtdet.models may import this module
-
     scale = SCALES[CLS_SCALES[name]]
     kwargs = {**{k: scale[k] for k in BACKBONE_KEYS if k in scale}, **overrides, "norm": norm}
     if act:
@@ -178,7 +187,14 @@ def build_classifier(name: str, num_classes: int, act: str | None = None, norm: 
         overrides: any :class:`Classifier` / :class:`LeNet5` keyword (e.g. ``dropout=0.2``).
 
     ``model.build_args`` rebuilds the same architecture: ``build_classifier(**model.build_args)``.
+    The registry (:data:`rtdet.registry.MODELS`) names this function as the builder of these models.
     """
     if name not in CLASSIFIERS:
-        raise ValueError(f"unknown classifier {name!r}; expected one of {', '.join(CLASSIFIERS)}")
+        raise ModelError(f"unknown classifier {name!r}; expected one of {', '.join(CLASSIFIERS)}")
     return CLASSIFIERS[name](num_classes, act=act, norm=norm, **overrides)
+
+
+def apply_cls_settings(model: ClassifierBase, settings: Any) -> None:
+    """Apply the ``cls`` config section (:class:`rtdet.config.ClsConfig`: ``label_smoothing``, ``dropout``)."""
+    model.label_smoothing = settings.label_smoothing
+    model.set_dropout(settings.dropout)

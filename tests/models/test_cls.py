@@ -4,10 +4,14 @@ import pytest
 import torch
 from torch import nn
 
+from rtdet.config import load_config
 from rtdet.engine.checkpoint import load_pretrained
-from rtdet.models import build_model
+from rtdet.errors import ModelError
+from rtdet.models import build_from_config, build_model
+from rtdet.models.base import RtdetModel
 from rtdet.models.cls import CLASSIFIERS, CLS_SCALES, build_classifier
 from rtdet.models.info import model_info
+from rtdet.registry import MODELS
 from tests.models.test_layers import _randomize_bn
 
 NAMES = list(CLASSIFIERS)
@@ -19,7 +23,11 @@ def _targets(labels):
 
 def test_registry_and_unknown_names():
     assert set(CLASSIFIERS) == {"rtdet-cls-n", "rtdet-cls-s", "lenet"}
-    with pytest.raises(ValueError, match="unknown classifier 'rtdet-cls-x'"):
+    assert set(CLASSIFIERS) == {n for n, s in MODELS.items() if s.task == "classify"}  # the registry's entries
+    for name in CLASSIFIERS:
+        model = build_model(name, 3)  # through the registry
+        assert isinstance(model, RtdetModel) and model.task == "classify" and model.output_names == ("probs",)
+    with pytest.raises(ModelError, match="unknown classifier 'rtdet-cls-x'"):
         build_classifier("rtdet-cls-x", 10)
     with pytest.raises(ValueError, match="lenet has no normalization"):
         build_classifier("lenet", 10, norm="gn")
@@ -43,7 +51,7 @@ def test_train_and_eval_contract(name, size):
     model.eval()
     with torch.no_grad():
         out = model(images)
-        raw = model.forward_raw(images)
+        (raw,) = model.forward_raw(images)
     assert len(out) == 3 and all(set(o) == {"probs"} for o in out)
     assert out[0]["probs"].shape == (7,) and out[0]["probs"].dtype == torch.float32
     assert raw.shape == (3, 7) and (raw >= 0).all()
@@ -56,7 +64,7 @@ def test_train_and_eval_contract(name, size):
 
 def test_lenet_takes_28_pixel_digits():
     model = build_classifier("lenet", 10).eval()
-    assert model.forward_raw(torch.rand(2, 3, 28, 28)).shape == (2, 10)
+    assert model.forward_raw(torch.rand(2, 3, 28, 28))[0].shape == (2, 10)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -89,6 +97,14 @@ def test_label_smoothing_is_settable():
         model.label_smoothing = 1.5
 
 
+def test_cls_config_section_reaches_the_model():
+    cfg = load_config(None, {"model": "rtdet-cls-n", "label_smoothing": 0.2, "dropout": 0.3})
+    model = build_from_config(cfg, 10)
+    assert model.label_smoothing == 0.2 and model.head.dropout.p == 0.3
+    default = build_from_config(load_config(None, {"model": "lenet"}), 10)
+    assert default.label_smoothing == cfg.cls.__class__().label_smoothing
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_fuse_keeps_outputs(name):
     torch.manual_seed(0)
@@ -97,9 +113,9 @@ def test_fuse_keeps_outputs(name):
     model.eval()
     x = torch.rand(4, 3, 32, 32)
     with torch.no_grad():
-        before = model.forward_raw(x)
+        (before,) = model.forward_raw(x)
         fused = model.fuse()
-        after = fused.forward_raw(x)
+        (after,) = fused.forward_raw(x)
     assert fused is model and not model.training
     assert not any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
     torch.testing.assert_close(after, before, atol=1e-5, rtol=0)
