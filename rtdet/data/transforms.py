@@ -25,6 +25,7 @@ import numpy as np
 from rtdet.boxes import unletterbox  # noqa: F401 (re-exported)
 
 PAD_VALUE = 114  # grey padding, the usual letterbox colour
+_IDENTITY = np.eye(3)[:2]
 
 
 @dataclass
@@ -103,18 +104,21 @@ def random_affine_matrix(rng: np.random.Generator, in_shape: tuple[int, int], ou
     return scale_translate(1, tx, ty) @ sh @ rot @ c_in
 
 
-def warp_image(image: np.ndarray, matrix: np.ndarray, out_shape: tuple[int, int]) -> np.ndarray:
+def warp_image(image: np.ndarray, matrix: np.ndarray, out_shape: tuple[int, int],
+               border: int = cv2.BORDER_CONSTANT) -> np.ndarray:
     """Resample ``image`` with the continuous-coordinate 3x3 ``matrix`` into ``out_shape = (h, w)``.
 
     OpenCV addresses pixel centres by integer indices, so the matrix is
-    conjugated by a half-pixel shift to keep image and boxes aligned.
+    conjugated by a half-pixel shift to keep image and boxes aligned. Pixels
+    from outside the image are grey (``PAD_VALUE``) with the default ``border``,
+    or any other ``cv2.BORDER_*`` mode (classification replicates the edge).
     """
-    half = scale_translate(1, 0.5, 0.5)
-    m = np.linalg.inv(half) @ matrix @ half
-    if np.allclose(m, np.eye(3)) and image.shape[:2] == tuple(out_shape):
+    m = matrix[:2].astype(np.float64)  # affine: half^-1 @ matrix @ half in closed form (no 3x3 inverse)
+    m[:, 2] += m[:, :2].sum(1) * 0.5 - 0.5
+    if image.shape[:2] == tuple(out_shape) and (np.abs(m - _IDENTITY) <= 1e-8 + 1e-5 * np.abs(_IDENTITY)).all():  # np.allclose, faster
         return image
-    return cv2.warpAffine(image, m[:2], (out_shape[1], out_shape[0]), flags=cv2.INTER_LINEAR,
-                          borderValue=(PAD_VALUE,) * 3)
+    return cv2.warpAffine(image, m, (out_shape[1], out_shape[0]), flags=cv2.INTER_LINEAR,
+                          borderMode=border, borderValue=(PAD_VALUE,) * 3)
 
 
 def transform_boxes(boxes: np.ndarray, matrix: np.ndarray) -> np.ndarray:

@@ -5,13 +5,14 @@
 - :mod:`rtdet.metrics.prf`: precision / recall / F1 per class, PR curves, confusion matrix.
 - :mod:`rtdet.metrics.plots`: PR, F1-confidence and confusion-matrix pictures.
 - :mod:`rtdet.metrics.report`: all of the above in one call for a validation loop.
-- :mod:`rtdet.metrics.classification`: accuracy, top-k, per-class P/R, ROC / AUC.
+- :mod:`rtdet.metrics.classification`: accuracy, top-k, per-class P/R/F1, confusion, ROC / AUC, PR / AP
+  (scikit-learn); :mod:`rtdet.metrics.classification_plots`: their pictures.
 
-Importing this package imports NumPy only; faster-coco-eval and matplotlib are
-loaded when first used.
+Importing this package imports NumPy only; faster-coco-eval, scikit-learn and matplotlib
+are loaded when first used.
 """
 
-from rtdet.metrics.classification import classification_metrics
+from rtdet.metrics.classification import ClassificationResult, classification_report
 from rtdet.metrics.coco import COCO_KEYS, CocoResult, evaluate, evaluate_predictions, format_table
 from rtdet.metrics.prf import confusion_matrix, precision_recall_f1
 from rtdet.metrics.report import DetectionReport, detection_report
@@ -20,10 +21,11 @@ from rtdet.metrics.voc import evaluate_voc, voc_ap
 
 __all__ = [
     "COCO_KEYS",
+    "ClassificationResult",
     "CocoResult",
     "DetectionReport",
     "MetricsInputError",
-    "classification_metrics",
+    "classification_report",
     "confusion_matrix",
     "detection_report",
     "evaluate",
