@@ -20,6 +20,7 @@ from typing import Any
 
 from rtdet.config import Config
 from rtdet.engine import Trainer, dist, make_evaluator, resume_config, seed_everything
+from rtdet.engine.denormal import flush_denormal
 from rtdet.engine.hooks import Checkpointer
 from rtdet.engine.trainer import resolve_device
 from rtdet.errors import ModelError
@@ -46,7 +47,15 @@ def open_splits(cfg: Config, task: Task) -> tuple[Any, Any]:
 
 
 def train(cfg: Config, progress: bool = True) -> RunResult:
-    """Train ``cfg.model.model`` on ``cfg.data.data``; validate, checkpoint and draw into ``cfg.train.out``."""
+    """Train ``cfg.model.model`` on ``cfg.data.data``; validate, checkpoint and draw into ``cfg.train.out``.
+
+    Denormal floats are flushed to zero meanwhile (:mod:`rtdet.engine.denormal`: up to 4.5x faster on CPUs).
+    """
+    with flush_denormal():
+        return _train(cfg, progress)
+
+
+def _train(cfg: Config, progress: bool) -> RunResult:
     info = dist.init_distributed()
     if cfg.train.resume:  # continue exactly: the checkpoint's own settings, not today's defaults
         cfg = resume_config(cfg.train.resume)
@@ -96,6 +105,11 @@ def _last_validation_is_best(trainer: Trainer) -> bool:
 def validate(weights: str | Path, cfg: Config, out: str | Path | None = None, save_json: bool = False) -> RunResult:
     """Score a checkpoint (or an exported ``.onnx``, run by ONNX Runtime) on the ``val`` split of
     ``cfg.data.data`` with the task's official metrics."""
+    with flush_denormal():
+        return _validate(weights, cfg, out, save_json)
+
+
+def _validate(weights: str | Path, cfg: Config, out: str | Path | None, save_json: bool) -> RunResult:
     from rtdet.deploy.runtime import BackendModel, OrtBackend, eval_model
 
     if Path(weights).suffix == ".onnx":  # static graph: square inputs of its own size
