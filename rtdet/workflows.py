@@ -47,7 +47,7 @@ def open_splits(cfg: Config, task: Task) -> tuple[Any, Any]:
 
 def train(cfg: Config, progress: bool = True) -> RunResult:
     """Train ``cfg.model.model`` on ``cfg.data.data``; validate, checkpoint and draw into ``cfg.train.out``."""
-    info = dist.init_distributed()
+    info = dist.init_distributed("gloo" if cfg.train.device == "cpu" else None)
     if cfg.train.resume:  # continue exactly: the checkpoint's own settings, not today's defaults
         cfg = resume_config(cfg.train.resume)
     task = get_task(task_for(cfg))
@@ -59,10 +59,10 @@ def train(cfg: Config, progress: bool = True) -> RunResult:
     train_ds, val_ds = open_splits(cfg, task)
     model = build_from_config(cfg, cfg.model.num_classes or len(train_ds.names))
     model.set_postprocess(**task.settings(cfg, scoring=True))
-    sampler = dist.train_sampler(train_ds, shuffle=True, seed=cfg.train.seed) if info.world_size > 1 else None
+    sampler = dist.train_sampler(train_ds, shuffle=True, seed=cfg.train.seed)  # N ranks x b == 1 process x N*b
     train_loader = task.build_loader(train_ds, cfg, True, epochs=cfg.train.epochs, seed=cfg.train.seed,
                                      sampler=sampler)
-    val_sampler = dist.ShardSampler(len(val_ds)) if info.world_size > 1 else None
+    val_sampler = dist.ShardSampler(val_ds) if info.world_size > 1 else None
     val_loader = task.build_loader(val_ds, cfg, False, sampler=val_sampler)
     evaluate = make_evaluator(val_loader, task.metric_fn(train_ds.names), task.collect, val_loss=True)
     meta = {"names": train_ds.names, "task": task.name, **dataset_meta(train_ds)}
@@ -75,7 +75,8 @@ def train(cfg: Config, progress: bool = True) -> RunResult:
         reuse = evaluate.last if _last_validation_is_best(trainer) else None
         trained = load_trained(weights)
         trained.model.set_postprocess(**task.settings(cfg, scoring=True))
-        final = task.final_report(trained.model, val_loader, train_ds.names, out, trainer.device, predictions=reuse)
+        full_val = val_loader if val_sampler is None else task.build_loader(val_ds, cfg, False)  # every val image
+        final = task.final_report(trained.model, full_val, train_ds.names, out, trainer.device, predictions=reuse)
         result.metrics, result.files = final.metrics, final.files
     dist.cleanup()
     return result

@@ -113,8 +113,8 @@ class Trainer:
         self.optimizer = build_optimizer(self.model, cfg.optim, weight_decay=wd)
         self.schedule = LRSchedule(cfg.optim, cfg.train.epochs, len(train_loader))
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.train.amp == "fp16")
+        self.net = self._wrap_ddp(self.model)  # broadcasts rank 0's weights: every rank's EMA copy starts alike
         self.ema = ModelEMA(self.model, cfg.train.ema_decay, cfg.train.ema_tau) if cfg.train.ema else None
-        self.net = self._wrap_ddp(self.model)
         self.start_epoch, self.epoch, self.iter, self.batch_index = 0, 0, 0, 0
         self.losses: dict[str, float] = {}  # the current batch's losses
         self.epoch_losses: dict[str, float] = {}  # running (then rank-averaged) epoch means
