@@ -11,6 +11,7 @@ explicit value (YAML or flag) always wins. Handlers import their modules lazily 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import typing
 from pathlib import Path
@@ -403,6 +404,10 @@ def _add_metrics_parser(sub: argparse._SubParsersAction) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    log = logging.getLogger("rtdet")  # the library's info lines (resumed from, stopped early, ...) reach the user
+    if not log.handlers:
+        log.addHandler(logging.StreamHandler())
+        log.setLevel(logging.INFO)
     try:
         return int(args.handler(args) or 0)
     except RtdetError as e:  # bad input a person can correct: one line, no traceback

@@ -21,6 +21,7 @@ from typing import Any
 from rtdet.config import Config
 from rtdet.engine import Trainer, dist, make_evaluator, resume_config, seed_everything
 from rtdet.engine.hooks import Checkpointer
+from rtdet.engine.resume import requested_settings
 from rtdet.engine.trainer import resolve_device
 from rtdet.errors import ModelError
 from rtdet.models import build_from_config
@@ -46,10 +47,14 @@ def open_splits(cfg: Config, task: Task) -> tuple[Any, Any]:
 
 
 def train(cfg: Config, progress: bool = True) -> RunResult:
-    """Train ``cfg.model.model`` on ``cfg.data.data``; validate, checkpoint and draw into ``cfg.train.out``."""
+    """Train ``cfg.model.model`` on ``cfg.data.data``; validate, checkpoint and draw into ``cfg.train.out``.
+
+    With ``cfg.train.resume`` the checkpoint's settings apply; the explicit ones of ``cfg``
+    (``cfg.given``) are taken or refused as :mod:`rtdet.engine.resume` says.
+    """
+    if cfg.train.resume:
+        cfg = resume_config(cfg.train.resume, requested_settings(cfg))
     info = dist.init_distributed("gloo" if cfg.train.device == "cpu" else None)
-    if cfg.train.resume:  # continue exactly: the checkpoint's own settings, not today's defaults
-        cfg = resume_config(cfg.train.resume)
     task = get_task(task_for(cfg))
     cfg = task.resolve_defaults(cfg)
     if not cfg.train.metric:

@@ -271,6 +271,10 @@ class Checkpointer(Hook):
 
     Runs on every rank because the checkpoint gathers every rank's RNG state; only
     rank 0 writes. Also saves the resolved config as ``config.yaml`` at the start.
+    Each file is replaced atomically, and last.pt is written after best.pt and after
+    the other hooks' output for the epoch (results.csv): a run killed at any moment
+    resumes from a complete last.pt whose epoch is redone with the same result, and
+    results.csv is rewritten from the rows last.pt holds, so no row is duplicated.
     """
 
     priority = 90
@@ -300,10 +304,10 @@ class Checkpointer(Hook):
         if improved:
             self.best, self.best_epoch = value, trainer.epoch
         state = trainer.state_dict()
-        if trainer.is_main:
-            atomic_save(state, self.out / "weights" / "last.pt")
+        if trainer.is_main:  # best.pt first: a kill between the two writes redoes this epoch, and best.pt with it
             if improved:
                 atomic_save(state, self.out / "weights" / "best.pt")
+            atomic_save(state, self.out / "weights" / "last.pt")
 
     def state_dict(self) -> dict[str, Any]:
         return {"best": self.best, "best_epoch": self.best_epoch}

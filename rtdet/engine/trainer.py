@@ -293,6 +293,10 @@ class Trainer:
         saved = ckpt["schedule"]["iters_per_epoch"]
         if saved != self.schedule.iters_per_epoch:
             LOGGER.warning(f"{path}: {saved} batches per epoch when saved, {self.schedule.iters_per_epoch} now")
+        planned = ckpt["schedule"].get("epochs", self.schedule.epochs)
+        if planned != self.schedule.epochs:  # see LRSchedule: the decay is re-laid over the new total
+            dist.log_info(f"{path}: a run of {planned} epochs continues to {self.schedule.epochs}: the learning-rate "
+                          f"schedule and close_mosaic now count to epoch {self.schedule.epochs}")
         self.start_epoch, self.iter = int(ckpt["epoch"]), int(ckpt["iter"])
         self.metrics = dict(ckpt.get("metrics", {}))
         states = ckpt.get("hooks", {})

@@ -1,0 +1,54 @@
+"""Tiny `python -m rtdet train` runs for the engine's end-to-end tests: a 16-image digits set at 64 px."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[2]  # this checkout, so its rtdet is the one that runs
+NO_AUGMENT = ["--mosaic", "0", "--fliplr", "0", "--hsv-h", "0", "--hsv-s", "0", "--hsv-v", "0", "--translate", "0",
+              "--scale", "0"]
+
+
+def tiny_digits(folder: Path) -> Path:
+    """16 train and 8 val images of 64 x 64; returns the data.yaml."""
+    from rtdet.data.digits import generate_digits
+
+    return generate_digits(folder, n_train=16, n_val=8, imgsz=64, seed=1)
+
+
+def train_args(data: Path, out: Path, *extra: str) -> list[str]:
+    return ["train", "--data", str(data), "--imgsz", "64", "--workers", "0", "--device", "cpu", "--out", str(out),
+            *extra]
+
+
+def env(**extra: str) -> dict[str, str]:
+    path = os.pathsep.join(p for p in (extra.pop("PYTHONPATH", ""), str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    return dict(os.environ, PYTHONPATH=path, **extra)
+
+
+def rtdet(args: list[str], cwd: Path, torchrun: int = 0, timeout: float = 120, **env_extra: str
+          ) -> subprocess.CompletedProcess:
+    """Run ``python -m rtdet ARGS`` (under ``torch.distributed.run`` with ``torchrun`` processes)."""
+    launch = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={torchrun}", "--standalone"]
+    cmd = [*(launch if torchrun else [sys.executable]), "-m", "rtdet", *args]
+    return subprocess.run(cmd, cwd=cwd, env=env(**env_extra), capture_output=True, text=True, timeout=timeout)
+
+
+def popen(args: list[str], cwd: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "rtdet", *args], cwd=cwd, env=env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def tail(proc: subprocess.CompletedProcess, n: int = 2000) -> str:
+    return (proc.stdout + proc.stderr)[-n:]
+
+
+def weights(path: Path) -> dict[str, dict[str, torch.Tensor]]:
+    """The model and EMA tensors of a checkpoint."""
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    return {"model": ckpt["model"], "ema": ckpt["ema"]["module"]}
