@@ -52,3 +52,41 @@ def weights(path: Path) -> dict[str, dict[str, torch.Tensor]]:
     """The model and EMA tensors of a checkpoint."""
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     return {"model": ckpt["model"], "ema": ckpt["ema"]["module"]}
+
+
+# Imported at start-up by every Python process that has this folder's copy on PYTHONPATH (see
+# ``write_audit``): logs each file the process opens for writing or renames into WRITES_UNDER.
+WRITE_AUDIT = '''
+import os, sys
+if os.environ.get("WRITES_LOG") and os.environ.get("WRITES_UNDER"):
+    _under = os.environ["WRITES_UNDER"]
+    _log = open(os.environ["WRITES_LOG"] + "." + os.environ.get("RANK", "launcher"), "a", buffering=1)
+
+    def _audit(event, args):
+        if event == "open":
+            path, mode, flags = args
+            writing = any(c in mode for c in "wax+") if isinstance(mode, str) else bool(flags & (os.O_WRONLY | os.O_RDWR))
+        elif event == "os.rename":
+            path, writing = args[1], True
+        else:
+            return
+        if writing and isinstance(path, (str, os.PathLike)) and os.path.abspath(path).startswith(_under):
+            _log.write(event + " " + os.fspath(path) + "\\n")
+
+    sys.addaudithook(_audit)
+'''
+
+
+def write_audit(folder: Path) -> Path:
+    """A folder holding the ``sitecustomize`` above; put it first on PYTHONPATH."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "sitecustomize.py").write_text(WRITE_AUDIT)
+    return folder
+
+
+def read_rows(path: Path) -> dict[str, list[float]]:
+    """results.csv as columns."""
+    from rtdet.engine.hooks import read_csv
+
+    rows = read_csv(path)
+    return {k: [r[k] for r in rows] for k in rows[0]}

@@ -151,12 +151,12 @@ def _kill_when(proc, ready, timeout: float = 90) -> None:
     proc.wait()
 
 
-KILL_ARGS = ["--epochs", "3", "--batch", "8", "--deterministic", "--close-mosaic", "1", "--seed", "5"]
+KILL_ARGS = ["--epochs", "2", "--batch", "8", "--deterministic", "--close-mosaic", "1", "--seed", "5"]
 
 
 @pytest.fixture(scope="module")
 def straight(digits, tmp_path_factory) -> Path:
-    """An uninterrupted deterministic 3-epoch run (mosaic in epochs 1-2, off for the last)."""
+    """An uninterrupted deterministic 2-epoch run (mosaic in epoch 1, off in the last)."""
     out = tmp_path_factory.mktemp("straight") / "run"
     done = cli_runs.rtdet(cli_runs.train_args(digits, out, *KILL_ARGS), cwd=out.parent)
     assert done.returncode == 0, cli_runs.tail(done)
@@ -176,7 +176,7 @@ def _mid_epoch_2(weights: Path):
 
 
 def _mid_checkpoint_write(weights: Path):
-    """While the second last.pt is being written (its temporary file exists)."""
+    """While the second (final) last.pt is being written: its temporary file exists."""
     return lambda: (weights / "last.pt").is_file() and any(weights.glob(".last.pt.*.tmp"))
 
 
