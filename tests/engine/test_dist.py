@@ -100,6 +100,7 @@ def test_torchrun_sets_up_the_process_group(tmp_path):
     assert out["world"] == 2 and out["shards"] == [[0, 2, 4, 6], [1, 3, 5]]
     assert sorted(out["train"][0] + out["train"][1]) == list(range(8))  # disjoint halves of one permutation
     assert out["mean"] == {"x": 0.5}
+    assert out["sum"] == [6.0, False, 2.0]  # 2 * (1 + 2), detached; rank 0's own value unchanged
 
 
 @pytest.mark.slow
