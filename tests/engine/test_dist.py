@@ -123,7 +123,7 @@ def test_torchrun_rtdet_train_equals_one_process(tmp_path):
     ddp.mkdir()
     audit = cli_runs.write_audit(tmp_path / "audit")
     run = cli_runs.rtdet(cli_runs.train_args(data, ddp / "run", "--batch", "4", *common), cwd=ddp, torchrun=2,
-                         PYTHONPATH=str(audit), OMP_NUM_THREADS="1", WRITES_LOG=str(tmp_path / "writes"),
+                         PYTHONPATH=str(audit), WRITES_LOG=str(tmp_path / "writes"),
                          WRITES_UNDER=str(ddp))
     assert run.returncode == 0, cli_runs.tail(run)
     assert [p.relative_to(ddp) for p in ddp.rglob("results.csv")] == [Path("run/results.csv")]

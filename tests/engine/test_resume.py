@@ -112,8 +112,17 @@ def digits(tmp_path_factory) -> Path:
     return cli_runs.tiny_digits(tmp_path_factory.mktemp("digits"))
 
 
+@pytest.fixture
+def one_thread():
+    """One compute thread, as the subprocess runs (cli_runs.env): much faster on a busy 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.mark.slow
-def test_cli_resume_extends_refuses_and_says_so(digits, tmp_path, capsys, caplog):
+def test_cli_resume_extends_refuses_and_says_so(digits, tmp_path, capsys, caplog, one_thread):
     """`train --epochs 1`, then `--resume last.pt --epochs 3` trains epochs 2-3 in the same folder."""
     from rtdet.cli import main
 
@@ -125,7 +134,7 @@ def test_cli_resume_extends_refuses_and_says_so(digits, tmp_path, capsys, caplog
     first = read_csv(out / "results.csv")
     capsys.readouterr()
     assert main(["train", "--resume", str(last)]) == 2
-    assert capsys.readouterr().err.strip() == (f"rtdet train: --resume {last}: the run already finished its 1 epochs; "
+    assert capsys.readouterr().err.strip() == (f"rtdet: error: --resume {last}: the run already finished its 1 epochs; "
                                                f"give --epochs N with N > 1 to train longer")
     assert main(["train", "--resume", str(last), "--epochs", "3", "--lr", "0.1", "--imgsz", "96"]) == 2
     err = capsys.readouterr().err.strip()
@@ -151,12 +160,12 @@ def _kill_when(proc, ready, timeout: float = 90) -> None:
     proc.wait()
 
 
-KILL_ARGS = ["--epochs", "2", "--batch", "8", "--deterministic", "--close-mosaic", "1", "--seed", "5"]
+KILL_ARGS = ["--epochs", "3", "--batch", "8", "--deterministic", "--close-mosaic", "1", "--seed", "5"]
 
 
 @pytest.fixture(scope="module")
 def straight(digits, tmp_path_factory) -> Path:
-    """An uninterrupted deterministic 2-epoch run (mosaic in epoch 1, off in the last)."""
+    """An uninterrupted deterministic 3-epoch run (mosaic in epochs 1-2, off in the last)."""
     out = tmp_path_factory.mktemp("straight") / "run"
     done = cli_runs.rtdet(cli_runs.train_args(digits, out, *KILL_ARGS), cwd=out.parent)
     assert done.returncode == 0, cli_runs.tail(done)
@@ -164,19 +173,19 @@ def straight(digits, tmp_path_factory) -> Path:
 
 
 def _mid_epoch_2(weights: Path):
-    """A second after the first last.pt appeared (epoch 2 takes about 3 s here)."""
+    """0.3 s after the first last.pt appeared: in epoch 2 (or 3 on a fast machine)."""
 
     def ready() -> bool:
         if not (weights / "last.pt").is_file():
             return False
-        time.sleep(1.0)
+        time.sleep(0.3)
         return True
 
     return ready
 
 
 def _mid_checkpoint_write(weights: Path):
-    """While the second (final) last.pt is being written: its temporary file exists."""
+    """While the second last.pt is being written: its temporary file exists."""
     return lambda: (weights / "last.pt").is_file() and any(weights.glob(".last.pt.*.tmp"))
 
 
@@ -186,7 +195,10 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(digits, straight, tmp_p
     out = tmp_path / "run"
     weights = out / "weights"
     _kill_when(cli_runs.popen(cli_runs.train_args(digits, out, *KILL_ARGS), cwd=tmp_path), moment(weights))
-    assert load_checkpoint(weights / "last.pt")["epoch"] == 1  # complete, although the process died
+    epoch = load_checkpoint(weights / "last.pt")["epoch"]  # complete, although the process died
+    assert epoch in (1, 2)
+    if moment is _mid_checkpoint_write:  # a torn temporary file, and a row of epoch 2 that last.pt lacks
+        assert any(weights.glob(".last.pt.*.tmp")) and epoch == 1 and len(read_csv(out / "results.csv")) == 2
     resumed = cli_runs.rtdet(["train", "--resume", str(weights / "last.pt")], cwd=tmp_path)
     assert resumed.returncode == 0, cli_runs.tail(resumed)
     for name in ("last.pt", "best.pt"):
