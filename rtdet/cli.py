@@ -404,10 +404,9 @@ def _add_metrics_parser(sub: argparse._SubParsersAction) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    log = logging.getLogger("rtdet")  # the library's info lines (resumed from, stopped early, ...) reach the user
-    if not log.handlers:
-        log.addHandler(logging.StreamHandler())
-        log.setLevel(logging.INFO)
+    log, shown = logging.getLogger("rtdet"), logging.StreamHandler(sys.stderr)  # its info lines reach the user
+    log.addHandler(shown)  # (resumed from, stopped early, ...); for this call only
+    log.setLevel(logging.INFO)
     try:
         return int(args.handler(args) or 0)
     except RtdetError as e:  # bad input a person can correct: one line, no traceback
@@ -420,6 +419,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    finally:
+        log.removeHandler(shown)
 
 
 if __name__ == "__main__":
