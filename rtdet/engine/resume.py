@@ -19,7 +19,9 @@ YAML, an override from Python) is compared with it:
   start a new run from the weights instead (``--weights last.pt``).
 
 Resuming a run that already completed its epochs without asking for more is an
-error too, so a resume never ends without training and without a word.
+error too, so a resume never ends without training and without a word. A run that
+early stopping ended resumes under the same rule (its count of validations without
+improvement carries over): give a larger ``--patience`` to let it train on.
 """
 
 from __future__ import annotations
@@ -61,8 +63,8 @@ def resume_config(path: str | Path, requested: Mapping[str, Any] | None = None) 
 
     Args:
         path: a checkpoint written by :class:`rtdet.engine.trainer.Trainer` (``last.pt``).
-        requested: ``{flat setting name: value}`` given explicitly for this resume
-            (:func:`requested_settings`); ``resume`` itself is ignored.
+        requested: ``{setting name: value}`` given explicitly for this resume (flat names
+            as from :func:`requested_settings`, or ``"section.name"``); ``resume`` is ignored.
 
     Returns the checkpoint's config with ``train.resume = path``, ``train.out`` = the run
     folder, and the accepted requests applied. Raises :class:`ConfigError` (one line)
@@ -76,7 +78,7 @@ def resume_config(path: str | Path, requested: Mapping[str, Any] | None = None) 
         raise ModelError(f"--resume {path}: holds no config, not a checkpoint written by rtdet's trainer")
     saved, done = config_from_checkpoint(ckpt["config"]), int(ckpt.get("epoch", 0))
     folder = run_folder(path, saved)
-    requested = {k: v for k, v in (requested or {}).items() if k != "resume"}
+    requested = {k.split(".")[-1]: v for k, v in (requested or {}).items() if k.split(".")[-1] != "resume"}
     wanted = apply_overrides(saved, requested)  # checks names and types
     fields = flat_fields()
     refused = []

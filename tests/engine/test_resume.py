@@ -59,7 +59,7 @@ def test_same_values_and_safe_settings_are_taken(finished):
 
 def test_other_changes_are_refused_in_one_line(finished):
     with pytest.raises(ConfigError) as e:
-        resume_config(finished, {"lr": 0.5, "batch": 2, "mosaic": 0.0, "epochs": 3})
+        resume_config(finished, {"optim.lr": 0.5, "batch": 2, "mosaic": 0.0, "epochs": 3})
     text = str(e.value)
     assert "\n" not in text and text.startswith(f"--resume {finished}: cannot change ")
     for part in ("lr (0.05 in the checkpoint, 0.5 asked for)", "batch (4 in the checkpoint, 2 asked for)",
