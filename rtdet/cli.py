@@ -11,6 +11,7 @@ explicit value (YAML or flag) always wins. Handlers import their modules lazily 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import typing
 from pathlib import Path
@@ -403,6 +404,9 @@ def _add_metrics_parser(sub: argparse._SubParsersAction) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    log, shown = logging.getLogger("rtdet"), logging.StreamHandler(sys.stderr)  # its info lines reach the user
+    log.addHandler(shown)  # (resumed from, stopped early, ...); for this call only
+    log.setLevel(logging.INFO)
     try:
         return int(args.handler(args) or 0)
     except RtdetError as e:  # bad input a person can correct: one line, no traceback
@@ -415,6 +419,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    finally:
+        log.removeHandler(shown)
 
 
 if __name__ == "__main__":

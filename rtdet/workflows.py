@@ -22,6 +22,7 @@ from rtdet.config import Config
 from rtdet.engine import Trainer, dist, make_evaluator, resume_config, seed_everything
 from rtdet.engine.denormal import flush_denormal
 from rtdet.engine.hooks import Checkpointer
+from rtdet.engine.resume import requested_settings
 from rtdet.engine.trainer import resolve_device
 from rtdet.errors import ModelError
 from rtdet.models import build_from_config
@@ -49,16 +50,18 @@ def open_splits(cfg: Config, task: Task) -> tuple[Any, Any]:
 def train(cfg: Config, progress: bool = True) -> RunResult:
     """Train ``cfg.model.model`` on ``cfg.data.data``; validate, checkpoint and draw into ``cfg.train.out``.
 
-    Denormal floats are flushed to zero meanwhile (:mod:`rtdet.engine.denormal`: up to 4.5x faster on CPUs).
+    With ``cfg.train.resume`` the checkpoint's settings apply; the explicit ones of ``cfg``
+    (``cfg.given``) are taken or refused as :mod:`rtdet.engine.resume` says. Denormal floats
+    are flushed to zero meanwhile (:mod:`rtdet.engine.denormal`).
     """
     with flush_denormal():
         return _train(cfg, progress)
 
 
 def _train(cfg: Config, progress: bool) -> RunResult:
-    info = dist.init_distributed()
-    if cfg.train.resume:  # continue exactly: the checkpoint's own settings, not today's defaults
-        cfg = resume_config(cfg.train.resume)
+    if cfg.train.resume:
+        cfg = resume_config(cfg.train.resume, requested_settings(cfg))
+    info = dist.init_distributed("gloo" if cfg.train.device == "cpu" else None)
     task = get_task(task_for(cfg))
     cfg = task.resolve_defaults(cfg)
     if not cfg.train.metric:
@@ -68,10 +71,10 @@ def _train(cfg: Config, progress: bool) -> RunResult:
     train_ds, val_ds = open_splits(cfg, task)
     model = build_from_config(cfg, cfg.model.num_classes or len(train_ds.names))
     model.set_postprocess(**task.settings(cfg, scoring=True))
-    sampler = dist.train_sampler(train_ds, shuffle=True, seed=cfg.train.seed) if info.world_size > 1 else None
+    sampler = dist.train_sampler(train_ds, shuffle=True, seed=cfg.train.seed)  # N ranks x b == 1 process x N*b
     train_loader = task.build_loader(train_ds, cfg, True, epochs=cfg.train.epochs, seed=cfg.train.seed,
                                      sampler=sampler)
-    val_sampler = dist.ShardSampler(len(val_ds)) if info.world_size > 1 else None
+    val_sampler = dist.ShardSampler(val_ds) if info.world_size > 1 else None
     val_loader = task.build_loader(val_ds, cfg, False, sampler=val_sampler)
     evaluate = make_evaluator(val_loader, task.metric_fn(train_ds.names), task.collect, val_loss=True)
     meta = {"names": train_ds.names, "task": task.name, **dataset_meta(train_ds)}
@@ -84,7 +87,8 @@ def _train(cfg: Config, progress: bool) -> RunResult:
         reuse = evaluate.last if _last_validation_is_best(trainer) else None
         trained = load_trained(weights)
         trained.model.set_postprocess(**task.settings(cfg, scoring=True))
-        final = task.final_report(trained.model, val_loader, train_ds.names, out, trainer.device, predictions=reuse)
+        full_val = val_loader if val_sampler is None else task.build_loader(val_ds, cfg, False)  # every val image
+        final = task.final_report(trained.model, full_val, train_ds.names, out, trainer.device, predictions=reuse)
         result.metrics, result.files = final.metrics, final.files
     dist.cleanup()
     return result

@@ -215,9 +215,7 @@ RUNS: dict[str, Run] = {
     "torchrun --nproc_per_node=2 -m rtdet train --data datasets/digits/data.yaml --epochs 2 --imgsz 160 "
     "--batch 8 --device cpu --out runs/ddp": Run(
         "torchrun", "--epochs 1 --imgsz 64 --workers 0", needs=("data-digits",), slow=True,
-        files=("runs/ddp/weights/last.pt", "runs/ddp/results.csv", "runs/ddp/metrics.json"),
-        xfail="issue 11 item 7: `rtdet train` under torchrun dies in dist.ShardSampler(len(val_ds)) "
-              "(TypeError: object of type 'int' has no len()), being fixed in workflows.py"),
+        files=("runs/ddp/weights/last.pt", "runs/ddp/results.csv", "runs/ddp/metrics.json")),
     "rtdet demo": Run(
         "demo", "--epochs 1", needs=("data-digits",), slow=True,
         files=("runs/demo/weights/best.pt", "runs/demo/results.csv", "runs/demo/metrics.json",

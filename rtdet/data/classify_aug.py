@@ -284,6 +284,7 @@ def build_classification_loader(ds: ClassificationDataset, imgsz: int, batch: in
     shuffle = train if shuffle is None else shuffle
     if sampler is None and shuffle:
         sampler = EpochSampler(len(ds), seed)
-    drop_last = (train and len(ds) >= 2 * batch) if drop_last is None else drop_last
+    if drop_last is None:  # judged on this process's share, so W ranks x b drop what one process x W*b drops
+        drop_last = train and len(sampler if sampler is not None else ds) >= 2 * batch
     return ClassificationLoader(pipe, batch_size=batch, sampler=sampler, collate_fn=collate, drop_last=drop_last,
                                 **kwargs)

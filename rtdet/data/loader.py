@@ -224,6 +224,7 @@ def build_loader(dataset: DetectionDataset, cfg: DataConfig, train: bool, *, det
         return DetectionLoader(pipe, batch_sampler=batches, collate_fn=collate_fn, **kwargs)
     if sampler is None and shuffle:
         sampler = EpochSampler(len(dataset), seed)
-    drop_last = (train and len(dataset) >= 2 * batch) if drop_last is None else drop_last
+    if drop_last is None:  # judged on this process's share, so W ranks x b drop what one process x W*b drops
+        drop_last = train and len(sampler if sampler is not None else dataset) >= 2 * batch
     return DetectionLoader(pipe, batch_size=batch, sampler=sampler, collate_fn=collate_fn, drop_last=drop_last,
                            **kwargs)

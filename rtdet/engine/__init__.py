@@ -3,11 +3,12 @@
 Nothing here runs on import; import the submodules or the names below.
 """
 
-from rtdet.engine.checkpoint import LoadReport, atomic_save, load_checkpoint, load_pretrained, resume_config
+from rtdet.engine.checkpoint import LoadReport, atomic_save, load_checkpoint, load_pretrained
 from rtdet.engine.ema import ModelEMA
 from rtdet.engine.evaluate import make_evaluator
 from rtdet.engine.hooks import EVENTS, Hook, default_hooks
 from rtdet.engine.optim import LRSchedule, build_optimizer, param_groups
+from rtdet.engine.resume import RESUME_SAFE, resume_config
 from rtdet.engine.seed import seed_everything
 from rtdet.engine.trainer import Trainer
 
@@ -16,6 +17,7 @@ __all__ = [
     "Hook",
     "LRSchedule",
     "LoadReport",
+    "RESUME_SAFE",
     "ModelEMA",
     "Trainer",
     "atomic_save",

@@ -19,7 +19,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from rtdet.config import Config, config_from_dict
 
 CHECKPOINT_VERSION = 1
 
@@ -54,16 +53,6 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # a torn, foreign or non-checkpoint file: say which one
         raise RuntimeError(f"cannot read checkpoint {path}: {e}") from e
-
-
-def resume_config(path: str | Path) -> Config:
-    """The resolved config stored in a trainer checkpoint, with ``train.resume`` pointing at it."""
-    ckpt = load_checkpoint(path)
-    if "config" not in ckpt:
-        raise ValueError(f"{path} holds no config: not a checkpoint written by rtdet's trainer")
-    cfg = config_from_dict(ckpt["config"])
-    cfg.train.resume = str(path)
-    return cfg
 
 
 @dataclass

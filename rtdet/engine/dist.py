@@ -4,6 +4,15 @@
 WORLD_SIZE (and MASTER_ADDR/MASTER_PORT, or the rendezvous flags for several
 nodes). :func:`init_distributed` reads them; without them every helper here
 behaves as a single process (rank 0 of 1), so the same code runs both ways.
+
+W processes with batch b train as one process with batch W*b: every run draws its
+batches from the same per-epoch permutation (:func:`train_sampler`), the trainer
+accumulates to the same nominal batch, and a loss normalised by a batch statistic
+sums it over ranks (:func:`sum_over_ranks`). The final weights then agree up to
+float rounding (tested through ``torchrun ... -m rtdet train``) when the data set
+size is a multiple of W and nothing depends on the per-rank batch alone:
+BatchNorm statistics (use ``norm=gn``, or ``sync_bn`` on CUDA) and ``multi_scale``
+(its size is drawn per batch).
 """
 
 from __future__ import annotations
@@ -101,11 +110,26 @@ def all_reduce_mean(values: dict[str, float]) -> dict[str, float]:
     return {k: float(v) for k, v in zip(keys, t.tolist())}
 
 
+def sum_over_ranks(value: torch.Tensor) -> torch.Tensor:
+    """The sum of a tensor over ranks (a copy of it without a process group); no gradient flows through.
+
+    A loss normalised by a batch statistic (e.g. the number of positives) uses it so
+    that W ranks x batch b compute the gradient of one process with batch W*b.
+    """
+    value = value.detach().clone()
+    if is_distributed():
+        torch_dist.all_reduce(value)
+    return value
+
+
 def train_sampler(dataset: Sized, shuffle: bool = True, seed: int = 0) -> DistributedSampler:
     """The training sampler: each rank reads a disjoint share of a per-epoch permutation.
 
     Used in single-process runs too (as rank 0 of 1), so the data order depends only
-    on ``seed`` and the epoch (the trainer calls ``set_epoch``), never on hidden state.
+    on ``seed`` and the epoch (the trainer calls ``set_epoch``), never on hidden state,
+    and W ranks with batch b read, batch for batch, the same images as one process
+    with batch W*b (rank r takes items r, r+W, ... of the permutation): the global
+    batches of both runs are the same sets when the data set size is a multiple of W.
     """
     return DistributedSampler(dataset, num_replicas=get_world_size(), rank=get_rank(), shuffle=shuffle,
                               seed=seed, drop_last=False)

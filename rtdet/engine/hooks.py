@@ -9,13 +9,9 @@ Events, in the order the trainer fires them (each method gets the trainer)::
       after_epoch                 each epoch (trainer.epoch_losses, trainer.metrics)
     after_train                   once
 
-What a hook may read on the trainer: ``cfg``, ``model`` (the plain module),
-``eval_model`` (the EMA copy when EMA is on), ``ema``, ``optimizer``, ``epoch``
-(0-based), ``iter`` (batches seen), ``batch_index``, ``losses`` (this batch, floats,
-with "loss" = their sum), ``epoch_losses`` (running means; rank-averaged at the
-epoch's end), ``metrics`` (latest validation), ``lr`` (per group), ``grad_norm``,
-``batch_size``, ``accumulate``, ``world_size``, ``is_main``, ``train_loader``,
-``validation_due()``, ``state_dict()``, ``stop_reason``.
+What a hook may read on the trainer is the :class:`TrainerView` protocol below;
+hooks depend on it and on nothing of :mod:`rtdet.engine.trainer` (the trainer
+imports the hooks, never the other way round).
 
 Hooks may log, save or stop (``trainer.request_stop(reason)``); they never change
 the model, the optimizer or the config. Hooks with ``main_only = True`` run on
@@ -33,17 +29,48 @@ import math
 import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Iterable, Protocol
+
+from torch import nn
+from torch.optim import Optimizer
 
 from rtdet.config import Config, save_config
 from rtdet.engine.checkpoint import atomic_save
 
-if TYPE_CHECKING:
-    from rtdet.engine.trainer import Trainer
-
 LOGGER = logging.getLogger("rtdet")
 EVENTS = ("before_train", "before_epoch", "before_iter", "after_iter", "before_val", "after_val",
           "after_epoch", "after_train")
+
+
+class TrainerView(Protocol):
+    """What hooks may read on the trainer (:class:`rtdet.engine.trainer.Trainer` provides it)."""
+
+    cfg: Config
+    model: nn.Module  # the plain module (not the DDP wrapper)
+    ema: Any  # rtdet.engine.ema.ModelEMA, or None when EMA is off
+    optimizer: Optimizer
+    train_loader: Iterable
+    epoch: int  # 0-based
+    iter: int  # batches seen
+    batch_index: int  # within the epoch
+    losses: dict[str, float]  # this batch, with "loss" = their sum
+    epoch_losses: dict[str, float]  # running means; rank-averaged at the epoch's end
+    metrics: dict[str, float]  # latest validation
+    grad_norm: float
+    batch_size: int  # per process
+    accumulate: int
+    world_size: int
+    stop_reason: str | None
+
+    @property
+    def eval_model(self) -> nn.Module: ...  # the EMA copy when EMA is on
+    @property
+    def lr(self) -> list[float]: ...  # per optimizer group
+    @property
+    def is_main(self) -> bool: ...
+    def validation_due(self) -> bool: ...
+    def state_dict(self) -> dict[str, Any]: ...
+    def request_stop(self, reason: str) -> None: ...
 
 
 class Hook:
@@ -52,14 +79,14 @@ class Hook:
     priority: int = 50
     main_only: bool = True
 
-    def before_train(self, trainer: Trainer) -> None: ...
-    def before_epoch(self, trainer: Trainer) -> None: ...
-    def before_iter(self, trainer: Trainer) -> None: ...
-    def after_iter(self, trainer: Trainer) -> None: ...
-    def before_val(self, trainer: Trainer) -> None: ...
-    def after_val(self, trainer: Trainer) -> None: ...
-    def after_epoch(self, trainer: Trainer) -> None: ...
-    def after_train(self, trainer: Trainer) -> None: ...
+    def before_train(self, trainer: TrainerView) -> None: ...
+    def before_epoch(self, trainer: TrainerView) -> None: ...
+    def before_iter(self, trainer: TrainerView) -> None: ...
+    def after_iter(self, trainer: TrainerView) -> None: ...
+    def before_val(self, trainer: TrainerView) -> None: ...
+    def after_val(self, trainer: TrainerView) -> None: ...
+    def after_epoch(self, trainer: TrainerView) -> None: ...
+    def after_train(self, trainer: TrainerView) -> None: ...
 
     def state_dict(self) -> dict[str, Any] | None:
         return None
@@ -67,7 +94,7 @@ class Hook:
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 
-def call_hooks(hooks: list[Hook], event: str, trainer: Trainer) -> None:
+def call_hooks(hooks: list[Hook], event: str, trainer: TrainerView) -> None:
     if event not in EVENTS:
         raise ValueError(f"unknown hook event '{event}'; events are {', '.join(EVENTS)}")
     for h in hooks:
@@ -90,14 +117,14 @@ class ProgressBar(Hook):
         self.enabled = enabled
         self.bar = None
 
-    def before_epoch(self, trainer: Trainer) -> None:
+    def before_epoch(self, trainer: TrainerView) -> None:
         from tqdm import tqdm
 
         self.bar = tqdm(total=len(trainer.train_loader), desc=f"epoch {trainer.epoch + 1}/{trainer.cfg.train.epochs}",
                         disable=not self.enabled, leave=True, dynamic_ncols=True)
         self.t0, self.images = time.perf_counter(), 0
 
-    def after_iter(self, trainer: Trainer) -> None:
+    def after_iter(self, trainer: TrainerView) -> None:
         self.images += trainer.batch_size * trainer.world_size
         speed = self.images / max(time.perf_counter() - self.t0, 1e-9)
         post = {k: f"{v:.4g}" for k, v in trainer.epoch_losses.items()}
@@ -105,11 +132,11 @@ class ProgressBar(Hook):
         self.bar.set_postfix(post, refresh=False)
         self.bar.update(1)
 
-    def after_epoch(self, trainer: Trainer) -> None:
+    def after_epoch(self, trainer: TrainerView) -> None:
         if self.bar is not None:
             self.bar.close()
 
-    def after_val(self, trainer: Trainer) -> None:
+    def after_val(self, trainer: TrainerView) -> None:
         if self.enabled:
             from tqdm import tqdm
 
@@ -129,7 +156,7 @@ class CSVLogger(Hook):
         self.path = Path(out) / "results.csv"
         self.rows: list[dict[str, Any]] = []
 
-    def after_epoch(self, trainer: Trainer) -> None:
+    def after_epoch(self, trainer: TrainerView) -> None:
         row: dict[str, Any] = {"epoch": trainer.epoch + 1}
         row |= {f"lr/pg{i}": lr for i, lr in enumerate(trainer.lr)}
         row |= {f"train/{k}": v for k, v in trainer.epoch_losses.items()}
@@ -175,7 +202,7 @@ class LossPlot(Hook):
         self.out = Path(out)
         self.metric = metric
 
-    def after_epoch(self, trainer: Trainer) -> None:
+    def after_epoch(self, trainer: TrainerView) -> None:
         csv_path = self.out / "results.csv"
         if csv_path.is_file():
             plot_results(read_csv(csv_path), self.out / "results.png", self.metric)
@@ -221,7 +248,7 @@ class EarlyStopping(Hook):
         self.patience, self.metric = patience, metric
         self.best, self.bad = None, 0
 
-    def after_val(self, trainer: Trainer) -> None:
+    def after_val(self, trainer: TrainerView) -> None:
         value = trainer.metrics.get(self.metric)
         if value is None or self.patience <= 0:
             return
@@ -244,6 +271,10 @@ class Checkpointer(Hook):
 
     Runs on every rank because the checkpoint gathers every rank's RNG state; only
     rank 0 writes. Also saves the resolved config as ``config.yaml`` at the start.
+    Each file is replaced atomically, and last.pt is written after best.pt and after
+    the other hooks' output for the epoch (results.csv): a run killed at any moment
+    resumes from a complete last.pt whose epoch is redone with the same result, and
+    results.csv is rewritten from the rows last.pt holds, so no row is duplicated.
     """
 
     priority = 90
@@ -256,13 +287,13 @@ class Checkpointer(Hook):
         self.best_epoch: int | None = None  # 0-based epoch whose model best.pt holds
         self.warned = False
 
-    def before_train(self, trainer: Trainer) -> None:
+    def before_train(self, trainer: TrainerView) -> None:
         if trainer.is_main:
             save_config(trainer.cfg, self.out / "config.yaml")
             for stale in (self.out / "weights").glob(".*.pt.*.tmp"):  # left by a process killed mid-write
                 stale.unlink(missing_ok=True)
 
-    def after_epoch(self, trainer: Trainer) -> None:
+    def after_epoch(self, trainer: TrainerView) -> None:
         if trainer.validation_due() and self.metric not in trainer.metrics and not self.warned:
             self.warned = True
             LOGGER.warning(f"metric '{self.metric}' is not among the validation results "
@@ -273,10 +304,10 @@ class Checkpointer(Hook):
         if improved:
             self.best, self.best_epoch = value, trainer.epoch
         state = trainer.state_dict()
-        if trainer.is_main:
-            atomic_save(state, self.out / "weights" / "last.pt")
+        if trainer.is_main:  # best.pt first: a kill between the two writes redoes this epoch, and best.pt with it
             if improved:
                 atomic_save(state, self.out / "weights" / "best.pt")
+            atomic_save(state, self.out / "weights" / "last.pt")
 
     def state_dict(self) -> dict[str, Any]:
         return {"best": self.best, "best_epoch": self.best_epoch}
@@ -294,14 +325,14 @@ class TensorBoardLogger(Hook):
         self.out = Path(out)
         self.writer = None
 
-    def before_train(self, trainer: Trainer) -> None:
+    def before_train(self, trainer: TrainerView) -> None:
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError as e:
             raise RuntimeError("tensorboard=True needs the tensorboard package: pip install tensorboard") from e
         self.writer = SummaryWriter(str(self.out / "tensorboard"))
 
-    def after_epoch(self, trainer: Trainer) -> None:
+    def after_epoch(self, trainer: TrainerView) -> None:
         step = trainer.epoch + 1
         for k, v in trainer.epoch_losses.items():
             self.writer.add_scalar(f"train/{k}", v, step)
@@ -310,7 +341,7 @@ class TensorBoardLogger(Hook):
         for k, v in trainer.metrics.items():
             self.writer.add_scalar(f"val/{k}" if "/" not in k else k, v, step)
 
-    def after_train(self, trainer: Trainer) -> None:
+    def after_train(self, trainer: TrainerView) -> None:
         if self.writer is not None:
             self.writer.close()
 

@@ -115,6 +115,13 @@ class LRSchedule:
     (``warmup_iters``, or ``warmup_epochs * I``) it rises linearly from 0 (from
     ``warmup_bias_lr`` for biases) to that value, and momentum rises from
     ``warmup_momentum`` to ``momentum``.
+
+    Resuming with another number of epochs (``--resume last.pt --epochs E2``) builds the
+    schedule for E2: from the resumed iteration on, the lr is that of a run planned for
+    E2 epochs from the start, so it decays to ``lrf`` at epoch E2. At the resume point
+    it moves to that curve's value (up, for a run that had already decayed to ``lrf``);
+    warm-up, counted in iterations, is unaffected. With unchanged E the lr continues
+    exactly as if the run had never stopped.
     """
 
     def __init__(self, cfg: OptimConfig, epochs: int, iters_per_epoch: int) -> None:

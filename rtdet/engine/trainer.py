@@ -113,8 +113,8 @@ class Trainer:
         self.optimizer = build_optimizer(self.model, cfg.optim, weight_decay=wd)
         self.schedule = LRSchedule(cfg.optim, cfg.train.epochs, len(train_loader))
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.train.amp == "fp16")
+        self.net = self._wrap_ddp(self.model)  # broadcasts rank 0's weights: every rank's EMA copy starts alike
         self.ema = ModelEMA(self.model, cfg.train.ema_decay, cfg.train.ema_tau) if cfg.train.ema else None
-        self.net = self._wrap_ddp(self.model)
         self.start_epoch, self.epoch, self.iter, self.batch_index = 0, 0, 0, 0
         self.losses: dict[str, float] = {}  # the current batch's losses
         self.epoch_losses: dict[str, float] = {}  # running (then rank-averaged) epoch means
@@ -293,6 +293,10 @@ class Trainer:
         saved = ckpt["schedule"]["iters_per_epoch"]
         if saved != self.schedule.iters_per_epoch:
             LOGGER.warning(f"{path}: {saved} batches per epoch when saved, {self.schedule.iters_per_epoch} now")
+        planned = ckpt["schedule"].get("epochs", self.schedule.epochs)
+        if planned != self.schedule.epochs:  # see LRSchedule: the decay is re-laid over the new total
+            dist.log_info(f"{path}: a run of {planned} epochs continues to {self.schedule.epochs}: the learning-rate "
+                          f"schedule and close_mosaic now count to epoch {self.schedule.epochs}")
         self.start_epoch, self.iter = int(ckpt["epoch"]), int(ckpt["iter"])
         self.metrics = dict(ckpt.get("metrics", {}))
         states = ckpt.get("hooks", {})

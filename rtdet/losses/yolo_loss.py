@@ -9,13 +9,21 @@ by its gain. With ``scale_by_batch`` (the default) the result is multiplied by
 the batch size, the convention under which the YOLO recipe's optimizer settings
 (SGD lr 0.01, gradient accumulation to a nominal batch of 64, gradient clipping
 at 10) were tuned; Adam-type optimizers are insensitive to the scale.
+
+Distributed training: DistributedDataParallel averages the ranks' gradients, so
+when gradients are computed in a process group each rank divides by the mean
+normalizer over ranks and scales by the global batch (W x its own). The averaged
+gradient of W ranks with batch b is then that of one process with batch W*b on the
+same images. Without gradients (validation) every rank's loss is its own batch's.
 """
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
 from rtdet.data.loader import pad_targets  # the one dense-target helper (crowd boxes masked)
+from rtdet.engine.dist import get_world_size, sum_over_ranks
 from rtdet.losses.dfl import box_to_distance, dfl_expectation, dfl_loss, distance_to_box
 from rtdet.losses.focal import cls_loss
 from rtdet.losses.iou import iou_loss
@@ -64,13 +72,15 @@ class YoloLoss:
             raise ValueError(f"target label {int(gt_labels.max())} out of range for {self.num_classes} classes")
         pd_boxes = distance_to_box(dfl_expectation(reg.float()) * strides, anchors)  # [B, N, 4] pixels
         t = self.assigner(cls_logits.detach().sigmoid().float(), pd_boxes.detach(), anchors, gt_labels, gt_boxes, gt_mask)
-        norm = t["scores"].sum().clamp(min=1.0)
+        ranks = get_world_size() if torch.is_grad_enabled() else 1  # see "Distributed training" above
+        norm = t["scores"].sum() if ranks == 1 else sum_over_ranks(t["scores"].sum())
+        norm = norm.clamp(min=1.0) / ranks
         loss_cls = cls_loss(self.cls_kind, cls_logits.float(), t["scores"], self.focal_gamma, self.focal_alpha).sum() / norm
         fg = t["fg"]
         weight = t["scores"].sum(-1)[fg]  # [P]
         loss_box = (iou_loss(pd_boxes[fg], t["boxes"][fg], self.box_kind) * weight).sum() / norm
         target_dist = box_to_distance(t["boxes"], anchors) / strides  # [B, N, 4] stride units
         loss_dfl = (dfl_loss(reg[fg], target_dist[fg]) * weight).sum() / norm
-        scale = b if self.scale_by_batch else 1
+        scale = b * ranks if self.scale_by_batch else 1
         losses = {"box": loss_box, "cls": loss_cls, "dfl": loss_dfl}
         return {k: v * self.gains[k] * scale for k, v in losses.items()}

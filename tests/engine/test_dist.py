@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+from pathlib import Path
 
 import pytest
 import torch
@@ -99,3 +100,50 @@ def test_torchrun_sets_up_the_process_group(tmp_path):
     assert out["world"] == 2 and out["shards"] == [[0, 2, 4, 6], [1, 3, 5]]
     assert sorted(out["train"][0] + out["train"][1]) == list(range(8))  # disjoint halves of one permutation
     assert out["mean"] == {"x": 0.5}
+    assert out["sum"] == [6.0, False, 2.0]  # 2 * (1 + 2), detached; rank 0's own value unchanged
+
+
+@pytest.mark.slow
+def test_torchrun_rtdet_train_equals_one_process(tmp_path):
+    """`torchrun --nproc_per_node=2 -m rtdet train` (Gloo, CPU) == `rtdet train` with the same global batch.
+
+    GroupNorm instead of BatchNorm (per-rank batch statistics differ, and SyncBatchNorm needs
+    CUDA), no augmentation, SGD without clipping (so a wrong gradient scale would show) and a
+    small lr: float sums in another order (batch 4 vs 8 kernels, the gradient all-reduce) then
+    leave the weights about 5e-7 apart. With larger steps a last-bit difference can flip a
+    label assignment and the runs drift apart (8e-6 with the lr held instead of decaying, 6e-5
+    at 5x this lr).
+    """
+    from tests.engine import cli_runs
+
+    data = cli_runs.tiny_digits(tmp_path / "digits")
+    common = ["--epochs", "2", "--norm", "gn", "--deterministic", "--nbs", "16", "--lr", "1e-5", "--warmup-epochs", "0",
+              "--clip-grad", "0", *cli_runs.NO_AUGMENT]
+    ddp, single = tmp_path / "ddp", tmp_path / "single"
+    ddp.mkdir()
+    audit = cli_runs.write_audit(tmp_path / "audit")
+    run = cli_runs.rtdet(cli_runs.train_args(data, ddp / "run", "--batch", "4", *common), cwd=ddp, torchrun=2,
+                         PYTHONPATH=str(audit), WRITES_LOG=str(tmp_path / "writes"),
+                         WRITES_UNDER=str(ddp))
+    assert run.returncode == 0, cli_runs.tail(run)
+    assert [p.relative_to(ddp) for p in ddp.rglob("results.csv")] == [Path("run/results.csv")]
+    assert sorted(p.name for p in (ddp / "run" / "weights").iterdir()) == ["best.pt", "last.pt"]
+    writes = {rank: (tmp_path / f"writes.{rank}").read_text().splitlines() for rank in ("0", "1")}
+    assert writes["1"] == []  # rank 1 writes nothing in the run folder
+    assert f"os.rename {ddp / 'run' / 'weights' / 'last.pt'}" in writes["0"]  # and the audit does see writes
+    assert sum(w.startswith("os.rename") and w.endswith("last.pt") for w in writes["0"]) == 2  # once per epoch
+
+    one = cli_runs.rtdet(cli_runs.train_args(data, single, "--batch", "8", *common), cwd=tmp_path)
+    assert one.returncode == 0, cli_runs.tail(one)
+    a, b = cli_runs.weights(ddp / "run/weights/last.pt"), cli_runs.weights(single / "weights/last.pt")
+    for part in ("model", "ema"):
+        worst = max((a[part][k] - b[part][k]).abs().max().item() for k in b[part])
+        assert worst <= 1e-5, f"{part}: max |ddp - single| = {worst:.3g}"
+    # not vacuous: the second epoch alone moved the weights by more than twice the tolerance (ranks that
+    # normalised and scaled the loss by their own batch, as before this test, ended 2.2e-4 apart)
+    epoch1 = cli_runs.weights(single / "weights/best.pt")
+    assert torch.load(single / "weights/best.pt", weights_only=True)["epoch"] == 1
+    moved = max((b["model"][k] - epoch1["model"][k]).abs().max().item() for k in b["model"])
+    assert moved > 2e-5, moved
+    rows = [cli_runs.read_rows(p) for p in (ddp / "run/results.csv", single / "results.csv")]
+    assert rows[0]["train/loss"] == pytest.approx(rows[1]["train/loss"], rel=1e-5)

@@ -26,3 +26,23 @@ def test_events_and_metric_direction():
     assert higher_is_better("AP") and not higher_is_better("val/loss")
     with pytest.raises(ValueError, match="unknown hook event 'after_step'"):
         call_hooks([], "after_step", None)
+
+
+def test_hooks_depend_on_the_trainer_protocol_only():
+    """hooks.py imports nothing from trainer.py (no import cycle); the Trainer provides every protocol member."""
+    import ast
+    import inspect
+
+    from rtdet.engine import hooks
+    from rtdet.engine.hooks import TrainerView
+    from rtdet.engine.trainer import Trainer
+    from tests.engine.toy import TinyDetector, make_cfg, make_loader
+
+    tree = ast.parse(inspect.getsource(hooks))
+    modules = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    modules |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert not any(m and m.startswith("rtdet.engine.trainer") for m in modules)
+    members = set(TrainerView.__annotations__) | {n for n in vars(TrainerView) if not n.startswith("_")}
+    trainer = Trainer(TinyDetector(), make_loader(), make_cfg("unused"), hooks=[])
+    assert {"cfg", "eval_model", "request_stop", "validation_due"} <= members
+    assert [m for m in sorted(members) if not hasattr(trainer, m)] == []

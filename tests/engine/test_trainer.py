@@ -226,8 +226,9 @@ def test_resume_config_and_missing_metric_warning(tmp_path, caplog):
     Trainer(TinyDetector(), make_loader(8, 4), cfg, evaluate=lambda m: {"AP": 1.0}, hooks=quiet_hooks(cfg)).train()
     assert "metric 'mAP' is not among the validation results (AP)" in caplog.text
     assert not (tmp_path / "weights/best.pt").exists()
-    again = resume_config(tmp_path / "weights/last.pt")
+    again = resume_config(tmp_path / "weights/last.pt", {"epochs": 2})  # the run finished: more epochs to resume
     assert again.optim.lr == 0.03 and again.train.resume == str(tmp_path / "weights/last.pt")
+    assert again.train.epochs == 2
 
 
 def test_tensorboard_hook_needs_the_package(tmp_path):
