@@ -328,10 +328,12 @@ def _add_data_parser(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--copy", action="store_true", help="copy images into OUT/images (default: symlink)")
     q.set_defaults(handler=_cmd_data_convert)
     q = dsub.add_parser("check", help="read a whole data set and report every problem")
-    q.add_argument("data", help="data.yaml, COCO json, or VOC tree")
+    q.add_argument("data", help="detect: data.yaml, COCO json, or VOC tree; classify: class folders, IDX files, CSV")
     q.add_argument("--images", help="COCO image folder (default: inferred from the json's location)")
     q.add_argument("--split", action="append", help="check only this split (repeatable; default: all)")
     q.add_argument("--no-decode", action="store_true", help="skip the full decode of every image (faster)")
+    q.add_argument("--task", choices=["detect", "classify"], help="the data's task (default: classify for class "
+                   "folders, MNIST IDX files, CSV lists and sklearn-digits, else detect)")
     q.set_defaults(handler=_cmd_data_check)
     q = dsub.add_parser("digits", help="generate the built-in digits demo set (YOLO format)")
     q.add_argument("--out", default="datasets/digits", help="output folder (default: datasets/digits)")
@@ -364,9 +366,13 @@ def _cmd_data_convert(args: argparse.Namespace) -> int:
 
 
 def _cmd_data_check(args: argparse.Namespace) -> int:
-    from rtdet.data.check import check_data, format_reports
+    from rtdet.data.check import check_classification, check_data, format_reports, is_classification
 
-    datasets = check_data(args.data, args.images, decode=not args.no_decode, splits=args.split)
+    task = args.task or ("classify" if is_classification(args.data) else "detect")
+    if task == "classify":
+        datasets = check_classification(args.data, splits=args.split)
+    else:
+        datasets = check_data(args.data, args.images, decode=not args.no_decode, splits=args.split)
     print(format_reports(datasets))
     return 1 if any(ds.report.problems for ds in datasets) else 0
 

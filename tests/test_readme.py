@@ -170,6 +170,18 @@ def check_bench(ws: Path, _: Outcome) -> None:
     assert summary["fps"] > 0 and 0 < summary["median_ms"] <= summary["p90_ms"] and summary["stages"]
 
 
+def check_cls_train(ws: Path, _: Outcome) -> None:
+    metrics = _json(ws / "runs/mnist/metrics.json")
+    assert metrics["samples"] == 1600 and metrics["top1"] > 0.5  # one epoch of 6,400 digits: far above chance
+    saved = yaml.safe_load((ws / "runs/mnist/config.yaml").read_text())
+    assert "detect" not in saved and saved["data"]["fliplr"] == 0.0
+
+
+def check_transfer(ws: Path, run: Outcome) -> None:
+    found = re.search(r"loaded (\d+) tensors", run.stdout + run.stderr)
+    assert found and int(found.group(1)) > 50, "the backbone's tensors were not reported as copied"
+
+
 # ----------------------------------------------------------------------------- the table
 
 WEIGHTS = "runs/digits/weights"
@@ -221,6 +233,27 @@ RUNS: dict[str, Run] = {
         files=("runs/demo/weights/best.pt", "runs/demo/results.csv", "runs/demo/metrics.json",
                "runs/demo/config.yaml", "runs/demo/val_predictions.png"),
         out=("mAP50-95 ",)),
+    # Classification
+    "rtdet train --model rtdet-cls-n --data mnist --imgsz 32 --batch 64 --nbs 64 --optimizer adamw --lr 0.003 "
+    "--warmup-epochs 1 --epochs 12 --out runs/mnist": Run(
+        "mnist-train", "--epochs 1 --warmup-epochs 0.2 --workers 0", needs=("mnist",), slow=True,
+        files=tuple(f"runs/mnist/{f}" for f in ("weights/best.pt", "metrics.json", "confusion_matrix.png",
+                                                 "roc_curve.png", "pr_curve.png", "misclassified.png")),
+        out=("top-1 ",), check=check_cls_train),
+    "rtdet val --weights runs/mnist/weights/best.pt --data mnist": Run(
+        "mnist-val", "--workers 0", needs=("mnist-train",), slow=True, files=("runs/mnist/val/metrics.json",),
+        out=("top-1 ",)),
+    "rtdet export --weights runs/mnist/weights/best.pt": Run(
+        "mnist-export", needs=("mnist-train",), slow=True, files=("runs/mnist/weights/best.onnx",),
+        out=("ONNX Runtime vs PyTorch on ", "probs ")),
+    "rtdet train --model rtdet-n --data datasets/digits/data.yaml --weights runs/mnist/weights/best.pt "
+    "--epochs 10 --out runs/digits-pretrained": Run(
+        "transfer", TINY_TRAIN, needs=("data-digits", "mnist-train"), slow=True,
+        files=("runs/digits-pretrained/weights/best.pt",), check=check_transfer),
+    "rtdet demo --task classify": Run(
+        "demo-classify", "--epochs 1", slow=True,
+        files=("runs/demo-classify/weights/best.pt", "runs/demo-classify/metrics.json",
+               "runs/demo-classify/misclassified.png"), out=("top-1 ",)),
     # Deployment
     "rtdet export --weights runs/digits/weights/best.pt --imgsz 320": Run(
         "export", "--imgsz 64", needs=("train",), slow=True, files=(f"{WEIGHTS}/best.onnx",),
@@ -377,6 +410,7 @@ INPUTS: dict[str, tuple[tuple[str, ...], Callable[[Path], None]]] = {  # name: (
     "cocoeval": ((), lambda ws: [_link(ws, n, SHARED / "cocoeval" / n) for n in (
         "instances_val2014_100.json", "instances_val2014_fakebbox100_results.json")]),
     "clip": (("data-digits",), _make_clip),
+    "mnist": ((), lambda ws: _link(ws, "mnist", SHARED / "mnist")),
 }
 BY_NAME = {run.name: line for line, run in RUNS.items()}
 

@@ -52,3 +52,23 @@ def format_reports(datasets: list[DetectionDataset]) -> str:
     head = f"classes: {len(names)} ({', '.join(names[:10])}{', ...' if len(names) > 10 else ''})"
     verdict = "OK: no problems found" if n == 0 else f"FAILED: {n} problem(s) found"
     return "\n".join([head, *blocks, verdict])
+
+
+def is_classification(spec: str | Path) -> bool:
+    """Whether ``spec`` has a classification layout (class folders, MNIST IDX files, CSV lists, sklearn-digits)."""
+    from rtdet.data.classify import _layout
+    from rtdet.data.yolo import DataFormatError
+
+    try:
+        _layout(spec)
+    except DataFormatError:
+        return False
+    return True
+
+
+def check_classification(spec: str | Path, splits: list[str] | None = None) -> list:
+    """Open every split of a classification data set; readers decode each image file they list, and
+    each dataset's ``report`` holds the unreadable files, bad labels and stray files found."""
+    from rtdet.data.classify import classification_splits, open_classification
+
+    return [open_classification(spec, split) for split in splits or classification_splits(spec)]

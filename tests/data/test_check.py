@@ -171,3 +171,24 @@ def test_extra_bytes_are_kept_and_cut_files_reported(tmp_path, capsys):
                    for line in out.splitlines()), out
     assert main(["data", "check", str(tmp_path / "data.yaml"), "--split", "train", "--no-decode"]) == 0
     assert "OK: no problems found" in capsys.readouterr().out
+
+
+def test_data_check_reads_classification_folders(tmp_path, capsys):
+    """Class folders are checked as classification data: a cut image named, counted, exit code 1."""
+    import cv2
+    import numpy as np
+
+    from rtdet.cli import main
+
+    rng = np.random.default_rng(0)
+    for split in ("train", "val"):
+        for name in ("cat", "dog"):
+            (tmp_path / split / name).mkdir(parents=True)
+            cv2.imwrite(str(tmp_path / split / name / "a.JPG"), rng.integers(0, 255, (40, 50, 3), dtype=np.uint8))
+    good = (tmp_path / "train" / "cat" / "a.JPG").read_bytes()
+    (tmp_path / "train" / "dog" / "cut.jpg").write_bytes(good[: len(good) // 2])
+    assert main(["data", "check", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert "classes: 2 (cat, dog)" in out and "cut.jpg" in out and "FAILED: 1 problem(s) found" in out
+    (tmp_path / "train" / "dog" / "cut.jpg").unlink()
+    assert main(["data", "check", str(tmp_path), "--task", "classify"]) == 0
