@@ -127,7 +127,8 @@ def _cmd_info(args: argparse.Namespace) -> int:
     model = build_model(args.model, args.classes, act=args.act or None, norm=args.norm)
     info = model_info(model, args.imgsz)
     act = model.build_args.get("act") or "fixed"
-    print(f"{args.model}: {info['params'] / 1e6:.2f} M parameters, {info['gflops']:.2f} GFLOPs at "
+    gflops = f"{info['gflops']:.2f}" if info["gflops"] >= 0.1 else f"{info['gflops']:.4f}"
+    print(f"{args.model}: {info['params'] / 1e6:.2f} M parameters, {gflops} GFLOPs at "
           f"{args.imgsz}x{args.imgsz} ({spec.task}, {args.classes} classes, act={act}, norm={args.norm})")
     return 0
 

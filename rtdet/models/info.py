@@ -8,7 +8,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 
 def count_flops(model: nn.Module, imgsz: int | tuple[int, int] = 320) -> int:
-    """FLOPs of one ``forward_raw`` at batch 1, counted by PyTorch's FlopCounterMode.
+    """FLOPs of one ``forward_raw`` at batch 1 (the eval forward for a model without an export path),
+    counted by PyTorch's FlopCounterMode.
 
     The count is 2 x multiply-accumulates of convolutions and matrix products
     (the convention of published GFLOPs figures); element-wise ops are not counted.
@@ -20,8 +21,10 @@ def count_flops(model: nn.Module, imgsz: int | tuple[int, int] = 320) -> int:
     model.eval()
     try:
         with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            fn = getattr(model, "forward_raw", model)
-            fn(x)
+            try:
+                model.forward_raw(x)
+            except NotImplementedError:  # e.g. torchvision's Faster R-CNN: network and decoding in one
+                model(x)
     finally:
         model.train(was_training)
     return counter.get_total_flops()
