@@ -4,29 +4,40 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
+import torch
 
 from rtdet.config import DataConfig, DetectConfig
 from rtdet.data.dataset import DetectionDataset
 from rtdet.data.pipeline import DetectionPipeline
 
 
-def _colour(label: int) -> tuple[int, int, int]:
+def colour(label: int) -> tuple[int, int, int]:
+    """The RGB colour of class ``label``: the same in every picture rtdet draws."""
     rng = np.random.default_rng(label)
     return tuple(int(v) for v in rng.integers(40, 256, 3))
 
 
-def draw_boxes(image: np.ndarray, boxes: np.ndarray, labels: np.ndarray, names: list[str]) -> np.ndarray:
-    """A copy of ``image`` (uint8 RGB) with xyxy ``boxes`` [n,4] and their class names drawn."""
-    out = np.ascontiguousarray(image).copy()
-    for (x1, y1, x2, y2), c in zip(np.asarray(boxes).round().astype(int), np.asarray(labels)):
-        col = _colour(int(c))
-        cv2.rectangle(out, (x1, y1), (x2, y2), col, 1)
-        text = names[c] if 0 <= c < len(names) else str(c)
-        cv2.putText(out, text, (x1 + 1, max(y1 - 2, 8)), cv2.FONT_HERSHEY_SIMPLEX, 0.35, col, 1, cv2.LINE_AA)
-    return out
+def draw_boxes(image: np.ndarray, boxes: Any, labels: Any, texts: list[str]) -> np.ndarray:
+    """A copy of ``image`` (uint8 HxWx3 RGB) with xyxy ``boxes`` [n, 4] (original pixels) drawn in their
+    class colour (``labels`` int [n]) with ``texts`` [n] beside them: torchvision's ``draw_bounding_boxes``
+    (its built-in bitmap font; nothing is fetched). The one box drawer of previews, grids and predict."""
+    from torchvision.utils import draw_bounding_boxes
+
+    if len(texts) == 0:
+        return np.ascontiguousarray(image).copy()
+    chw = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
+    width = max(1, round(max(image.shape[:2]) / 400))
+    drawn = draw_bounding_boxes(chw, torch.as_tensor(np.asarray(boxes, np.float32)).reshape(-1, 4), labels=texts,
+                                colors=[colour(int(c)) for c in np.asarray(labels)], width=width)
+    return drawn.permute(1, 2, 0).numpy().copy()
+
+
+def _names(labels: np.ndarray, names: list[str]) -> list[str]:
+    return [names[c] if 0 <= c < len(names) else str(c) for c in np.asarray(labels).tolist()]
 
 
 def preview(dataset: DetectionDataset, out: str | Path, cfg: DataConfig | None = None, n: int = 16,
@@ -41,7 +52,7 @@ def preview(dataset: DetectionDataset, out: str | Path, cfg: DataConfig | None =
     grid = np.full((rows * s, cols * s, 3), 255, np.uint8)
     for k in range(n):
         img, t = pipe[k]
-        tile = draw_boxes(img, t["boxes"].numpy(), t["labels"].numpy(), dataset.names)
+        tile = draw_boxes(img, t["boxes"].numpy(), t["labels"].numpy(), _names(t["labels"].numpy(), dataset.names))
         r, c = divmod(k, cols)
         grid[r * s:r * s + tile.shape[0], c * s:c * s + tile.shape[1]] = tile[:s, :s]
     out = Path(out)
@@ -67,7 +78,7 @@ def prediction_grid(dataset: DetectionDataset, preds: list[dict], names: list[st
         keep = np.asarray(p["scores"]) >= conf
         labels = np.asarray(p["labels"])[keep]
         text = [f"{names[c]} {s:.2f}" for c, s in zip(labels, np.asarray(p["scores"])[keep])]
-        drawn = draw_boxes(image, np.asarray(p["boxes"])[keep], np.arange(len(text)), text)
+        drawn = draw_boxes(image, np.asarray(p["boxes"])[keep], labels, text)
         scale = tile / max(drawn.shape[:2])
         small = cv2.resize(drawn, (round(drawn.shape[1] * scale), round(drawn.shape[0] * scale)))
         r, c = divmod(k, cols)

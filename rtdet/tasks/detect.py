@@ -23,9 +23,6 @@ from torch import Tensor
 from rtdet.boxes import unletterbox
 from rtdet.tasks.base import RunResult, Task
 
-COLOURS_SEED = 0
-
-
 # ---------------------------------------------------------------------------------------- data
 def open_split(cfg: Any, split: str) -> Any:
     """The ``split`` of ``cfg.data.data`` (YOLO data.yaml, COCO json, VOC tree, ``digits``) as a DetectionDataset."""
@@ -159,22 +156,11 @@ def decode(outputs: tuple[Tensor, ...], geometry: tuple[tuple[float, float, floa
 
 def annotate(image: np.ndarray, result: dict[str, Any]) -> np.ndarray:
     """A copy of ``image`` (uint8 HxWx3 RGB) with each box, its class name and score drawn
-    (torchvision's ``draw_bounding_boxes``, one colour per class)."""
-    from torchvision.utils import draw_bounding_boxes
+    (:func:`rtdet.data.preview.draw_boxes`, one colour per class)."""
+    from rtdet.data.preview import draw_boxes
 
-    if len(result["scores"]) == 0:
-        return np.ascontiguousarray(image).copy()
-    chw = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
-    labels = [f"{n} {s:.2f}" for n, s in zip(result["names"], result["scores"].tolist())]
-    colours = [_colour(int(c)) for c in result["labels"]]
-    width = max(1, round(max(image.shape[:2]) / 400))
-    drawn = draw_bounding_boxes(chw, result["boxes"].float(), labels=labels, colors=colours, width=width)
-    return drawn.permute(1, 2, 0).numpy().copy()
-
-
-def _colour(label: int) -> tuple[int, int, int]:
-    rng = np.random.default_rng(label + COLOURS_SEED)
-    return tuple(int(v) for v in rng.integers(40, 256, 3))
+    texts = [f"{n} {s:.2f}" for n, s in zip(result["names"], result["scores"].tolist())]
+    return draw_boxes(image, result["boxes"].numpy(), result["labels"].numpy(), texts)
 
 
 def records(result: dict[str, Any], image_name: str, frame: int | None = None) -> list[dict[str, Any]]:
