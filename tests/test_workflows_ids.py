@@ -6,8 +6,6 @@ glass") and the json's own (string) image ids, and pycocotools on the user's
 json and rtdet's detections.json must print rtdet's numbers.
 """
 
-import contextlib
-import io
 import json
 
 import pytest
@@ -18,6 +16,7 @@ from rtdet.config import Config, config_to_dict
 from rtdet.metrics.coco import COCO_KEYS
 from rtdet.models import build_model
 from tests.data.conftest import COCO128
+from tests.metrics.cases import pycocotools_stats
 
 pytestmark = pytest.mark.slow
 
@@ -53,19 +52,6 @@ def one_class_checkpoint(path, names, label):
     torch.save({"model": model.state_dict(), "model_args": dict(model.build_args), "meta": {"names": names},
                 "config": config_to_dict(Config()), "ema": None}, path)
     return path
-
-
-def pycocotools_stats(gt_path, dets_path):
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
-
-    with contextlib.redirect_stdout(io.StringIO()):
-        gt = COCO(str(gt_path))
-        e = COCOeval(gt, gt.loadRes(str(dets_path)), "bbox")
-        e.evaluate()
-        e.accumulate()
-        e.summarize()
-    return e.stats
 
 
 def test_val_save_json_uses_the_users_ids(string_id_json, tmp_path):

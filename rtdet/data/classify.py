@@ -73,20 +73,10 @@ class ClassificationReport(Report):
             s += f"; skipped {self.skipped_images} bad images ({len(self.problems)} problems, run `rtdet data check`)"
         return s
 
-    def format(self, names: list[str] | None = None, max_problems: int = 0) -> str:
-        """Multi-line text: totals, images per class, every problem (all when ``max_problems`` is 0)."""
-        lines = [f"[{self.name}]", f"  images: {self.images}  skipped images: {self.skipped_images}  "
-                 f"non-image files: {self.other_files}", "  images per class:"]
-        n = max(len(names or []), max(self.per_class, default=-1) + 1)
-        for c in range(n):
-            label = names[c] if names and c < len(names) else str(c)
-            lines.append(f"    {c:>4} {label:<20} {self.per_class.get(c, 0)}")
-        shown = self.problems if max_problems <= 0 else self.problems[:max_problems]
-        lines.append(f"  problems: {len(self.problems)}")
-        lines += [f"    {p}" for p in shown]
-        if len(shown) < len(self.problems):
-            lines.append(f"    ... and {len(self.problems) - len(shown)} more")
-        return "\n".join(lines)
+    per_class_unit = "images"
+
+    def totals(self) -> str:
+        return f"images: {self.images}  skipped images: {self.skipped_images}  non-image files: {self.other_files}"
 
 
 class ClassificationDataset(torch.utils.data.Dataset):

@@ -52,12 +52,18 @@ class Report:
             s += f"; skipped {self.skipped_images} bad images ({len(self.problems)} problems, run `rtdet data check`)"
         return s
 
+    per_class_unit = "boxes"  # what ``per_class`` counts
+
+    def totals(self) -> str:
+        """The counts line of :meth:`format`."""
+        return (f"images: {self.images}  boxes: {self.boxes}  empty images: {self.empty_images}  "
+                f"skipped images: {self.skipped_images}")
+
     def format(self, names: list[str] | None = None, max_problems: int = 0) -> str:
-        """Multi-line text report: totals, boxes per class, every problem (all when ``max_problems`` is 0)."""
-        lines = [f"[{self.name}]", f"  images: {self.images}  boxes: {self.boxes}  "
-                 f"empty images: {self.empty_images}  skipped images: {self.skipped_images}"]
+        """Multi-line text report: totals, counts per class, every problem (all when ``max_problems`` is 0)."""
+        lines = [f"[{self.name}]", f"  {self.totals()}"]
         if self.per_class:
-            lines.append("  boxes per class:")
+            lines.append(f"  {self.per_class_unit} per class:")
             n = max(len(names), max(self.per_class) + 1) if names else max(self.per_class) + 1
             for c in range(n):
                 label = names[c] if names and c < len(names) else str(c)

@@ -1,7 +1,5 @@
 """COCO reader/writer on the shared coco128 set; ground truth for metrics."""
 
-import contextlib
-import io
 import json
 
 import cv2
@@ -13,6 +11,7 @@ from rtdet.data.coco import detections_to_coco_results, read_coco, to_coco_gt
 from rtdet.metrics.coco import COCO_KEYS, evaluate, evaluate_predictions
 from rtdet.data.convert import convert
 from rtdet.data.yolo import read_yolo
+from tests.metrics.cases import pycocotools_stats
 
 
 def test_reads_coco128(coco128):
@@ -133,19 +132,6 @@ def fake_predictions(ds, seed=0):
                       "scores": rng.random(len(b) + 2), "labels": labels})
         targets.append({**a, "image_id": int(ds.image_ids[i]), "orig_size": (h, w)})
     return preds, targets
-
-
-def pycocotools_stats(gt_path, dets_path):
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
-
-    with contextlib.redirect_stdout(io.StringIO()):
-        gt = COCO(str(gt_path))
-        e = COCOeval(gt, gt.loadRes(str(dets_path)), "bbox")
-        e.evaluate()
-        e.accumulate()
-        e.summarize()
-    return e.stats
 
 
 @pytest.mark.parametrize("string_ids", [False, True])

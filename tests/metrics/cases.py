@@ -35,3 +35,20 @@ def random_voc(seed: int, k: int = 4) -> tuple[list[dict], list[dict]]:
         preds.append({"boxes": torch.tensor(pb).reshape(-1, 4), "scores": torch.tensor(scores),
                       "labels": torch.tensor(pl, dtype=torch.int64)})
     return preds, targets
+
+
+def pycocotools_stats(gt_path, dets_path):
+    """The 12 numbers pycocotools prints for a GT json and a results json (paths): the reference."""
+    import contextlib
+    import io
+
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = COCO(str(gt_path))
+        e = COCOeval(gt, gt.loadRes(str(dets_path)), "bbox")
+        e.evaluate()
+        e.accumulate()
+        e.summarize()
+    return e.stats
