@@ -14,8 +14,8 @@ from rtdet.models.load import load_trained
 
 pytestmark = pytest.mark.slow
 
-RECIPE = ["--model", "rtdet-cls-n", "--data", "sklearn-digits", "--imgsz", "32", "--batch", "32", "--epochs", "2",
-          "--optimizer", "adamw", "--lr", "0.003", "--nbs", "32", "--workers", "0", "--ema-tau", "20",
+RECIPE = ["--model", "rtdet-cls-n", "--data", "sklearn-digits", "--imgsz", "32", "--batch", "32", "--epochs", "3",
+          "--optimizer", "adamw", "--lr", "0.003", "--nbs", "32", "--workers", "0", "--ema-tau", "5", "--ema-decay", "0.9",
           "--warmup-epochs", "0.3"]
 
 
@@ -31,7 +31,7 @@ def test_run_folder_metrics_and_pictures(run):
                  "roc_curve.png", "pr_curve.png", "misclassified.png", "config.yaml"]:
         assert (run / name).is_file(), name
     metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["top1"] > 0.3 and len(metrics["confusion_matrix"]) == 10  # 10 classes, well above chance
+    assert metrics["top1"] > 0.5 and len(metrics["confusion_matrix"]) == 10  # 10 classes; chance is 0.1
     saved = yaml.safe_load((run / "config.yaml").read_text())
     assert "detect" not in saved and "yolo" not in saved and saved["classify"]["topk"] == 5
     assert saved["data"]["fliplr"] == 0.0 and saved["train"]["metric"] == "top1"  # the task's defaults, resolved
