@@ -172,7 +172,7 @@ def check_bench(ws: Path, _: Outcome) -> None:
 
 def check_cls_train(ws: Path, _: Outcome) -> None:
     metrics = _json(ws / "runs/mnist/metrics.json")
-    assert metrics["samples"] == 1600 and metrics["top1"] > 0.5  # one epoch of 6,400 digits: far above chance
+    assert metrics["samples"] == 1600 and metrics["top1"] > 0.6  # two epochs of 6,400 digits (0.87 measured)
     saved = yaml.safe_load((ws / "runs/mnist/config.yaml").read_text())
     assert "detect" not in saved and saved["data"]["fliplr"] == 0.0
 
@@ -236,7 +236,7 @@ RUNS: dict[str, Run] = {
     # Classification
     "rtdet train --model rtdet-cls-n --data mnist --imgsz 32 --batch 64 --nbs 64 --optimizer adamw --lr 0.003 "
     "--warmup-epochs 1 --epochs 12 --out runs/mnist": Run(
-        "mnist-train", "--epochs 1 --warmup-epochs 0.2 --workers 0", needs=("mnist",), slow=True,
+        "mnist-train", "--epochs 2 --warmup-epochs 0.2 --workers 0", needs=("mnist",), slow=True,
         files=tuple(f"runs/mnist/{f}" for f in ("weights/best.pt", "metrics.json", "confusion_matrix.png",
                                                  "roc_curve.png", "pr_curve.png", "misclassified.png")),
         out=("top-1 ",), check=check_cls_train),

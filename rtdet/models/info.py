@@ -22,7 +22,7 @@ def count_flops(model: nn.Module, imgsz: int | tuple[int, int] = 320) -> int:
     try:
         with torch.no_grad(), FlopCounterMode(display=False) as counter:
             try:
-                model.forward_raw(x)
+                getattr(model, "forward_raw", model)(x)  # a plain module has no export path: its forward
             except NotImplementedError:  # e.g. torchvision's Faster R-CNN: network and decoding in one
                 model(x)
     finally:
