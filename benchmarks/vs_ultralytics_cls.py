@@ -135,7 +135,8 @@ def main() -> None:
         timing = run_peer(PEER_TRAIN, str(folder), str(run), str(args.epochs), str(args.imgsz), str(args.batch),
                           str(args.seed))
         rows = json.loads((run / "val_probs.json").read_text())
-        order = [timing.pop("names")[str(i)] for i in range(len(names))]
+        peer_names = timing.pop("names")
+        order = [peer_names[str(i)] for i in range(len(names))]
         results["yolo11n-cls"] = {**timing, "top1": top1(rows, truth, names, order)}
         results_path.write_text(json.dumps(results, indent=1))
     n_train = 6400
