@@ -21,7 +21,7 @@ DEMO_SETTINGS = {
     "ema_tau": 200.0, "mosaic": 0.5, "close_mosaic": 2, "scale": 0.3, "fliplr": 0.0, "patience": 0, "seed": 0,
 }
 CLASSIFY_DEMO_SETTINGS = {
-    "model": "rtdet-cls-n", "data": "sklearn-digits", "imgsz": 32, "batch": 32, "workers": 0, "epochs": 8,
+    "model": "rtdet-cls-n", "data": "sklearn-digits", "imgsz": 32, "batch": 32, "workers": 0, "epochs": 20,
     "optimizer": "adamw", "lr": 0.003, "weight_decay": 0.05, "warmup_epochs": 0.5, "nbs": 32, "ema_tau": 100.0,
     "fliplr": 0.0, "hsv_h": 0.0, "hsv_s": 0.0, "degrees": 8.0, "translate": 0.08, "scale": 0.1, "crop_scale": 1.0,
     "patience": 0, "seed": 0,
