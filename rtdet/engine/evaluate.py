@@ -16,7 +16,6 @@ import torch
 from torch import nn
 
 from rtdet.engine import dist
-from rtdet.models.base import loss_mode  # noqa: F401 (re-exported: validation losses run in it)
 
 MetricFn = Callable[[list[dict[str, Any]], list[dict[str, Any]]], dict[str, float]]
 Collect = Callable[[dict[str, Any], dict[str, Any]], tuple[dict[str, Any], dict[str, Any]]]

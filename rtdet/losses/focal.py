@@ -25,13 +25,11 @@ def bce_loss(logits: Tensor, targets: Tensor) -> Tensor:
 
 
 def focal_loss(logits: Tensor, targets: Tensor, gamma: float = 2.0, alpha: float = 0.25) -> Tensor:
-    """Element-wise focal loss; ``alpha <= 0`` disables the class-balance factor."""
-    p = logits.sigmoid()
-    p_t = p * targets + (1 - p) * (1 - targets)
-    loss = bce_loss(logits, targets) * (1 - p_t) ** gamma
-    if alpha > 0:
-        loss = loss * (alpha * targets + (1 - alpha) * (1 - targets))
-    return loss
+    """Element-wise focal loss (torchvision's ``sigmoid_focal_loss``); ``alpha <= 0`` disables the
+    class-balance factor."""
+    from torchvision.ops import sigmoid_focal_loss
+
+    return sigmoid_focal_loss(logits, targets, alpha=alpha if alpha > 0 else -1.0, gamma=gamma, reduction="none")
 
 
 def varifocal_loss(logits: Tensor, targets: Tensor, gamma: float = 2.0, alpha: float = 0.75) -> Tensor:

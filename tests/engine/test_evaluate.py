@@ -5,7 +5,7 @@ import torch
 
 from rtdet.boxes import unletterbox
 from rtdet.engine import make_evaluator, seed_everything
-from rtdet.engine.evaluate import loss_mode
+from rtdet.models.base import loss_mode
 from rtdet.tasks.detect import collect
 from tests.engine.toy import TinyDetector, box_metric, make_loader
 

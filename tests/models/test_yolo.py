@@ -49,7 +49,7 @@ def test_eval_returns_detections_per_image():
 
 
 def test_predict_with_loss_equals_the_two_separate_passes():
-    from rtdet.engine.evaluate import loss_mode
+    from rtdet.models.base import loss_mode
 
     torch.manual_seed(0)
     model = build_model("rtdet-n", num_classes=3)
