@@ -17,7 +17,7 @@ from rtdet.workflows import RunResult, print_summary, train
 
 DEMO_SETTINGS = {
     "model": "rtdet-n", "data": "digits", "imgsz": 320, "batch": 8, "workers": -1,
-    "epochs": 5, "optimizer": "adamw", "lr": 0.003, "weight_decay": 0.05, "warmup_epochs": 0.5, "nbs": 8,
+    "epochs": 6, "optimizer": "adamw", "lr": 0.003, "weight_decay": 0.05, "warmup_epochs": 0.5, "nbs": 8,
     "ema_tau": 200.0, "mosaic": 0.5, "close_mosaic": 2, "scale": 0.3, "fliplr": 0.0, "patience": 0, "seed": 0,
 }
 CLASSIFY_DEMO_SETTINGS = {

@@ -284,7 +284,7 @@ RUNS: dict[str, Run] = {
 }
 
 NOT_RUN: dict[str, str] = {
-    "make demo": "`rtdet demo` with its full budget (5 epochs, 2,500 images, ~8.5 min) after creating .venv; "
+    "make demo": "`rtdet demo` with its full budget (6 epochs, 2,500 images, ~5.5 min) after creating .venv; "
                  "the README's `rtdet demo` line runs with --epochs 1 on 16 images in "
                  "tests/test_readme.py::test_readme_command[demo]",
     "make test": "runs this test suite (it would run itself)",
