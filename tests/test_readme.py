@@ -290,6 +290,7 @@ NOT_RUN: dict[str, str] = {
     "make test": "runs this test suite (it would run itself)",
     '.venv/bin/python -m pytest tests/metrics -q': "the test runner itself",
     '.venv/bin/python -m pytest -m "not slow" -q': "the test runner itself",
+    ".venv/bin/python benchmarks/vs_ultralytics.py --epochs 5": "needs the peer's .venv-peer (Ultralytics)",
     ".venv/bin/python benchmarks/vs_ultralytics.py": "needs the peer's own .venv-peer (Ultralytics); "
                                                      "a benchmark that trains two models for minutes",
     ".venv/bin/python benchmarks/vs_ultralytics_speed.py --runs 600": "needs the peer's .venv-peer (Ultralytics)",
@@ -301,6 +302,8 @@ NOT_RUN: dict[str, str] = {
     ".venv/bin/python benchmarks/loader.py": "a benchmark: prints images/s, writes nothing to check",
     ".venv/bin/python benchmarks/train_memory.py": "a benchmark: trains 12 epochs to watch memory",
     ".venv/bin/python benchmarks/model_speed.py": "a benchmark: prints latencies, writes nothing to check",
+    ".venv/bin/python benchmarks/vs_ultralytics_cls.py": "needs the peer's .venv-peer (Ultralytics); trains both for "
+    "minutes",
 }
 
 # ----------------------------------------------------------------------------- reading the README
