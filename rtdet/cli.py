@@ -88,9 +88,13 @@ def _cmd_config(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    import os
+
     from rtdet.workflows import print_summary, train
 
-    print_summary(train(config_from_args(args)))
+    result = train(config_from_args(args))
+    if os.environ.get("RANK", "0") == "0":  # under torchrun the final report is rank 0's alone
+        print_summary(result)
     return 0
 
 
