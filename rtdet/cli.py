@@ -76,7 +76,7 @@ def config_from_args(args: argparse.Namespace, check: bool = True) -> C.Config:
 
 
 def _cmd_config(args: argparse.Namespace) -> int:
-    cfg = config_from_args(args)
+    cfg = C.resolve_task_defaults(config_from_args(args))
     if args.save:
         C.save_config(cfg, args.save)
         print(f"saved {args.save}")
@@ -123,8 +123,8 @@ def _cmd_info(args: argparse.Namespace) -> int:
     from rtdet.registry import model_spec
 
     spec = model_spec(args.model)  # an unknown name is an error before torch is imported
-    if args.imgsz % 32:
-        raise C.ConfigError(f"--imgsz must be a multiple of 32, got {args.imgsz}")
+    if spec.task == "detect" and args.imgsz % 32:  # the detectors' strides; classifiers pool any size
+        raise C.ConfigError(f"--imgsz must be a multiple of 32 for a detector, got {args.imgsz}")
     from rtdet.models import build_model
     from rtdet.models.info import model_info
 
@@ -158,6 +158,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
     cfg, imgsz = _deploy_config(args)
     backend = load_backend(args.weights, _backend_name(args, cfg), args.threads, imgsz)
+    C.refuse_other_tasks(cfg, backend.task)
     result = predict_source(backend, args.source, args.out, imgsz, settings=get_task(backend.task).settings(cfg))
     print(f"{len(result.records)} results, {len(result.files)} files written to {args.out}"
           + (f", {len(result.skipped)} skipped" if result.skipped else ""))
@@ -171,7 +172,10 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from rtdet.models.load import load_trained
 
     cfg, imgsz = _deploy_config(args)
+    if str(args.weights).lower().endswith(".onnx"):
+        raise C.ConfigError(f"{args.weights} is already an ONNX export; export takes the .pt checkpoint")
     trained = load_trained(args.weights)
+    C.refuse_other_tasks(cfg, trained.task)
     imgsz = imgsz or trained.config.data.imgsz
     out = Path(args.out or Path(args.weights).with_suffix(".onnx"))
     check: dict[str, float] = {}
@@ -225,6 +229,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         model = build_model(args.model, args.classes).eval()
         backend = backend_for_model(model, [str(i) for i in range(args.classes)], args.backend, args.threads,
                                     imgsz or cfg.data.imgsz, spin=args.spin)
+    C.refuse_other_tasks(cfg, backend.task)
     settings = get_task(backend.task).settings(cfg)
     result = run_bench(backend, imgsz, args.runs, args.warmup, settings=settings, threads=args.threads)
     print(result.table())

@@ -207,6 +207,34 @@ def run_sections(cfg: Config) -> tuple[str, ...]:
     return tuple(s for s in SECTIONS if s in COMMON_SECTIONS or s in own)
 
 
+def resolve_task_defaults(cfg: Config) -> Config:
+    """``cfg`` with the task's own defaults (:data:`rtdet.registry.TASK_DEFAULTS`) for the settings not given."""
+    from rtdet.registry import MODELS, TASK_DEFAULTS
+
+    spec = MODELS.get(cfg.model.model)
+    task = cfg.model.task or (spec.task if spec else "detect")
+    defaults = {k: v for k, v in TASK_DEFAULTS.get(task, {}).items() if not cfg.explicit(k)}
+    if not defaults:
+        return cfg
+    given = set(cfg.given)
+    out = apply_overrides(cfg, defaults)
+    out.given = given  # the task chose these, not the user
+    return out
+
+
+def refuse_other_tasks(cfg: Config, task: str) -> None:
+    """Refuse explicit settings of other tasks and their families for a run of ``task`` (e.g. ``--iou`` for
+    a classifier's ``val``, ``--topk`` for a detector's ``predict``): one ConfigError naming them."""
+    from rtdet.registry import MODELS, TASK_SECTIONS
+
+    own = {TASK_SECTIONS[task]} | {m.section for m in MODELS.values() if m.task == task and m.section}
+    other = ({s for t, s in TASK_SECTIONS.items() if t != task}
+             | {m.section for m in MODELS.values() if m.task != task and m.section}) - own
+    foreign = sorted(k.split(".")[-1] for k in cfg.given if k.split(".")[0] in other)
+    if foreign:
+        raise ConfigError(f"setting(s) {', '.join(foreign)} do not apply to a {task} model")
+
+
 def check_applies(cfg: Config) -> None:
     """Refuse explicit settings that the run's model cannot use (e.g. ``mosaic`` for a classifier)."""
     keep = run_sections(cfg)

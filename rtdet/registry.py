@@ -20,6 +20,14 @@ from rtdet.errors import ModelError
 
 TASKS = ("detect", "classify")  # "segment" joins here with its task module
 TASK_SECTIONS = {"detect": "detect", "classify": "classify"}  # config section of each task's own settings
+# A task's own defaults for shared settings the user did not give (flat names). A classifier sees whole
+# objects or glyphs, where a mirror image can be another class (digits, letters), and detection's strong
+# scale jitter does not apply. Natural photos: pass --fliplr 0.5.
+TASK_DEFAULTS = {
+    "detect": {},
+    "classify": {"data": "sklearn-digits", "fliplr": 0.0, "hsv_h": 0.0, "hsv_s": 0.0, "hsv_v": 0.3, "degrees": 10.0,
+                 "translate": 0.08, "scale": 0.1, "shear": 0.0},
+}
 
 
 @dataclass(frozen=True)

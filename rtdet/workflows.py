@@ -18,7 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from rtdet.config import Config
+from rtdet.config import Config, refuse_other_tasks
 from rtdet.engine import Trainer, dist, make_evaluator, resume_config, seed_everything
 from rtdet.engine.denormal import flush_denormal
 from rtdet.engine.hooks import Checkpointer
@@ -128,10 +128,12 @@ def _validate(weights: str | Path, cfg: Config, out: str | Path | None, save_jso
         trained = load_trained(weights)
         task, model, names = get_task(trained.task), trained.model, trained.names
         model.set_postprocess(**task.settings(cfg, scoring=True))
-        if not cfg.explicit("imgsz"):  # the size the model was trained at
-            cfg = replace(cfg, data=replace(cfg.data, imgsz=trained.config.data.imgsz))
+        saved = trained.config.data  # what the model was trained at and on, unless given
+        cfg = replace(cfg, data=replace(cfg.data, **{k: getattr(saved, k) for k in ("imgsz", "data", "root")
+                                                     if not cfg.explicit(k)}))
         if cfg.eval.backend != "torch":  # same loader, decoding and metrics; only the network runs elsewhere
             model = eval_model(model, names, cfg.eval.backend, cfg.data.imgsz, task.settings(cfg, scoring=True))
+    refuse_other_tasks(cfg, task.name)
     ds = task.open_split(cfg, "val")
     if ds.names != names:
         raise ModelError(f"{weights} was trained on classes {names}, the data set has {ds.names}")

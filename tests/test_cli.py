@@ -72,3 +72,17 @@ def test_import_has_no_side_effects(tmp_path):
     )
     r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.parametrize("command", ["predict", "val", "export", "bench"])
+def test_unreadable_weights_are_one_error_line(command, tmp_path, capsys):
+    """An image, a cut file or a fake .onnx given as weights: `rtdet: error:` naming it, never a traceback."""
+    picture = tmp_path / "photo.pt"
+    picture.write_bytes(b"\xff\xd8\xff\xe0 not a checkpoint at all")
+    fake_onnx = tmp_path / "model.onnx"
+    fake_onnx.write_bytes(b"not protobuf")
+    for weights in (picture, fake_onnx):
+        argv = [command, "--weights", str(weights)] + {"predict": ["--source", str(tmp_path)]}.get(command, [])
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("rtdet: error:") and weights.name in err and "Traceback" not in err

@@ -37,6 +37,7 @@ class BenchResult:
     threads: int | None
     stages: dict[str, dict[str, float]] = field(default_factory=dict)  # stage -> {"median_ms", "p90_ms", "mean_ms"}
     detections_per_frame: float = 0.0  # detect: detections per frame; classify: 0
+    task: str = "detect"
 
     def table(self) -> str:
         """A printable table: one row per stage and the end-to-end row."""
@@ -44,8 +45,10 @@ class BenchResult:
         for name, s in self.stages.items():
             rows.append(f"{name:<14}{s['median_ms']:>11.2f}{s['p90_ms']:>10.2f}{s['mean_ms']:>10.2f}")
         rows.append(f"{'end to end':<14}{self.median_ms:>11.2f}{self.p90_ms:>10.2f}")
-        rows.append(f"{self.backend} @ {self.imgsz}px, {self.threads or 'default'} threads, {self.runs} frames: "
-                    f"{self.fps:.1f} FPS (1000 / median), {self.detections_per_frame:.1f} detections/frame")
+        dets = f", {self.detections_per_frame:.1f} detections/frame" if self.task == "detect" else ""
+        threads = self.threads or "ONNX Runtime's / PyTorch's default number of"
+        rows.append(f"{self.backend} @ {self.imgsz}px, {threads} threads, {self.runs} frames: "
+                    f"{self.fps:.1f} FPS (1000 / median){dets}")
         return "\n".join(rows)
 
     def summary(self) -> dict:
@@ -93,7 +96,8 @@ def run_bench(backend: Backend, imgsz: int | None = None, runs: int = 100, warmu
     for j, name in enumerate(STAGES):
         v = [ms[j] for ms in per_frame]
         stages[name] = {"median_ms": statistics.median(v), "p90_ms": _pct(v, 90), "mean_ms": statistics.fmean(v)}
-    return BenchResult(backend.name, size, 1000.0 / med, med, _pct(total, 90), runs, threads, stages, dets / runs)
+    return BenchResult(backend.name, size, 1000.0 / med, med, _pct(total, 90), runs, threads, stages, dets / runs,
+                       backend.task)
 
 
 def write_json(result: BenchResult, path: str | Path) -> Path:

@@ -195,9 +195,9 @@ def _weights_to_half(proto: Any) -> None:
 def read_metadata(path: str | Path) -> dict[str, Any]:
     """``{"names": [...], "imgsz": int, "task": str, "dynamic": bool, "half": bool, "model": str, ...}`` of an
     rtdet ONNX file."""
-    import onnxruntime as ort
+    from rtdet.deploy.runtime import ort_session
 
-    props = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).get_modelmeta().custom_metadata_map
+    props = ort_session(path).get_modelmeta().custom_metadata_map
     return parse_metadata(props, path)
 
 

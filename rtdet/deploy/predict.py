@@ -94,6 +94,7 @@ def predict_source(backend: Backend, source: str | Path, out: str | Path | None,
 
 def _skip(result: PredictResult, path: Path, reason: str) -> None:
     result.skipped.append((str(path), reason))
+    reason = reason.removeprefix(f"{path}: ")  # the file is named once
     print(f"skipped {path}: {reason}", file=sys.stderr)
 
 

@@ -110,7 +110,11 @@ def ort_session(path: str | Path, threads: int | None = None, spin: bool = False
         opts.intra_op_num_threads = int(threads)
     opts.inter_op_num_threads = 1  # one graph, run sequentially: inter-op threads only add contention
     opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    try:
+        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    except Exception as e:  # not ONNX, torn, or an opset this runtime lacks: one line naming the file
+        first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        raise ModelError(f"{path}: not a readable ONNX model ({first})") from e
 
 
 @contextmanager

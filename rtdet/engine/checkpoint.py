@@ -19,6 +19,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from rtdet.errors import ModelError
+
 
 CHECKPOINT_VERSION = 1
 
@@ -45,14 +47,23 @@ def atomic_save(obj: Any, path: str | Path) -> Path:
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint (tensors and plain values only)."""
+    """Read a checkpoint (tensors and plain values only).
+
+    Raises:
+        FileNotFoundError: no such file.
+        ModelError: a torn, foreign or non-checkpoint file (an image, an ``.onnx``, a pickle
+            with code in it), named in one line.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # a torn, foreign or non-checkpoint file: say which one
-        raise RuntimeError(f"cannot read checkpoint {path}: {e}") from e
+    except Exception as e:  # a torn, foreign or non-checkpoint file: say which one, in one line
+        why = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        if why.startswith("Weights only load failed"):  # torch's advice (weights_only=False) would run code
+            why = "not a file of tensors saved by torch.save: another kind of file, or cut short"
+        raise ModelError(f"{path}: not a readable rtdet checkpoint ({why})") from e
 
 
 @dataclass

@@ -29,7 +29,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping
 
-from rtdet.config import Config, ConfigError, apply_overrides, config_from_checkpoint, flat_fields
+from rtdet.config import Config, ConfigError, apply_overrides, check_applies, config_from_checkpoint, flat_fields
 from rtdet.engine.checkpoint import load_checkpoint
 from rtdet.errors import ModelError
 
@@ -72,7 +72,7 @@ def resume_config(path: str | Path, requested: Mapping[str, Any] | None = None) 
     """
     try:
         ckpt = load_checkpoint(path)
-    except RuntimeError as e:  # unreadable: one line, not a traceback
+    except ModelError as e:  # unreadable: one line, not a traceback
         raise ModelError(f"--resume: {e}") from e
     if "config" not in ckpt:
         raise ModelError(f"--resume {path}: holds no config, not a checkpoint written by rtdet's trainer")
@@ -81,6 +81,8 @@ def resume_config(path: str | Path, requested: Mapping[str, Any] | None = None) 
     requested = {k.split(".")[-1]: v for k, v in (requested or {}).items() if k.split(".")[-1] != "resume"}
     wanted = apply_overrides(saved, requested)  # checks names and types
     fields = flat_fields()
+    wanted.given = {f"{fields[n][0]}.{n}" for n in requested}
+    check_applies(wanted)  # a setting of another task is refused as such, not as a change
     refused = []
     for name in requested:
         section = fields[name][0]

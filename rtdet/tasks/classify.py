@@ -9,7 +9,6 @@ export ``probs [B, K]``; the metrics are scikit-learn's
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -20,18 +19,12 @@ from torch import Tensor
 
 from rtdet.tasks.base import RunResult, Task
 
-# Settings of the shared data section that this task sets when the user did not: a classifier
-# sees whole objects or glyphs, where a mirror image can be another class (digits, letters) and
-# detection's strong scale jitter and mosaic do not apply. Natural photos: pass --fliplr 0.5.
-AUGMENT_DEFAULTS = {"fliplr": 0.0, "hsv_h": 0.0, "hsv_s": 0.0, "hsv_v": 0.3, "degrees": 10.0, "translate": 0.08,
-                    "scale": 0.1, "shear": 0.0}
-
-
 # ---------------------------------------------------------------------------------------- data
 def resolve_defaults(cfg: Any) -> Any:
-    """``cfg`` with this task's augmentation defaults for the data settings the user did not give."""
-    data = dataclasses.replace(cfg.data, **{k: v for k, v in AUGMENT_DEFAULTS.items() if not cfg.explicit(k)})
-    return dataclasses.replace(cfg, data=data)
+    """``cfg`` with this task's defaults (:data:`rtdet.registry.TASK_DEFAULTS`) for the settings not given."""
+    from rtdet.config import resolve_task_defaults
+
+    return resolve_task_defaults(cfg)
 
 
 def open_split(cfg: Any, split: str) -> Any:

@@ -66,7 +66,7 @@ def test_killed_writer_leaves_a_complete_file(tmp_path):
 def test_unreadable_checkpoint_names_the_file(tmp_path):
     bad = tmp_path / "torn.pt"
     bad.write_bytes(b"not a checkpoint")
-    with pytest.raises(RuntimeError, match="torn.pt"):
+    with pytest.raises(ValueError, match="torn.pt: not a readable rtdet checkpoint"):  # ModelError
         load_checkpoint(bad)
     with pytest.raises(FileNotFoundError, match="missing.pt"):
         load_checkpoint(tmp_path / "missing.pt")

@@ -93,3 +93,27 @@ def test_classifier_backbone_trains_into_a_detector(run, tmp_path, capsys):
     backbone = [k for k in ckpt["ema"]["module"] if k.startswith("backbone.")]
     assert len(backbone) > 50
     assert f"loaded {len(backbone)} tensors" in out.out + out.err  # every backbone tensor, and nothing else
+
+
+def test_other_task_settings_are_refused_by_every_command(run, capsys):
+    best = str(run / "weights" / "best.pt")
+    for argv in (["val", "--weights", best, "--iou", "0.5"],
+                 ["predict", "--weights", best, "--source", best, "--nms", "soft"],
+                 ["export", "--weights", best, "--conf", "0.3"],
+                 ["train", "--resume", str(run / "weights" / "last.pt"), "--epochs", "9", "--mosaic", "0.5"]):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith("rtdet: error:") and "do not apply" in err and "Traceback" not in err, argv
+
+
+def test_val_defaults_to_the_data_and_size_the_model_was_trained_on(run, tmp_path):
+    assert main(["val", "--weights", str(run / "weights" / "best.pt"), "--out", str(tmp_path)]) == 0
+    assert json.loads((tmp_path / "metrics.json").read_text())["samples"] == 359  # sklearn-digits' val split
+
+
+def test_config_prints_the_classify_defaults(capsys):
+    assert main(["config", "--model", "rtdet-cls-n"]) == 0
+    saved = yaml.safe_load(capsys.readouterr().out)
+    assert saved["data"]["data"] == "sklearn-digits" and saved["data"]["fliplr"] == 0.0
+    assert main(["config", "--model", "rtdet-cls-n", "--fliplr", "0.5"]) == 0  # explicit wins
+    assert yaml.safe_load(capsys.readouterr().out)["data"]["fliplr"] == 0.5
