@@ -156,16 +156,22 @@ def decode(outputs: tuple[Tensor, ...], geometry: None, shape: tuple[int, ...], 
 
 
 def annotate(image: np.ndarray, result: dict[str, Any]) -> np.ndarray:
-    """A copy of ``image`` with its top classes and probabilities written in the top-left corner."""
+    """A copy of ``image`` with its top classes and probabilities written in the top-left corner; images
+    smaller than 256 px are enlarged first (nearest neighbour, whole factors) so the text stays readable."""
     import cv2
 
     out = np.ascontiguousarray(image).copy()
-    scale = max(0.4, max(image.shape[:2]) / 800)
+    if out.ndim == 2:
+        out = np.repeat(out[..., None], 3, axis=2)
+    factor = max(1, 256 // max(out.shape[:2]))
+    if factor > 1:
+        out = cv2.resize(out, (out.shape[1] * factor, out.shape[0] * factor), interpolation=cv2.INTER_NEAREST)
+    font = max(0.5, max(out.shape[:2]) / 500)  # OpenCV font scale: ~11 px high at 0.5
     for row, (name, p) in enumerate(zip(result["names"], result["scores"].tolist())):
-        y = int((row + 1) * 22 * scale)
+        y = int((row + 1) * 24 * font)
         text = f"{name} {p:.2f}"
-        cv2.putText(out, text, (4, y), cv2.FONT_HERSHEY_SIMPLEX, 0.6 * scale, (0, 0, 0), 3, cv2.LINE_AA)
-        cv2.putText(out, text, (4, y), cv2.FONT_HERSHEY_SIMPLEX, 0.6 * scale, (255, 255, 255), 1, cv2.LINE_AA)
+        cv2.putText(out, text, (4, y), cv2.FONT_HERSHEY_SIMPLEX, font, (0, 0, 0), 3, cv2.LINE_AA)
+        cv2.putText(out, text, (4, y), cv2.FONT_HERSHEY_SIMPLEX, font, (255, 255, 255), 1, cv2.LINE_AA)
     return out
 
 
