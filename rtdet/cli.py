@@ -180,7 +180,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
     out = Path(args.out or Path(args.weights).with_suffix(".onnx"))
     check: dict[str, float] = {}
     nms = {"conf": cfg.detect.conf, "iou": cfg.detect.iou, "max_det": cfg.detect.max_det} if args.nms else None
-    export_onnx(trained.model, out, imgsz, args.dynamic, args.half, names=trained.names, report=check, nms=nms)
+    export_onnx(trained.model, out, imgsz, args.dynamic, args.half, names=trained.names, report=check, nms=nms,
+                category_ids=trained.meta.get("cat_ids"))
     if args.nms:
         print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB); in-graph NMS equals rtdet's postprocess on "
               f"{check['detections']:.0f} detections")

@@ -40,8 +40,9 @@ def string_id_json(tmp_path):
     return path, data
 
 
-def one_class_checkpoint(path, names, label):
-    """A checkpoint whose model scores class ``label`` 0.98 everywhere and every other class ~0."""
+def one_class_checkpoint(path, names, label, cat_ids=None):
+    """A checkpoint whose model scores class ``label`` 0.98 everywhere and every other class ~0
+    (``cat_ids``: the training data set's category ids, as training records them in ``meta``)."""
     torch.manual_seed(0)
     model = build_model("rtdet-n", len(names)).eval()
     with torch.no_grad():
@@ -49,7 +50,8 @@ def one_class_checkpoint(path, names, label):
             branch[-1].weight.zero_()
             branch[-1].bias.fill_(-20.0)
             branch[-1].bias[label] = 4.0
-    torch.save({"model": model.state_dict(), "model_args": dict(model.build_args), "meta": {"names": names},
+    meta = {"names": names, **({"cat_ids": cat_ids} if cat_ids else {})}
+    torch.save({"model": model.state_dict(), "model_args": dict(model.build_args), "meta": meta,
                 "config": config_to_dict(Config()), "ema": None}, path)
     return path
 
@@ -82,3 +84,20 @@ def test_train_on_string_image_ids(string_id_json, tmp_path):
                  "--mosaic", "0", "--out", str(out)]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert list(metrics) == list(COCO_KEYS)
+
+
+def test_predict_writes_the_data_sets_category_ids(string_id_json, tmp_path):
+    """predict's json names each class by the training data's own id too (COCO: 51 is "bowl"),
+    from the checkpoint and from its ONNX export alike."""
+    _, data = string_id_json
+    cats = sorted(data["categories"], key=lambda c: c["id"])
+    names, ids = [c["name"] for c in cats], [c["id"] for c in cats]
+    weights = one_class_checkpoint(tmp_path / "w.pt", names, names.index("bowl"), cat_ids=ids)
+    source = data["images"][0]["file_name"]
+    assert main(["export", "--weights", str(weights), "--imgsz", "160", "--out", str(tmp_path / "w.onnx")]) == 0
+    for w in (weights, tmp_path / "w.onnx"):
+        out = tmp_path / f"pred-{w.suffix[1:]}"
+        assert main(["predict", "--weights", str(w), "--source", source, "--imgsz", "160", "--out", str(out)]) == 0
+        recs = json.loads((out / "predictions.json").read_text())
+        assert recs and {(r["category"], r["category_id"], r["name"]) for r in recs} == {
+            (names.index("bowl"), 51, "bowl")}

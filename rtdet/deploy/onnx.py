@@ -65,7 +65,7 @@ def fused_copy(model: nn.Module) -> nn.Module:
 def export_onnx(
     weights_or_model: str | Path | nn.Module, out: str | Path, imgsz: int = 320, dynamic: bool = False,
     half: bool = False, names: list[str] | None = None, report: dict[str, float] | None = None,
-    nms: dict[str, float] | None = None,
+    nms: dict[str, float] | None = None, category_ids: list | None = None,
 ) -> Path:
     """Export to ``out`` (ONNX, opset 17) and check it against PyTorch; returns ``out``.
 
@@ -75,6 +75,8 @@ def export_onnx(
         dynamic: batch, height and width become dynamic axes.
         half: float16 weights (see the module docstring).
         names: class names when a bare module is given.
+        category_ids: the training data set's own id of each class (COCO category ids), kept in the
+            metadata so that predictions can be written in the user's numbering; a checkpoint brings its own.
         report: if given, filled with the parity check's ``boxes``/``scores`` max differences and ``images``.
         nms: ``{"conf", "iou", "max_det"}`` to put NMS inside the graph (detectors only:
             :mod:`rtdet.deploy.onnx_nms`; batch 1, output ``detections [D, 6]``), checked against
@@ -86,6 +88,10 @@ def export_onnx(
     """
     if imgsz % 32:
         raise ModelError(f"imgsz must be a multiple of 32, got {imgsz}")
+    if category_ids is None and isinstance(weights_or_model, (str, Path)):
+        from rtdet.models.load import load_trained
+
+        category_ids = load_trained(weights_or_model).meta.get("cat_ids")
     model, names = load_model(weights_or_model, names)
     fused = fused_copy(model)
     out = Path(out)
@@ -93,6 +99,8 @@ def export_onnx(
     meta = {"names": json.dumps(names), "imgsz": str(imgsz), "dynamic": str(dynamic).lower(),
             "half": str(half).lower(), "model": str(getattr(model, "build_args", {}).get("name", "")),
             "task": model.task, "stride": "32", "producer": "rtdet", "nms": "false"}
+    if category_ids:
+        meta["category_ids"] = json.dumps(list(category_ids))
     if nms is not None:
         if model.task != "detect":
             raise ModelError(f"--nms is for detectors; this model does the {model.task} task")
@@ -208,7 +216,8 @@ def parse_metadata(props: dict[str, str], path: str | Path = "<onnx>") -> dict[s
     return {"names": json.loads(props["names"]), "imgsz": int(props["imgsz"]), "task": props.get("task", "detect"),
             "dynamic": props.get("dynamic") == "true", "half": props.get("half") == "true",
             "model": props.get("model", ""), "nms": props.get("nms", "false") != "false",
-            "int8": props.get("int8") == "true"}
+            "int8": props.get("int8") == "true",
+            "category_ids": json.loads(props["category_ids"]) if "category_ids" in props else None}
 
 
 def check_parity(model: nn.Module, path: str | Path, imgsz: int, half: bool = False, batch: int = 1,

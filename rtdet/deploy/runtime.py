@@ -32,9 +32,11 @@ BACKENDS = ("torch", "onnxruntime")
 
 class Backend:
     """Raw-output inference. Attributes: ``names`` (class names), ``imgsz`` (default input size), ``name``
-    (the runtime), ``task`` (detect, classify), ``output_names``."""
+    (the runtime), ``task`` (detect, classify), ``output_names``, ``category_ids`` (the training data set's
+    own id of each class, e.g. COCO's non-contiguous ids, or None)."""
 
     name = "backend"
+    category_ids: list | None = None
 
     def __init__(self, names: list[str], imgsz: int, task: str, output_names: tuple[str, ...]) -> None:
         self.names, self.imgsz, self.task, self.output_names = list(names), int(imgsz), task, tuple(output_names)
@@ -86,7 +88,7 @@ class OrtBackend(Backend):
                              "raw-output export: re-export without --nms")
         outputs = tuple(o.name for o in self.session.get_outputs())
         super().__init__(meta["names"], meta["imgsz"], meta["task"], outputs)
-        self.path, self.dynamic = Path(path), meta["dynamic"]
+        self.path, self.dynamic, self.category_ids = Path(path), meta["dynamic"], meta["category_ids"]
 
     def __call__(self, images: Tensor) -> tuple[Tensor, ...]:
         x = images.float().cpu().numpy()
@@ -160,8 +162,10 @@ def load_backend(weights: str | Path, backend: str = "onnxruntime", threads: int
     from rtdet.models.load import load_trained
 
     trained = load_trained(weights)
-    return backend_for_model(trained.model, trained.names, backend, threads, imgsz or trained.config.data.imgsz,
-                             spin=spin)
+    out = backend_for_model(trained.model, trained.names, backend, threads, imgsz or trained.config.data.imgsz,
+                            spin=spin)
+    out.category_ids = trained.meta.get("cat_ids")
+    return out
 
 
 def backend_for_model(model: nn.Module, names: list[str], backend: str = "torch", threads: int | None = None,
@@ -194,7 +198,8 @@ def infer(backend: Backend, images: list[np.ndarray], imgsz: int | None = None,
     The task's ``preprocess`` -> ``backend`` -> the task's ``decode`` (see :mod:`rtdet.tasks`);
     ``settings``: the task's decoding settings (detect: conf, iou, method, max_det; classify: topk).
     Detect results: ``boxes`` float32 [D, 4] xyxy original pixels (clipped), ``scores`` [D],
-    ``labels`` int64 [D], ``names``; classify: ``probs`` [K], ``top`` (label, probability) pairs, ``names``.
+    ``labels`` int64 [D], ``names``; classify: ``probs`` [K], its top ``labels``, ``scores``, ``names``.
+    Both add ``category_ids`` (the data set's own id of each label) when the backend knows them.
     """
     task = get_task(backend.task)
     size = imgsz or backend.imgsz
@@ -202,7 +207,10 @@ def infer(backend: Backend, images: list[np.ndarray], imgsz: int | None = None,
     with host_threads(backend):
         for image in images:
             x, geometry = task.preprocess(image, size)
-            out.append(task.decode(backend(x), geometry, image.shape, backend.names, settings or {}))
+            result = task.decode(backend(x), geometry, image.shape, backend.names, settings or {})
+            if backend.category_ids:
+                result["category_ids"] = [backend.category_ids[int(c)] for c in result["labels"]]
+            out.append(result)
     return out
 
 

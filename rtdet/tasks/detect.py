@@ -164,13 +164,17 @@ def annotate(image: np.ndarray, result: dict[str, Any]) -> np.ndarray:
 
 
 def records(result: dict[str, Any], image_name: str, frame: int | None = None) -> list[dict[str, Any]]:
-    """``detections.json`` entries of one image: ``{"image", "bbox": [x, y, w, h] original pixels
-    (0.01 px), "score", "category": class index, "name"}`` (+ ``"frame"`` for videos)."""
+    """``predictions.json`` entries of one image: ``{"image", "bbox": [x, y, w, h] original pixels
+    (0.01 px), "score", "category": class index, "name"}``, plus ``"category_id"`` (the training data
+    set's own id, e.g. COCO's) when the model knows it and ``"frame"`` for videos."""
     recs = []
-    for (x1, y1, x2, y2), score, label, name in zip(result["boxes"].tolist(), result["scores"].tolist(),
-                                                    result["labels"].tolist(), result["names"]):
+    ids = result.get("category_ids")
+    for k, ((x1, y1, x2, y2), score, label, name) in enumerate(zip(
+            result["boxes"].tolist(), result["scores"].tolist(), result["labels"].tolist(), result["names"])):
         rec = {"image": image_name, "bbox": [round(x1, 2), round(y1, 2), round(x2 - x1, 2), round(y2 - y1, 2)],
                "score": round(score, 5), "category": int(label), "name": name}
+        if ids:
+            rec["category_id"] = ids[k]
         if frame is not None:
             rec["frame"] = frame
         recs.append(rec)
