@@ -5,8 +5,9 @@ annotated ``<stem>.mp4`` per video (same frame rate and size), and
 ``predictions.json``: a list of the task's records (detect: ``{"image": file name,
 "bbox": [x, y, w, h] original pixels, "score", "category": class index, "name"}``;
 classify: ``{"image", "top": [{"category", "name", "probability"}, ...]}``; video
-entries add ``"frame"``). A file that cannot be read is reported on stderr and
-skipped; the rest are processed.
+entries add ``"frame"``). A file that does not decode completely (judged as
+``rtdet data check`` judges it: :func:`rtdet.data.dataset.probe_image`) is reported
+on stderr and skipped; the rest are processed.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 
 import cv2
 
+from rtdet.data.dataset import probe_image
 from rtdet.deploy.images import IMAGE_SUFFIXES, read_image
 from rtdet.deploy.runtime import Backend, infer
 from rtdet.tasks import get_task
@@ -77,6 +79,7 @@ def predict_source(backend: Backend, source: str | Path, out: str | Path | None,
             _predict_video(backend, path, out_dir if save else None, imgsz, result, settings or {})
             continue
         try:
+            probe_image(path)  # the judgement of `rtdet data check`: a file cut short is skipped, not guessed at
             image = read_image(path)
         except ValueError as e:
             _skip(result, path, str(e))

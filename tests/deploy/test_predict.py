@@ -19,6 +19,8 @@ def folder(tmp_path_factory):
     for i, im in enumerate(sample_images(2)):
         cv2.imwrite(str(d / f"img{i}.jpg"), cv2.cvtColor(im, cv2.COLOR_RGB2BGR))
     (d / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    whole = (d / "img0.jpg").read_bytes()
+    (d / "cut.jpg").write_bytes(whole[: len(whole) // 2])  # OpenCV would decode half a picture
     (d / "notes.txt").write_text("not an image")
     return d
 
@@ -29,7 +31,7 @@ def test_folder_writes_annotated_images_and_json_and_skips_broken(folder, checkp
                  "--imgsz", "160", "--conf", "0.05", "--threads", "1"])
     err = capsys.readouterr().err
     assert code == 0
-    assert "broken.jpg" in err and "notes.txt" in err  # reported, not dropped silently
+    assert "broken.jpg" in err and "notes.txt" in err and "cut.jpg" in err  # reported, not dropped silently
     assert sorted(p.name for p in out.glob("*.jpg")) == ["img0.jpg", "img1.jpg"]
     recs = json.loads((out / "predictions.json").read_text())
     assert recs and {r["image"] for r in recs} <= {"img0.jpg", "img1.jpg"}
