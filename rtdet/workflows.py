@@ -18,7 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from rtdet.config import Config, refuse_other_tasks
+from rtdet.config import Config, refuse_other_tasks, resolve_task_defaults
 from rtdet.engine import Trainer, dist, make_evaluator, resume_config, seed_everything
 from rtdet.engine.denormal import flush_denormal
 from rtdet.engine.hooks import Checkpointer
@@ -63,7 +63,7 @@ def _train(cfg: Config, progress: bool) -> RunResult:
         cfg = resume_config(cfg.train.resume, requested_settings(cfg))
     info = dist.init_distributed("gloo" if cfg.train.device == "cpu" else None)
     task = get_task(task_for(cfg))
-    cfg = task.resolve_defaults(cfg)
+    cfg = resolve_task_defaults(cfg)  # saved in config.yaml: the run says what it used
     if not cfg.train.metric:
         cfg = replace(cfg, train=replace(cfg.train, metric=task.metric))
     seed_everything(cfg.train.seed + info.rank, cfg.train.deterministic)

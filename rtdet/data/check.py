@@ -56,11 +56,11 @@ def format_reports(datasets: list[DetectionDataset]) -> str:
 
 def is_classification(spec: str | Path) -> bool:
     """Whether ``spec`` has a classification layout (class folders, MNIST IDX files, CSV lists, sklearn-digits)."""
-    from rtdet.data.classify import _layout
+    from rtdet.data.classify import classification_layout
     from rtdet.data.yolo import DataFormatError
 
     try:
-        _layout(spec)
+        classification_layout(spec)
     except DataFormatError:
         return False
     return True

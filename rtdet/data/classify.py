@@ -411,7 +411,7 @@ def sklearn_digits(split: str) -> ClassificationDataset:
 
 
 # -- one entry point ------------------------------------------------------------------------------
-def _layout(spec: str | Path) -> str:
+def classification_layout(spec: str | Path) -> str:
     """``sklearn-digits``, ``imagefolder``, ``idx`` or ``csv``; DataFormatError naming the path otherwise."""
     if str(spec) == SKLEARN_DIGITS:
         return SKLEARN_DIGITS
@@ -434,7 +434,7 @@ def _layout(spec: str | Path) -> str:
 
 def classification_splits(spec: str | Path) -> list[str]:
     """The split names the data set ``spec`` has (for checks and converters)."""
-    kind = _layout(spec)
+    kind = classification_layout(spec)
     if kind in (SKLEARN_DIGITS, "idx"):
         return ["train", "val"]
     if kind == "imagefolder":
@@ -447,7 +447,7 @@ def open_classification(spec: str | Path, split: str) -> ClassificationDataset:
 
     Raises DataFormatError naming the path when no layout fits or the split is absent.
     """
-    kind = _layout(spec)
+    kind = classification_layout(spec)
     if kind == SKLEARN_DIGITS:
         return sklearn_digits(split)
     if kind == "imagefolder":

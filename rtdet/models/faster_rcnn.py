@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 from torchvision.models.detection import fasterrcnn_mobilenet_v3_large_320_fpn
 
 from rtdet.boxes import valid_boxes

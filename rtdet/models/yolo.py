@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from rtdet.losses.yolo_loss import YoloLoss
 from rtdet.models.backbones import CSPBackbone

@@ -16,9 +16,10 @@ to the next:
   outputs, so an ONNX Runtime session can stand in for the model);
   ``decode(outputs, geometry, image shape, names, settings) -> result`` for one image; ``annotate(image, result) -> image``; ``records(result,
   image_name) -> list of json-ready dicts``; ``settings(cfg) -> dict`` the decoding
-  settings of delivered results;
-- defaults: ``resolve_defaults(cfg) -> cfg`` fills the settings the user did not give with
-  the task's own defaults (saved in the run's config.yaml, so a run says what it used).
+  settings of delivered results.
+
+A task's defaults for shared settings the user did not give are data, not code:
+:data:`rtdet.registry.TASK_DEFAULTS`, applied by :func:`rtdet.config.resolve_task_defaults`.
 """
 
 from __future__ import annotations
@@ -57,4 +58,3 @@ class Task:
     annotate: Callable[..., Any]
     records: Callable[..., list[dict]]
     settings: Callable[..., dict[str, Any]]
-    resolve_defaults: Callable[[Any], Any] = lambda cfg: cfg  # the task's defaults for settings not given

@@ -20,13 +20,6 @@ from torch import Tensor
 from rtdet.tasks.base import RunResult, Task
 
 # ---------------------------------------------------------------------------------------- data
-def resolve_defaults(cfg: Any) -> Any:
-    """``cfg`` with this task's defaults (:data:`rtdet.registry.TASK_DEFAULTS`) for the settings not given."""
-    from rtdet.config import resolve_task_defaults
-
-    return resolve_task_defaults(cfg)
-
-
 def open_split(cfg: Any, split: str) -> Any:
     """The ``split`` of ``cfg.data.data``: an image folder of class folders, MNIST IDX files, a CSV,
     or ``sklearn-digits`` (see :func:`rtdet.data.classify.open_classification`)."""
@@ -100,7 +93,7 @@ def final_report(model: Any, loader: Any, names: list[str], out: Path, device: t
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(res.as_dict(), indent=2))
     files = [*save_classification_plots(res, out), out / "metrics.json"]
-    ds = loader.dataset.dataset if hasattr(loader.dataset, "dataset") else loader.dataset
+    ds = loader.dataset.dataset  # the ClassificationPipeline's data set
     pred_labels = probs.argmax(1)
     wrong = np.flatnonzero(pred_labels != y_true)[:256]
     ids = [int(targets[i]["image_id"]) for i in wrong]
@@ -187,5 +180,4 @@ def records(result: dict[str, Any], image_name: str, frame: int | None = None) -
 
 TASK = Task(name="classify", metric="top1", open_split=open_split, build_loader=build_loader, collect=collect,
             metric_fn=metric_fn, final_report=final_report, summary=summary, preprocess=preprocess,
-            predictions=predictions, decode=decode, annotate=annotate, records=records, settings=settings,
-            resolve_defaults=resolve_defaults)
+            predictions=predictions, decode=decode, annotate=annotate, records=records, settings=settings)

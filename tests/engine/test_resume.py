@@ -112,15 +112,6 @@ def digits(tmp_path_factory) -> Path:
     return cli_runs.tiny_digits(tmp_path_factory.mktemp("digits"))
 
 
-@pytest.fixture
-def one_thread():
-    """One compute thread, as the subprocess runs (cli_runs.env): much faster on a busy 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.mark.slow
 def test_cli_resume_extends_refuses_and_says_so(digits, tmp_path, capsys, caplog, one_thread):
     """`train --epochs 1`, then `--resume last.pt --epochs 3` trains epochs 2-3 in the same folder."""

@@ -1,4 +1,4 @@
-"""Fixtures shared by the model tests."""
+"""Fixtures shared by every test package."""
 
 import pytest
 import torch
