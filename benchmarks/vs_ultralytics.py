@@ -1,22 +1,31 @@
-"""rtdet-n against Ultralytics YOLO11n on the digits set: same data, epochs, image size, batch, seed and CPU.
+"""rtdet against Ultralytics nano models on any data set, each with its own default recipe.
 
-    python benchmarks/vs_ultralytics.py [--epochs E] [--imgsz 320] [--batch B] [--seed 0]
+    python benchmarks/vs_ultralytics.py --data ../shared/data/bccd --epochs 30
+    python benchmarks/vs_ultralytics.py --data ../shared/data/coco128/annotations/instances_val2017.json
+    python benchmarks/vs_ultralytics.py                          # the generated digits set
+    python benchmarks/vs_ultralytics.py --models rtdet-n --tag old-defaults \\
+        --set optimizer=sgd --set lr=0.01 --set nbs=64           # one rtdet variant (a row of the recipe runs)
 
-Defaults are the demo's (``rtdet/demo.py:DEMO_SETTINGS``): its epochs, image size and batch.
+``--data`` is anything rtdet reads (``digits``, a YOLO data.yaml, a COCO json, a VOC
+tree); its ``train`` and ``val`` splits are used (VOC: trainval and test; a COCO json
+with one file serves both: the same images, so that run is an over-fit check, not a
+generalization measure). The peers get the same images and boxes, written once by
+rtdet's reader into Ultralytics' YOLO layout (``<out>/yolo_data``).
 
-Both train from scratch (``yolo11n.yaml``: no pretrained weights) on the digits
-set in YOLO format, one after the other in this run. Each uses its own default
-recipe apart from the shared settings, and horizontal flips are off for both
-(mirrored digits are other symbols). Both use every core: PyTorch threads = CPU
-count (Ultralytics' default is one fewer on CPUs). Both sets of validation predictions
-(confidence >= 0.001, NMS IoU 0.7, at most 300 per image) are scored by rtdet's
-COCO evaluation against the same ground truth. Training throughput is training
-images (epochs x train images) per second of the whole training call; latency
-is the median PyTorch end-to-end time per val image (letterbox, inference,
-decoding, NMS; batch 1).
+Every model trains from scratch with **its own defaults** apart from the shared
+settings (epochs, image size, batch, seed, loader workers, CPU threads = every core;
+horizontal flips are off for both on digits, where mirrored digits are other symbols).
+rtdet variants add settings with ``--set``. All validation predictions
+(confidence >= 0.001, NMS IoU 0.7, at most 300 per image, PyTorch, batch 1) are
+scored by rtdet's COCO evaluation (== pycocotools) against the same ground truth.
+Training throughput is epochs x train images per second of the whole training call
+(per-epoch validation included for every model); latency is the median end-to-end
+time per val image (read excluded: letterbox, inference, decoding, NMS).
 
 Ultralytics runs in its own environment (see ``peer.py``); rtdet does not import it.
-Results land in ``runs/vs_ultralytics/`` (``results.json`` plus both run folders).
+Results accumulate in ``<out>/<data name>/results.json`` (one entry per model or
+tag; a rerun of a model replaces its entry), and the table printed at the end
+covers every entry there.
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -32,129 +42,185 @@ import yaml
 
 from peer import ROOT, run_peer
 
+RTDET_MODELS = ("rtdet-n", "rtdet-s")
+PEER_MODELS = ("yolo11n", "yolov8n")
+
 PEER_TRAIN = """
 import json, sys, time
 from pathlib import Path
 import os
 import ultralytics.utils.torch_utils as tu
 from ultralytics import YOLO
-data, out, epochs, imgsz, batch, seed, workers = sys.argv[1:8]
+name, data, out, epochs, imgsz, batch, seed, workers, extra = sys.argv[1:10]
+extra = json.loads(extra)
 tu.NUM_THREADS = os.cpu_count()  # its default leaves one core idle (cpu_count - 1 threads); rtdet uses them all
-model = YOLO("yolo11n.yaml")
+model = YOLO(name + ".yaml")
 t0 = time.perf_counter()
 model.train(data=data, epochs=int(epochs), imgsz=int(imgsz), batch=int(batch), seed=int(seed), workers=int(workers),
             device="cpu", project=str(Path(out).parent), name=Path(out).name, exist_ok=True, pretrained=False,
-            fliplr=0.0, plots=False, amp=False, verbose=False)
+            plots=False, amp=False, verbose=False, **extra["train"])
 seconds = time.perf_counter() - t0
 best = YOLO(str(Path(out) / "weights" / "best.pt"))
-val_dir = Path(json.loads(sys.argv[8])["val_images"])
 preds, latency = [], []
-for f in sorted(val_dir.iterdir()):
-    r = best.predict(str(f), imgsz=int(imgsz), conf=0.001, iou=0.7, max_det=300, device="cpu", verbose=False)[0]
+for f in extra["val_images"]:
+    r = best.predict(f, imgsz=int(imgsz), conf=0.001, iou=0.7, max_det=300, device="cpu", verbose=False)[0]
     latency.append(sum(r.speed.values()))
     for (x1, y1, x2, y2), s, c in zip(r.boxes.xyxy.tolist(), r.boxes.conf.tolist(), r.boxes.cls.tolist()):
-        preds.append({"image": f.name, "xyxy": [x1, y1, x2, y2], "score": s, "label": int(c)})
+        preds.append({"image": f, "xyxy": [x1, y1, x2, y2], "score": s, "label": int(c)})
 (Path(out) / "val_predictions.json").write_text(json.dumps(preds))
 print(json.dumps({"train_seconds": seconds, "latency_ms": sorted(latency)[len(latency) // 2]}))
 """
 
 
-def ground_truth(data_root: Path) -> tuple[dict, dict[str, int], list[Path]]:
-    """COCO ground truth of the val split, image ids by file name, and the val image paths."""
-    from rtdet.data import open_dataset
-    from rtdet.data.coco import to_coco_gt
+class BenchData:
+    """The train and val splits of ``spec`` as rtdet reads them, and their COCO ground truth."""
 
-    ds = open_dataset(str(data_root / "data.yaml"), "val")
-    gt = to_coco_gt(ds)
-    ids = {Path(im["file_name"]).name: im["id"] for im in gt["images"]}
-    return gt, ids, [Path(ds.file(i)) for i in range(len(ds))]
+    def __init__(self, spec: str, root: str) -> None:
+        from rtdet.data import open_dataset
+        from rtdet.data.coco import to_coco_gt
+
+        self.spec = spec
+        self.root = root
+        self.train = open_dataset(spec, "train", root=root)
+        self.val = open_dataset(spec, "val", root=root)
+        self.files = [str(Path(self.val.file(i)).resolve()) for i in range(len(self.val))]
+        self.gt = to_coco_gt(self.val)
+        self.ids = {f: i for i, f in enumerate(self.files)}  # rtdet's image ids are positions
+        self.same_images = set(self.files) == {str(Path(self.train.file(i)).resolve()) for i in range(len(self.train))}
+
+    @property
+    def name(self) -> str:
+        p = Path(self.spec)
+        if self.spec == "digits":
+            return "digits"
+        return p.parent.parent.name if p.suffix == ".json" else (p.parent.name if p.suffix in (".yaml", ".yml")
+                                                                 else p.name)
+
+    def peer_yaml(self, out: Path) -> Path:
+        """The same splits in Ultralytics' YOLO layout (images linked, labels from rtdet's reader)."""
+        from rtdet.data.yolo import write_yolo
+
+        path = out / "yolo_data" / "data.yaml"
+        if not path.is_file():
+            write_yolo({"train": self.train, "val": self.val}, out / "yolo_data")
+        return path
 
 
-def score(gt: dict, ids: dict[str, int], preds: list[dict]) -> dict[str, float]:
+def score(data: BenchData, preds: list[dict]) -> dict[str, float]:
     from rtdet.metrics.coco import evaluate
 
-    dets = [{"image_id": ids[p["image"]], "category_id": p["label"], "score": p["score"],
+    dets = [{"image_id": data.ids[str(Path(p["image"]).resolve())], "category_id": p["label"], "score": p["score"],
              "bbox": [p["xyxy"][0], p["xyxy"][1], p["xyxy"][2] - p["xyxy"][0], p["xyxy"][3] - p["xyxy"][1]]}
             for p in preds]
-    return evaluate(gt, dets, per_class=False).stats
+    return evaluate(data.gt, dets, per_class=False).stats
 
 
-def run_rtdet(args: argparse.Namespace, data_root: Path, out: Path, files: list[Path]) -> tuple[dict, list[dict]]:
+def parse_sets(items: list[str]) -> dict[str, Any]:
+    """``["lr=0.01", "optimizer=sgd"]`` -> ``{"lr": 0.01, "optimizer": "sgd"}`` (values read as YAML)."""
+    out = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+def run_rtdet(model: str, args: argparse.Namespace, data: BenchData, out: Path,
+              extra: dict[str, Any]) -> tuple[dict, list[dict]]:
     from rtdet.config import load_config
-    from rtdet.demo import DEMO_SETTINGS
     from rtdet.deploy.images import read_image
     from rtdet.deploy.runtime import infer, load_backend
     from rtdet.workflows import train
 
-    cfg = load_config(None, {**DEMO_SETTINGS, "root": str(data_root), "epochs": args.epochs, "imgsz": args.imgsz,
-                             "batch": args.batch, "seed": args.seed, "workers": args.workers, "out": str(out)})
+    settings = {"model": model, "data": data.spec, "root": data.root, "epochs": args.epochs, "imgsz": args.imgsz,
+                "batch": args.batch, "seed": args.seed, "workers": args.workers, "out": str(out), **extra}
+    if data.name == "digits":
+        settings.setdefault("fliplr", 0.0)
     t0 = time.perf_counter()
-    train(cfg, progress=False)
+    train(load_config(None, settings), progress=False)
     seconds = time.perf_counter() - t0
     backend = load_backend(out / "weights" / "best.pt", "torch")
     preds, latency = [], []
-    for f in files:
+    for f in data.files:
         image = read_image(f)
         t0 = time.perf_counter()
         det = infer(backend, [image], args.imgsz, settings={"conf": 0.001, "iou": 0.7, "method": "nms", "max_det": 300})[0]
         latency.append(1000 * (time.perf_counter() - t0))
-        preds += [{"image": f.name, "xyxy": b, "score": s, "label": c}
+        preds += [{"image": f, "xyxy": b, "score": s, "label": c}
                   for b, s, c in zip(det["boxes"].tolist(), det["scores"].tolist(), det["labels"].tolist())]
-    return {"train_seconds": seconds, "latency_ms": float(np.median(latency))}, preds
+    resolved = yaml.safe_load((out / "config.yaml").read_text())["optim"]
+    return {"train_seconds": seconds, "latency_ms": float(np.median(latency)), "settings": extra,
+            "optim": {k: resolved[k] for k in ("optimizer", "lr", "nbs", "warmup_epochs") if k in resolved}}, preds
+
+
+def run_ultralytics(model: str, args: argparse.Namespace, data: BenchData, out: Path) -> tuple[dict, list[dict]]:
+    train_extra = {"fliplr": 0.0} if data.name == "digits" else {}
+    timing = run_peer(PEER_TRAIN, model, str(data.peer_yaml(out.parent)), str(out), str(args.epochs),
+                      str(args.imgsz), str(args.batch), str(args.seed), str(args.workers),
+                      json.dumps({"val_images": data.files, "train": train_extra}))
+    return timing, json.loads((out / "val_predictions.json").read_text())
+
+
+def print_table(data: BenchData, args: argparse.Namespace, results: dict[str, dict]) -> None:
+    n_train = len(data.train)
+    note = " (train = val: an over-fit check)" if data.same_images else ""
+    print(f"\n{data.name}: {n_train} train / {len(data.val)} val images{note}, {args.epochs} epochs, {args.imgsz} px, "
+          f"batch {args.batch}, seed {args.seed}, CPU threads {torch.get_num_threads()}")
+    print(f"| model | mAP50-95 | mAP50 | training images/s | latency ms | recipe |")
+    print("|---|---|---|---|---|---|")
+    for name, r in results.items():
+        recipe = ", ".join(f"{k} {v}" for k, v in r.get("optim", {}).items()) or "its defaults"
+        print(f"| {name} | {r['AP']:.3f} | {r['AP50']:.3f} | {r['epochs'] * n_train / r['train_seconds']:.1f} | "
+              f"{r['latency_ms']:.1f} | {recipe} |")
+    peers = [r for n, r in results.items() if n in PEER_MODELS]
+    if peers:
+        best = max(peers, key=lambda r: r["AP"])
+        for name in RTDET_MODELS:
+            if name in results:
+                r = results[name]
+                print(f"{name} / best peer: mAP50-95 {r['AP'] / max(best['AP'], 1e-9):.2f}x, training throughput "
+                      f"{(r['epochs'] / r['train_seconds']) / (best['epochs'] / best['train_seconds']):.2f}x")
 
 
 def main() -> None:
     from rtdet.data.loader import auto_workers
-    from rtdet.demo import DEMO_SETTINGS
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--epochs", type=int, default=DEMO_SETTINGS["epochs"])
-    parser.add_argument("--imgsz", type=int, default=DEMO_SETTINGS["imgsz"])
-    parser.add_argument("--batch", type=int, default=DEMO_SETTINGS["batch"])
-    parser.add_argument("--seed", type=int, default=DEMO_SETTINGS["seed"])
-    parser.add_argument("--workers", type=int, default=auto_workers(-1), help="loader processes, both tools")
-    parser.add_argument("--data", default=str(ROOT / "datasets" / "digits"))
+    parser.add_argument("--data", default="digits", help="digits, a YOLO data.yaml, a COCO json or a VOC tree")
+    parser.add_argument("--root", default=str(ROOT / "datasets" / "digits"), help="where the digits set lives")
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--imgsz", type=int, default=320)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=auto_workers(-1), help="loader processes, every tool")
+    parser.add_argument("--models", nargs="+", default=[*RTDET_MODELS, *PEER_MODELS],
+                        choices=[*RTDET_MODELS, *PEER_MODELS])
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="an rtdet setting for the rtdet models (repeatable); pair it with --tag")
+    parser.add_argument("--tag", default="", help="name of this rtdet variant in the results (default: the model)")
     parser.add_argument("--out", default=str(ROOT / "runs" / "vs_ultralytics"))
-    parser.add_argument("--only", choices=["rtdet", "ultralytics"], help="run one side (the other is read back)")
+    parser.add_argument("--table", action="store_true", help="print the table of the stored results only")
     args = parser.parse_args()
 
-    from rtdet.data.digits import ensure_digits
-
-    data_root = ensure_digits(args.data).parent
-    out = Path(args.out).resolve()
+    data = BenchData(args.data, args.root)
+    out = Path(args.out).resolve() / data.name
     out.mkdir(parents=True, exist_ok=True)
-    gt, ids, files = ground_truth(data_root)
-    n_train = len(list((data_root / "images" / "train").iterdir()))
-    peer_yaml = out / "digits_ultralytics.yaml"  # the same YOLO-format files, in Ultralytics' yaml dialect
-    names = yaml.safe_load((data_root / "data.yaml").read_text())["names"]
-    peer_yaml.write_text(yaml.safe_dump({"path": str(data_root), "train": "images/train", "val": "images/val",
-                                         "names": dict(enumerate(names))}))
     results_path = out / "results.json"
     results = json.loads(results_path.read_text()) if results_path.is_file() else {}
+    extra = parse_sets(args.set)
     torch.manual_seed(args.seed)
-    if args.only in (None, "rtdet"):
-        timing, preds = run_rtdet(args, data_root, out / "rtdet-n", files)
-        results["rtdet-n"] = {**timing, **score(gt, ids, preds)}
+    for model in [] if args.table else args.models:
+        key = f"{model} {args.tag}".strip() if model in RTDET_MODELS else model
+        run_dir = out / key.replace(" ", "_")
+        if model in RTDET_MODELS:
+            timing, preds = run_rtdet(model, args, data, run_dir, extra)
+        else:
+            timing, preds = run_ultralytics(model, args, data, run_dir)
+        results[key] = {**timing, "epochs": args.epochs, "imgsz": args.imgsz, "batch": args.batch,
+                        **score(data, preds)}
         results_path.write_text(json.dumps(results, indent=1))
-    if args.only in (None, "ultralytics"):
-        run = out / "yolo11n"
-        timing = run_peer(PEER_TRAIN, str(peer_yaml), str(run), str(args.epochs), str(args.imgsz), str(args.batch),
-                          str(args.seed), str(args.workers), json.dumps({"val_images": str(files[0].parent)}))
-        preds = json.loads((run / "val_predictions.json").read_text())
-        results["yolo11n"] = {**timing, **score(gt, ids, preds)}
-        results_path.write_text(json.dumps(results, indent=1))
-
-    print(f"\ndigits: {n_train} train / {len(files)} val images, {args.epochs} epochs, {args.imgsz} px, "
-          f"batch {args.batch}, seed {args.seed}, CPU threads {torch.get_num_threads()}")
-    print(f"{'model':10s} {'mAP50-95':>9s} {'mAP50':>7s} {'train img/s':>12s} {'latency ms':>11s}")
-    for name, r in results.items():
-        print(f"{name:10s} {r['AP']:9.3f} {r['AP50']:7.3f} {args.epochs * n_train / r['train_seconds']:12.1f} "
-              f"{r['latency_ms']:11.1f}")
-    if len(results) == 2:
-        a, b = results["rtdet-n"], results["yolo11n"]
-        print(f"rtdet-n / yolo11n: mAP50-95 {a['AP'] / max(b['AP'], 1e-9):.2f}x, "
-              f"training throughput {b['train_seconds'] / a['train_seconds']:.2f}x, "
-              f"latency {b['latency_ms'] / a['latency_ms']:.2f}x")
+        print(f"{key}: mAP50-95 {results[key]['AP']:.3f} mAP50 {results[key]['AP50']:.3f} "
+              f"in {timing['train_seconds']:.0f} s", flush=True)
+    print_table(data, args, results)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import types
 import typing
 from pathlib import Path
 from typing import Any, Literal
@@ -30,6 +31,14 @@ def _flag_type(tp: Any) -> dict:
         return {"choices": list(typing.get_args(tp))}
     if origin in (list, tuple):
         return {"nargs": "*", "type": typing.get_args(tp)[0]}
+    if origin in (typing.Union, types.UnionType):  # a number or "auto" (see rtdet.engine.recipe)
+        number = next(a for a in typing.get_args(tp) if a in (int, float))
+
+        def number_or_auto(text: str) -> Any:
+            return C.AUTO if text == C.AUTO else number(text)
+
+        number_or_auto.__name__ = f"{number.__name__} or 'auto'"  # argparse's error names the type
+        return {"type": number_or_auto}
     return {"type": tp}
 
 

@@ -31,6 +31,10 @@ class ConfigError(RtdetError, ValueError):
     """A setting that is unknown or has the wrong type."""
 
 
+AUTO = "auto"
+Auto = Literal["auto"]  # a setting the training recipe chooses from the run (rtdet.engine.recipe)
+
+
 def opt(default: Any, help: str) -> Any:
     """A dataclass field with a default and its one-line help text."""
     if isinstance(default, (list, dict)):
@@ -78,7 +82,7 @@ class DetectConfig:
     """Settings of the detect task: detection-only augmentation and the decoding of boxes."""
 
     mosaic: float = opt(1.0, "probability of a 4-image mosaic")
-    close_mosaic: int = opt(10, "turn mosaic off for the last N epochs")
+    close_mosaic: int | Auto = opt(AUTO, "turn mosaic off for the last N epochs; auto: 0.15 x epochs, 1 to 10")
     multi_scale: bool = opt(False, "train at a random size in [0.5, 1.5] x imgsz per batch")
     rect: bool = opt(False, "rectangular validation batches (less padding)")
     conf: float = opt(0.25, "confidence threshold of delivered detections (predict, export --nms, bench, the API)")
@@ -119,20 +123,23 @@ class ClsConfig:
 
 @dataclass
 class OptimConfig:
-    optimizer: Literal["sgd", "adam", "adamw", "rmsprop", "adagrad"] = opt("sgd", "optimizer")
-    lr: float = opt(0.01, "initial learning rate")
+    optimizer: Literal["auto", "sgd", "adam", "adamw", "rmsprop", "adagrad"] = opt(
+        "auto", "optimizer; auto: AdamW for short runs, SGD for long ones (rtdet.engine.recipe)")
+    lr: float | Auto = opt(AUTO, "initial learning rate; auto: the model family's value for the optimizer")
     lrf: float = opt(0.01, "final learning rate as a fraction of lr (cosine and linear schedules)")
     momentum: float = opt(0.937, "SGD momentum / Adam beta1 / RMSProp momentum")
     nesterov: bool = opt(True, "Nesterov momentum for SGD")
-    weight_decay: float = opt(5e-4, "weight decay on weights (never on biases or norm parameters)")
+    weight_decay: float | Auto = opt(AUTO, "weight decay on weights (never on biases or norm parameters); auto: the "
+                                     "family's value for the optimizer (AdamW 0.05, SGD 5e-4)")
     schedule: Literal["cosine", "linear", "step"] = opt("cosine", "learning-rate decay after warm-up")
     lr_drop: list[int] = opt([], "epochs at which the step schedule multiplies lr by lr_gamma")
     lr_gamma: float = opt(0.1, "multiplier at each lr_drop epoch")
-    warmup_epochs: float = opt(3.0, "linear warm-up length in epochs")
+    warmup_epochs: float | Auto = opt(AUTO, "linear warm-up length in epochs; auto: 3, at most a tenth of the run")
     warmup_iters: int = opt(0, "warm-up length in iterations; overrides warmup_epochs when > 0")
     warmup_momentum: float = opt(0.8, "momentum at the start of warm-up")
     warmup_bias_lr: float = opt(0.1, "bias learning rate at the start of warm-up")
-    nbs: int = opt(64, "nominal batch size: gradients are accumulated up to it")
+    nbs: int | Auto = opt(AUTO, "nominal batch size: gradients are accumulated up to it; auto: the batch (no "
+                          "accumulation) for short runs, 64 for long ones")
     clip_grad: float = opt(10.0, "clip the gradient norm to this value; 0 disables")
 
 
@@ -148,7 +155,8 @@ class TrainConfig:
                               "on CPUs too)")
     ema: bool = opt(True, "keep an exponential moving average of the weights")
     ema_decay: float = opt(0.9999, "EMA decay (ramped up over the first iterations)")
-    ema_tau: float = opt(2000.0, "EMA ramp: decay * (1 - exp(-updates / ema_tau))")
+    ema_tau: float | Auto = opt(AUTO, "EMA ramp: decay * (1 - exp(-updates / ema_tau)); auto: the EMA averages "
+                                "over about the last tenth of the run")
     patience: int = opt(50, "stop after this many validations without improvement; 0 disables")
     val_interval: int = opt(1, "validate every N epochs")
     metric: str = opt("", "validation metric that picks best.pt and drives early stopping; empty: the task's own "

@@ -22,11 +22,13 @@ from rtdet.config import Config, refuse_other_tasks, resolve_task_defaults
 from rtdet.engine import Trainer, dist, make_evaluator, resume_config, seed_everything
 from rtdet.engine.denormal import flush_denormal
 from rtdet.engine.hooks import Checkpointer
+from rtdet.engine.recipe import RunFacts, format_choices, resolve_recipe
 from rtdet.engine.resume import requested_settings
 from rtdet.engine.trainer import resolve_device
 from rtdet.errors import ModelError
 from rtdet.models import build_from_config
 from rtdet.models.load import load_trained
+from rtdet.registry import model_spec
 from rtdet.tasks import get_task, task_for
 from rtdet.tasks.base import RunResult, Task
 
@@ -69,7 +71,14 @@ def _train(cfg: Config, progress: bool) -> RunResult:
     seed_everything(cfg.train.seed + info.rank, cfg.train.deterministic)
     out = Path(cfg.train.out)
     train_ds, val_ds = open_splits(cfg, task)
-    model = build_from_config(cfg, cfg.model.num_classes or len(train_ds.names))
+    num_classes = cfg.model.num_classes or len(train_ds.names)
+    facts = RunFacts(train_images=len(train_ds), batch=cfg.data.batch, world_size=info.world_size,
+                     epochs=cfg.train.epochs, num_classes=num_classes, imgsz=cfg.data.imgsz,
+                     family=model_spec(cfg.model.model).family)
+    cfg, choices = resolve_recipe(cfg, facts, task.recipe)  # "auto" settings -> values, saved in config.yaml
+    if choices:
+        dist.log_info(format_choices(choices))
+    model = build_from_config(cfg, num_classes)
     model.set_postprocess(**task.settings(cfg, scoring=True))
     sampler = dist.train_sampler(train_ds, shuffle=True, seed=cfg.train.seed)  # N ranks x b == 1 process x N*b
     train_loader = task.build_loader(train_ds, cfg, True, epochs=cfg.train.epochs, seed=cfg.train.seed,

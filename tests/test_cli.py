@@ -40,7 +40,7 @@ def test_config_flags_and_yaml(tmp_path, capsys):
 def test_bad_config_is_a_clear_error(tmp_path, capsys):
     (tmp_path / "run.yaml").write_text("optim:\n  lr: fast\n")
     assert main(["config", "--config", str(tmp_path / "run.yaml")]) == 2
-    assert "setting 'optim.lr': expected float, got 'fast'" in capsys.readouterr().err
+    assert "setting 'optim.lr': expected float or one of 'auto', got 'fast'" in capsys.readouterr().err
 
 
 def test_bad_flag_type_is_rejected(capsys):

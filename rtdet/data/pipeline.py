@@ -25,12 +25,22 @@ import cv2
 import numpy as np
 import torch
 
-from rtdet.config import DataConfig, DetectConfig
+from rtdet.config import AUTO, DataConfig, DetectConfig
 from rtdet.data.dataset import DetectionDataset, ImageError
 from rtdet.data.mosaic import cutmix, mixup, mosaic4
 from rtdet.data.transforms import (Sample, apply_matrix, flip_lr, hsv_jitter, letterbox, random_affine_matrix,
                                    random_erasing, scale_translate)
 
+
+
+def auto_close_mosaic(epochs: int) -> int:
+    """Epochs without mosaic at the end of a run of ``epochs`` when ``close_mosaic`` is ``auto``.
+
+    The last 15% of the run, 1 to 10 epochs: the classic recipe's 10 for runs of 67
+    epochs or more (YOLOv8's default), and for a short run enough epochs on whole
+    images to adapt to them without spending most of it there (10 of 30 would).
+    """
+    return min(10, max(1, round(0.15 * epochs)))
 
 class DetectionPipeline(torch.utils.data.Dataset):
     """``pipe[i] -> (image uint8 [S,S,3] RGB, target)`` at the training size; see the module docstring."""
@@ -59,7 +69,8 @@ class DetectionPipeline(torch.utils.data.Dataset):
 
     def mosaic_on(self) -> bool:
         d = self.detect
-        return d.mosaic > 0 and not (self.epochs and self.epoch >= self.epochs - d.close_mosaic)
+        close = auto_close_mosaic(self.epochs) if d.close_mosaic == AUTO else d.close_mosaic
+        return d.mosaic > 0 and not (self.epochs and self.epoch >= self.epochs - close)
 
     def __getitem__(self, i: int) -> tuple[np.ndarray, dict[str, Any]]:
         for attempt in range(len(self)):

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from rtdet.config import OptimConfig
+from rtdet.config import AUTO, ConfigError, OptimConfig
 
 NORM_LAYERS = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm, nn.LocalResponseNorm)
 
@@ -70,8 +70,12 @@ def build_optimizer(model: nn.Module, cfg: OptimConfig, weight_decay: float | No
     """The optimizer named by ``cfg.optimizer`` over :func:`param_groups`.
 
     ``weight_decay`` overrides ``cfg.weight_decay`` (the trainer scales it to the
-    nominal batch size). ``cfg.momentum`` is SGD's / RMSProp's momentum and Adam's beta1.
+    nominal batch size). Raises ConfigError when a setting it needs is still ``auto``. ``cfg.momentum`` is SGD's / RMSProp's momentum and Adam's beta1.
     """
+    for name in ("optimizer", "lr") + (("weight_decay",) if weight_decay is None else ()):
+        if getattr(cfg, name) == AUTO:
+            raise ConfigError(f"optim.{name} is 'auto': resolve the recipe first (rtdet.engine.recipe.resolve_recipe; "
+                              f"the Trainer and rtdet.workflows.train do)")
     wd = cfg.weight_decay if weight_decay is None else weight_decay
     groups = param_groups(model, wd, cfg.lr)
     if not groups:

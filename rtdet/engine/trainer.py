@@ -39,6 +39,7 @@ from rtdet.engine.ema import ModelEMA
 from rtdet.engine.hooks import Hook, call_hooks, default_hooks
 from rtdet.engine.memory import release_memory
 from rtdet.engine.optim import LRSchedule, build_optimizer
+from rtdet.engine.recipe import RunFacts, format_choices, resolve_recipe
 from rtdet.engine.seed import rng_state, set_rng_state
 
 LOGGER = logging.getLogger("rtdet")
@@ -107,6 +108,7 @@ class Trainer:
         self.evaluate = evaluate
         self.hooks = sorted(default_hooks(cfg, progress) if hooks is None else list(hooks), key=lambda h: h.priority)
         self.batch_size = getattr(train_loader, "batch_size", None) or cfg.data.batch
+        cfg = self.cfg = self._resolve_auto(cfg, train_loader, model)
         # accumulate gradients up to the nominal batch size, counting every process's images
         self.accumulate = max(round(cfg.optim.nbs / (self.batch_size * self.world_size)), 1)
         wd = cfg.optim.weight_decay * self.batch_size * self.world_size * self.accumulate / cfg.optim.nbs
@@ -226,6 +228,18 @@ class Trainer:
 
     def call(self, event: str) -> None:
         call_hooks(self.hooks, event, self)
+
+    def _resolve_auto(self, cfg: Config, train_loader: Iterable, model: nn.Module) -> Config:
+        """``cfg`` with the engine's ``auto`` settings resolved, for callers that did not resolve them
+        (:func:`rtdet.workflows.train` does, with the task's and the family's facts)."""
+        dataset = getattr(train_loader, "dataset", None)
+        images = len(dataset) if dataset is not None else len(train_loader) * self.batch_size
+        facts = RunFacts(train_images=images, batch=self.batch_size, world_size=self.world_size,
+                         epochs=cfg.train.epochs, num_classes=getattr(model, "num_classes", 0), imgsz=cfg.data.imgsz)
+        cfg, choices = resolve_recipe(cfg, facts)
+        if choices:
+            dist.log_info(format_choices(choices))
+        return cfg
 
     def _check_amp(self) -> None:
         amp = self.cfg.train.amp

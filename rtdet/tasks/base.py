@@ -16,7 +16,9 @@ to the next:
   outputs, so an ONNX Runtime session can stand in for the model);
   ``decode(outputs, geometry, image shape, names, settings) -> result`` for one image; ``annotate(image, result) -> image``; ``records(result,
   image_name) -> list of json-ready dicts``; ``settings(cfg) -> dict`` the decoding
-  settings of delivered results.
+  settings of delivered results;
+- training: ``recipe(cfg, facts) -> [Choice]`` resolves the task's own settings left at
+  ``auto`` (see :mod:`rtdet.engine.recipe`).
 
 A task's defaults for shared settings the user did not give are data, not code:
 :data:`rtdet.registry.TASK_DEFAULTS`, applied by :func:`rtdet.config.resolve_task_defaults`.
@@ -58,3 +60,4 @@ class Task:
     annotate: Callable[..., Any]
     records: Callable[..., list[dict]]
     settings: Callable[..., dict[str, Any]]
+    recipe: Callable[..., list] = lambda cfg, facts: []  # the task's own "auto" settings (rtdet.engine.recipe)

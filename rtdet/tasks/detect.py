@@ -181,7 +181,19 @@ def records(result: dict[str, Any], image_name: str, frame: int | None = None) -
     return recs
 
 
+def recipe(cfg: Any, facts: Any) -> list:
+    """The detect task's ``auto`` settings: ``close_mosaic`` (:func:`rtdet.data.pipeline.auto_close_mosaic`)."""
+    from rtdet.config import AUTO
+    from rtdet.data.pipeline import auto_close_mosaic
+    from rtdet.engine.recipe import Choice
+
+    if cfg.detect.close_mosaic != AUTO:
+        return []
+    n = auto_close_mosaic(facts.epochs)
+    return [Choice("detect.close_mosaic", n, f"the last {n} of {facts.epochs} epochs on whole images")]
+
+
 TASK = Task(name="detect", metric="AP", open_split=open_split, build_loader=build_loader, collect=collect,
             metric_fn=metric_fn, final_report=final_report, summary=summary, preprocess=preprocess,
             predictions=predictions, decode=decode,
-            annotate=annotate, records=records, settings=settings)
+            annotate=annotate, records=records, settings=settings, recipe=recipe)

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from rtdet.config import OptimConfig
+from rtdet.config import ConfigError, OptimConfig
 from rtdet.engine.optim import LRSchedule, build_optimizer, param_groups
 
 
@@ -61,7 +61,7 @@ def test_param_groups_hint_moves_params_and_scales_lr():
 def test_every_optimizer_builds_and_steps(name, cls):
     torch.manual_seed(0)
     model = Net()
-    opt = build_optimizer(model, OptimConfig(optimizer=name, lr=0.01))
+    opt = build_optimizer(model, OptimConfig(optimizer=name, lr=0.01, weight_decay=5e-4))
     assert isinstance(opt, cls) and [g["kind"] for g in opt.param_groups] == ["decay", "no_decay", "bias"]
     before = model.fc.weight.detach().clone()
     model(torch.randn(2, 3, 8, 8)).sum().backward()
@@ -69,6 +69,13 @@ def test_every_optimizer_builds_and_steps(name, cls):
     assert not torch.equal(before, model.fc.weight)
     if name == "sgd":
         assert opt.param_groups[0]["nesterov"] and opt.param_groups[0]["momentum"] == 0.937
+
+
+def test_unresolved_auto_settings_are_refused():
+    with pytest.raises(ConfigError, match="optim.lr is 'auto'"):
+        build_optimizer(Net(), OptimConfig(optimizer="sgd", weight_decay=0.0))
+    with pytest.raises(ConfigError, match="optim.optimizer is 'auto'"):
+        build_optimizer(Net(), OptimConfig(lr=0.01, weight_decay=0.0))
 
 
 def cosine(e, E=10, lrf=0.01):
@@ -104,7 +111,7 @@ def test_linear_and_step_schedules():
 
 def test_warmup_epochs_and_apply_sets_groups():
     model = Net()
-    cfg = OptimConfig(optimizer="adamw", lr=0.01, warmup_epochs=2.0, warmup_momentum=0.8, momentum=0.9,
+    cfg = OptimConfig(optimizer="adamw", lr=0.01, weight_decay=0.05, warmup_epochs=2.0, warmup_momentum=0.8, momentum=0.9,
                       warmup_bias_lr=0.1)
     opt = build_optimizer(model, cfg)
     sched = LRSchedule(cfg, epochs=5, iters_per_epoch=4)

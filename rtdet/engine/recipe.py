@@ -1,0 +1,157 @@
+"""The adaptive training recipe: settings left at ``auto`` are chosen from the run itself.
+
+A new user's run differs from the runs a published recipe was tuned on: a few
+hundred photos for 30 epochs on a CPU make a few hundred optimizer steps, where
+the classic YOLO recipe (SGD, lr 0.01, gradients accumulated to 64 images, an EMA
+ramp of 2,000 steps) assumes hundreds of thousands. Left at ``auto`` (the
+defaults), these settings are resolved once, before training, from facts about
+the run (:class:`RunFacts`), printed with the reason for each value, and saved
+resolved in ``config.yaml`` and the checkpoints (a resumed run uses them as they
+were). An explicit setting always wins.
+
+The rules and the runs behind them (``benchmarks/recipe.md``; every row trained
+from scratch, rtdet-n, 320 px, batch 16, seed 0, on bccd, coco128 and digits):
+
+- ``nbs`` (nominal batch size; gradients are accumulated up to it): the batch itself
+  (no accumulation) while the run is short (< :data:`LONG_RUN_STEPS` optimizer steps
+  counted without accumulation): accumulation divides the number of steps, and a
+  short run needs every one. Long runs accumulate to 64 as the classic recipe does.
+- ``optimizer``: AdamW for short runs, SGD (momentum 0.937, Nesterov) for long ones.
+- ``lr``, ``weight_decay``: the family's values for the chosen optimizer (:data:`FAMILY_RECIPES`).
+- ``warmup_epochs``: 3 epochs, but at most a tenth of the run.
+- ``ema_tau``: the EMA's ramp, so that its averaging horizon at the end of the run is about
+  a tenth of the run: ``tau = S / ln(S / 10)`` for ``S`` optimizer steps (at least 10 steps,
+  at most 2,000, the classic value). A fixed 2,000 leaves the EMA at decay 0.25 after 570
+  steps (almost no averaging); a small tau with decay 0.9999 in a short run averages over
+  the whole run, early untrained weights included.
+
+A task adds its own (the detect task: ``close_mosaic``, see
+:func:`rtdet.data.pipeline.auto_close_mosaic`); a family may change the numbers
+(:data:`FAMILY_RECIPES`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Any, Callable
+
+from rtdet.config import AUTO, Config
+
+LONG_RUN_STEPS = 10_000  # optimizer steps (without accumulation) from which the long-run recipe applies
+
+# The optimizer settings a family uses when they are "auto": {family: {optimizer: {"lr", "weight_decay"}}}.
+# AdamW's decay is decoupled (multiplied by lr), hence 100x SGD's. "default" serves families without an entry.
+FAMILY_RECIPES: dict[str, dict[str, dict[str, float]]] = {
+    "default": {"adamw": {"lr": 0.002, "weight_decay": 0.05}, "sgd": {"lr": 0.01, "weight_decay": 5e-4}},
+}
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    """What the recipe rules look at.
+
+    Attributes:
+        train_images: images in the training split (all processes together).
+        batch: images per batch per process; ``world_size`` processes.
+        epochs: planned epochs.
+        num_classes: classes of the model.
+        imgsz: training image size in pixels.
+        family: the model family (``yolo``, ``cls``, ...; see :mod:`rtdet.registry`).
+    """
+
+    train_images: int
+    batch: int
+    world_size: int
+    epochs: int
+    num_classes: int
+    imgsz: int
+    family: str = "default"
+
+    @property
+    def iters_per_epoch(self) -> int:
+        """Batches per epoch on each process (a partial last batch counts)."""
+        return max(math.ceil(self.train_images / max(self.batch * self.world_size, 1)), 1)
+
+    @property
+    def iterations(self) -> int:
+        return self.iters_per_epoch * self.epochs
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One resolved setting: ``section.name = value``, and why."""
+
+    key: str
+    value: Any
+    reason: str
+
+
+def family_recipe(family: str, optimizer: str) -> dict[str, float]:
+    """The family's ``{"lr", "weight_decay"}`` for ``optimizer`` (the default family's if it has none)."""
+    table = FAMILY_RECIPES.get(family, FAMILY_RECIPES["default"])
+    return table.get(optimizer, FAMILY_RECIPES["default"].get(optimizer, FAMILY_RECIPES["default"]["sgd"]))
+
+
+def ema_tau_for(steps: int) -> float:
+    """EMA ramp for a run of ``steps`` optimizer steps: the averaging horizon at the end is ~steps / 10."""
+    if steps <= 10:
+        return 1.0
+    return float(min(max(steps / math.log(steps / 10), 10.0), 2000.0))
+
+
+def optim_choices(cfg: Config, facts: RunFacts) -> list[Choice]:
+    """The engine's ``auto`` settings (optimizer, lr, weight decay, nbs, warm-up, EMA ramp) for ``facts``."""
+    o, out = cfg.optim, []
+    long_run = facts.iterations >= LONG_RUN_STEPS
+    length = f"{facts.iterations:,} iterations ({facts.epochs} epochs x {facts.iters_per_epoch})"
+    nbs = o.nbs
+    if nbs == AUTO:
+        nbs = 64 if long_run else facts.batch * facts.world_size
+        why = (f"long run ({length} >= {LONG_RUN_STEPS:,}): accumulate to 64 images" if long_run else
+               f"short run ({length} < {LONG_RUN_STEPS:,}): one optimizer step per batch")
+        out.append(Choice("optim.nbs", nbs, why))
+    accumulate = max(round(nbs / (facts.batch * facts.world_size)), 1)
+    steps = max(facts.iterations // accumulate, 1)
+    optimizer = o.optimizer
+    if optimizer == AUTO:
+        optimizer = "sgd" if long_run else "adamw"
+        out.append(Choice("optim.optimizer", optimizer, f"{'long' if long_run else 'short'} run, {steps:,} "
+                                                        f"optimizer steps"))
+    recipe = family_recipe(facts.family, optimizer)
+    for name in ("lr", "weight_decay"):
+        if getattr(o, name) == AUTO:
+            out.append(Choice(f"optim.{name}", recipe[name], f"{facts.family} family's value for {optimizer}"))
+    if o.warmup_epochs == AUTO:
+        warmup = round(min(3.0, 0.1 * facts.epochs), 3)
+        out.append(Choice("optim.warmup_epochs", warmup, "3 epochs, at most a tenth of the run"))
+    if cfg.train.ema_tau == AUTO:
+        tau = round(ema_tau_for(steps), 1)
+        out.append(Choice("train.ema_tau", tau, f"EMA horizon ~{max(steps // 10, 1):,} steps at the end of "
+                                                f"{steps:,} steps"))
+    return out
+
+
+def apply_choices(cfg: Config, choices: list[Choice]) -> Config:
+    """``cfg`` with ``choices`` set (``cfg.given`` unchanged: the recipe chose them, not the user)."""
+    sections: dict[str, dict[str, Any]] = {}
+    for c in choices:
+        section, name = c.key.split(".")
+        sections.setdefault(section, {})[name] = c.value
+    return replace(cfg, **{s: replace(getattr(cfg, s), **values) for s, values in sections.items()})
+
+
+def resolve_recipe(cfg: Config, facts: RunFacts,
+                   task_rules: Callable[[Config, RunFacts], list[Choice]] | None = None) -> tuple[Config, list[Choice]]:
+    """Resolve every ``auto`` setting of ``cfg``: the engine's (:func:`optim_choices`), then the task's.
+
+    Returns the resolved config and the choices made (empty when nothing was ``auto``).
+    """
+    choices = optim_choices(cfg, facts) + (task_rules(cfg, facts) if task_rules else [])
+    return apply_choices(cfg, choices), choices
+
+
+def format_choices(choices: list[Choice]) -> str:
+    """The choices as lines ``recipe: lr = 0.002  (why)`` for the start of training."""
+    width = max((len(c.key.split(".")[1]) for c in choices), default=0)
+    return "\n".join(f"recipe: {c.key.split('.')[1]:{width}s} = {c.value!s:8s} ({c.reason})" for c in choices)
