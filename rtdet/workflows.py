@@ -21,10 +21,12 @@ from typing import Any
 from rtdet.config import Config, refuse_other_tasks, resolve_task_defaults
 from rtdet.engine import Trainer, dist, make_evaluator, resume_config, seed_everything
 from rtdet.engine.denormal import flush_denormal
-from rtdet.engine.hooks import Checkpointer
+from rtdet.engine.diagnose import diagnose_run
+from rtdet.engine.hooks import Checkpointer, read_csv
 from rtdet.engine.recipe import RunFacts, format_choices, resolve_recipe
 from rtdet.engine.resume import requested_settings
 from rtdet.engine.trainer import resolve_device
+from rtdet.data.yolo import DataFormatError
 from rtdet.errors import ModelError
 from rtdet.models import build_from_config
 from rtdet.models.load import load_trained
@@ -44,6 +46,9 @@ def open_splits(cfg: Config, task: Task) -> tuple[Any, Any]:
         skipped, problems = ds.report.skipped_images, len(ds.report.problems)
         dist.log_info(f"{split}: {len(ds)} images, {len(ds.names)} classes, {skipped} images skipped, "
                       f"{problems} problems" + (" (run `rtdet data check` for the list)" if problems else ""))
+        if len(ds) == 0:
+            raise DataFormatError(f"{cfg.data.data}: the {split} split has no usable images ({skipped} skipped for "
+                                  f"{problems} problems: `rtdet data check {cfg.data.data}` lists them)")
     if train_ds.names != val_ds.names:
         raise ModelError(f"train and val class names differ: {train_ds.names} vs {val_ds.names}")
     return train_ds, val_ds
@@ -71,6 +76,9 @@ def _train(cfg: Config, progress: bool) -> RunResult:
     seed_everything(cfg.train.seed + info.rank, cfg.train.deterministic)
     out = Path(cfg.train.out)
     train_ds, val_ds = open_splits(cfg, task)
+    data_notes = task.diagnose(train_ds, cfg)
+    for note in data_notes:
+        dist.log_info(f"data: {note}")
     num_classes = cfg.model.num_classes or len(train_ds.names)
     facts = RunFacts(train_images=len(train_ds), batch=cfg.data.batch, world_size=info.world_size,
                      epochs=cfg.train.epochs, num_classes=num_classes, imgsz=cfg.data.imgsz,
@@ -99,6 +107,10 @@ def _train(cfg: Config, progress: bool) -> RunResult:
         full_val = val_loader if val_sampler is None else task.build_loader(val_ds, cfg, False)  # every val image
         final = task.final_report(trained.model, full_val, train_ds.names, out, trainer.device, predictions=reuse)
         result.metrics, result.files = final.metrics, final.files
+        if (out / "results.csv").is_file():
+            result.warnings = diagnose_run(read_csv(out / "results.csv"), cfg.train.metric, cfg,
+                                           trainer.iter // trainer.accumulate,
+                                           trainer.schedule.warmup_iters // trainer.accumulate, data_notes)
     dist.cleanup()
     return result
 
@@ -155,5 +167,8 @@ def _validate(weights: str | Path, cfg: Config, out: str | Path | None, save_jso
 
 
 def print_summary(result: RunResult) -> None:
-    """One closing line after the final table (which the task's ``final_report`` printed)."""
+    """One closing line after the final table (which the task's ``final_report`` printed), then any
+    warning about the run (e.g. that it learned nothing, with the likely causes)."""
     print(get_task(result.task).summary(result))
+    for line in result.warnings:
+        print(line)

@@ -54,6 +54,25 @@ class Report:
 
     per_class_unit = "boxes"  # what ``per_class`` counts
 
+    def notes(self, names: list[str], few: int = 10) -> list[str]:
+        """What in this split can keep a model from learning: nothing to learn from, samples skipped for
+        problems, classes without or with fewer than ``few`` samples. One sentence each; ``[]`` when none."""
+        unit, out = self.per_class_unit, []
+        if sum(self.per_class.values()) == 0:
+            out.append(f"{self.name} has no usable {unit}" + (f" ({len(self.problems)} problems were skipped: "
+                                                               f"`rtdet data check` lists them)" if self.problems
+                                                              else ""))
+            return out
+        if self.problems:
+            out.append(f"{len(self.problems)} problems in {self.name} were skipped (`rtdet data check` lists them)")
+        missing = [n for c, n in enumerate(names) if self.per_class.get(c, 0) == 0]
+        if missing:
+            out.append(f"class(es) without any training {unit}: {', '.join(missing)} (they cannot be learned)")
+        rare = [f"{n} ({self.per_class[c]})" for c, n in enumerate(names) if 0 < self.per_class.get(c, 0) < few]
+        if rare:
+            out.append(f"class(es) with fewer than {few} training {unit}: {', '.join(rare)} (expect a low AP for them)")
+        return out
+
     def totals(self) -> str:
         """The counts line of :meth:`format`."""
         return (f"images: {self.images}  boxes: {self.boxes}  empty images: {self.empty_images}  "

@@ -46,7 +46,8 @@ def plot_pr_curves(res: PRFResult, path: str | Path) -> Path:
         ax.plot(RECALL_POINTS, mean, lw=3, color="tab:blue", label=f"all classes {res.ap50[has].mean():.3f} AP50")
     ax.set(xlabel="Recall", ylabel="Precision", xlim=(0, 1), ylim=(0, 1.02), title="Precision-Recall")
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower left", fontsize=7)
+    if has.any():  # no ground truth at all: an empty plot without a legend
+        ax.legend(loc="lower left", fontsize=7)
     return _save(fig, Path(path))
 
 
@@ -64,7 +65,8 @@ def plot_f1_curve(res: PRFResult, path: str | Path) -> Path:
         ax.axvline(res.best.conf, color="gray", ls="--", lw=1)
     ax.set(xlabel="Confidence", ylabel="F1", xlim=(0, 1), ylim=(0, 1.02), title="F1-Confidence")
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower left", fontsize=7)
+    if has.any():  # no ground truth at all: an empty plot without a legend
+        ax.legend(loc="lower left", fontsize=7)
     return _save(fig, Path(path))
 
 

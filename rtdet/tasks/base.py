@@ -18,7 +18,9 @@ to the next:
   image_name) -> list of json-ready dicts``; ``settings(cfg) -> dict`` the decoding
   settings of delivered results;
 - training: ``recipe(cfg, facts) -> [Choice]`` resolves the task's own settings left at
-  ``auto`` (see :mod:`rtdet.engine.recipe`).
+  ``auto`` (see :mod:`rtdet.engine.recipe`); ``diagnose(train dataset, cfg) -> [sentence]``
+  what in the data can keep a model from learning (logged at the start, repeated as a likely
+  cause when the run learns nothing, see :mod:`rtdet.engine.diagnose`).
 
 A task's defaults for shared settings the user did not give are data, not code:
 :data:`rtdet.registry.TASK_DEFAULTS`, applied by :func:`rtdet.config.resolve_task_defaults`.
@@ -40,6 +42,7 @@ class RunResult:
     weights: Path | None = None  # best.pt (training) or the evaluated checkpoint
     files: list[Path] = field(default_factory=list)  # pictures and json files written
     task: str = "detect"
+    warnings: list[str] = field(default_factory=list)  # printed after the summary (e.g. learned nothing)
 
 
 @dataclass(frozen=True)
@@ -61,3 +64,4 @@ class Task:
     records: Callable[..., list[dict]]
     settings: Callable[..., dict[str, Any]]
     recipe: Callable[..., list] = lambda cfg, facts: []  # the task's own "auto" settings (rtdet.engine.recipe)
+    diagnose: Callable[..., list[str]] = lambda dataset, cfg: dataset.report.notes(dataset.names)

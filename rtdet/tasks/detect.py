@@ -181,6 +181,29 @@ def records(result: dict[str, Any], image_name: str, frame: int | None = None) -
     return recs
 
 
+TINY = 4.0  # pixels: a box whose shorter side is below this at the training size is hard to learn (stride 8)
+
+
+def diagnose(dataset: Any, cfg: Any) -> list[str]:
+    """What in the training split can keep a detector from learning (see :meth:`Report.notes`), plus boxes
+    that the training size makes tiny (shorter side < :data:`TINY` px after letterboxing to ``imgsz``)."""
+    notes = dataset.report.notes(dataset.names)
+    if len(dataset.boxes):
+        counts = np.diff(dataset.offsets)  # boxes per image
+        scale = cfg.data.imgsz / np.repeat(dataset.sizes.max(1), counts)  # letterbox scale of each box's image
+        sides = np.minimum(dataset.boxes[:, 2] - dataset.boxes[:, 0], dataset.boxes[:, 3] - dataset.boxes[:, 1])
+        tiny = sides * scale < TINY
+        if tiny.mean() > 0.1:
+            per = np.bincount(dataset.labels[tiny], minlength=len(dataset.names))
+            worst = ", ".join(f"{dataset.names[c]} {per[c]}" for c in np.argsort(-per)[:3] if per[c])
+            notes.append(f"{tiny.mean():.0%} of the training boxes are under {TINY:g} px at imgsz {cfg.data.imgsz} "
+                         f"({worst}): a larger --imgsz keeps them visible")
+    empty = dataset.report.empty_images
+    if empty and empty >= 0.5 * max(len(dataset), 1):
+        notes.append(f"{empty} of {len(dataset)} training images have no boxes")
+    return notes
+
+
 def recipe(cfg: Any, facts: Any) -> list:
     """The detect task's ``auto`` settings: ``close_mosaic`` (:func:`rtdet.data.pipeline.auto_close_mosaic`)."""
     from rtdet.config import AUTO
@@ -196,4 +219,5 @@ def recipe(cfg: Any, facts: Any) -> list:
 TASK = Task(name="detect", metric="AP", open_split=open_split, build_loader=build_loader, collect=collect,
             metric_fn=metric_fn, final_report=final_report, summary=summary, preprocess=preprocess,
             predictions=predictions, decode=decode,
-            annotate=annotate, records=records, settings=settings, recipe=recipe)
+            annotate=annotate, records=records, settings=settings, recipe=recipe,
+            diagnose=diagnose)

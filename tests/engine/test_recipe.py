@@ -1,0 +1,113 @@
+"""The adaptive recipe: each ``auto`` rule, explicit settings winning, and the EMA horizon it promises."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from rtdet.cli import build_parser
+from rtdet.config import AUTO, load_config
+from rtdet.data.pipeline import auto_close_mosaic
+from rtdet.engine.recipe import LONG_RUN_STEPS, RunFacts, ema_tau_for, format_choices, resolve_recipe
+from rtdet.tasks import get_task
+
+
+def facts(images=160, batch=16, epochs=60, family="yolo", world_size=1):
+    return RunFacts(train_images=images, batch=batch, world_size=world_size, epochs=epochs, num_classes=1, imgsz=320,
+                    family=family)
+
+
+def resolved(overrides=None, **kw):
+    cfg, choices = resolve_recipe(load_config(None, overrides or {}), facts(**kw), get_task("detect").recipe)
+    return cfg, {c.key: c.value for c in choices}
+
+
+def test_short_run_takes_adamw_without_accumulation():
+    cfg, chosen = resolved(images=160, batch=16, epochs=60)  # the issue's 200-photo case: 600 iterations
+    o = cfg.optim
+    assert (o.optimizer, o.lr, o.weight_decay, o.nbs) == ("adamw", 0.002, 0.05, 16)
+    assert o.warmup_epochs == 3.0 and cfg.detect.close_mosaic == 9
+    assert set(chosen) == {"optim.optimizer", "optim.lr", "optim.weight_decay", "optim.nbs", "optim.warmup_epochs",
+                           "train.ema_tau", "detect.close_mosaic"}
+    values = [getattr(cfg.optim, k) for k in ("optimizer", "lr", "weight_decay", "nbs", "warmup_epochs")]
+    assert AUTO not in values + [cfg.train.ema_tau, cfg.detect.close_mosaic]  # nothing left unresolved
+
+
+def test_long_run_takes_the_classic_sgd_recipe():
+    n = LONG_RUN_STEPS * 16 // 100  # 100 epochs of this set make exactly LONG_RUN_STEPS iterations
+    cfg, _ = resolved(images=n, batch=16, epochs=100)
+    assert (cfg.optim.optimizer, cfg.optim.lr, cfg.optim.weight_decay, cfg.optim.nbs) == ("sgd", 0.01, 5e-4, 64)
+    assert cfg.optim.warmup_epochs == 3.0 and cfg.detect.close_mosaic == 10
+    assert cfg.train.ema_tau == pytest.approx(2500 / math.log(250), abs=0.1)  # 10,000 iterations / 4 accumulated
+    cfg, _ = resolved(images=n - 16, batch=16, epochs=100)  # one iteration per epoch fewer: short
+    assert cfg.optim.optimizer == "adamw"
+
+
+def test_distributed_runs_count_every_process():
+    # 2 processes x batch 8 == 1 process x batch 16: same iterations, same choices, the same global nbs
+    one, _ = resolved(images=320, batch=16, epochs=10)
+    two, _ = resolved(images=320, batch=8, epochs=10, world_size=2)
+    assert one.optim == two.optim and one.train.ema_tau == two.train.ema_tau
+
+
+def test_explicit_settings_win_and_steer_the_rest():
+    cfg, chosen = resolved({"optimizer": "sgd", "lr": 0.02, "close_mosaic": 0})
+    assert (cfg.optim.optimizer, cfg.optim.lr, cfg.detect.close_mosaic) == ("sgd", 0.02, 0)
+    assert cfg.optim.weight_decay == 5e-4  # the family's value for the optimizer the user chose
+    assert not {"optim.optimizer", "optim.lr", "detect.close_mosaic"} & set(chosen)
+    assert "optim.lr" not in cfg.given or cfg.given == load_config(None, {"optimizer": "sgd", "lr": 0.02,
+                                                                          "close_mosaic": 0}).given
+    cfg, chosen = resolved({"nbs": 64}, images=160, batch=16, epochs=60)  # accumulation 4: 150 steps
+    assert cfg.optim.nbs == 64 and cfg.train.ema_tau == pytest.approx(150 / math.log(15), abs=0.1)
+
+
+def test_warmup_is_at_most_a_tenth_of_the_run():
+    for epochs in (1, 5, 20, 30, 300):
+        cfg, _ = resolved(epochs=epochs)
+        assert cfg.optim.warmup_epochs == pytest.approx(min(3.0, 0.1 * epochs))
+
+
+@pytest.mark.parametrize("steps", [100, 570, 1500, 10_000])
+def test_ema_horizon_at_the_end_is_a_tenth_of_the_run(steps):
+    """ModelEMA's decay after ``steps`` updates is 0.9999 (1 - exp(-steps / tau)): its averaging horizon
+    1 / (1 - decay) should be ~steps / 10, not the whole run (tau too small) nor nothing (tau too large)."""
+    decay = 0.9999 * (1 - math.exp(-steps / ema_tau_for(steps)))
+    assert 1 / (1 - decay) == pytest.approx(steps / 10, rel=0.15)
+
+
+def test_ema_tau_is_clamped():
+    assert ema_tau_for(5) == 1.0 and ema_tau_for(10**7) == 2000.0
+
+
+@pytest.mark.parametrize("epochs,n", [(1, 1), (5, 1), (6, 1), (20, 3), (30, 4), (60, 9), (67, 10), (300, 10)])
+def test_auto_close_mosaic(epochs, n):
+    assert auto_close_mosaic(epochs) == n
+
+
+def test_pipeline_reads_auto_close_mosaic(tmp_path):
+    from rtdet.config import DataConfig, DetectConfig
+    from rtdet.data.pipeline import DetectionPipeline
+
+    pipe = DetectionPipeline([], DataConfig(), train=True, epochs=20, detect=DetectConfig())  # close_mosaic auto: 3
+    on = []
+    for epoch in range(20):
+        pipe.set_epoch(epoch)
+        on.append(pipe.mosaic_on())
+    assert on == [True] * 17 + [False] * 3
+
+
+def test_choices_print_one_line_each_with_the_reason():
+    _, choices = resolve_recipe(load_config(None, {}), facts(), get_task("detect").recipe)
+    text = format_choices(choices)
+    assert len(text.splitlines()) == len(choices) == 7
+    assert "optimizer     = adamw" in text and "600 iterations (60 epochs x 10)" in text
+
+
+def test_cli_takes_auto_or_a_number(capsys):
+    parser = build_parser()
+    args = parser.parse_args(["train", "--lr", "auto", "--nbs", "32", "--ema-tau", "50"])
+    assert (args.lr, args.nbs, args.ema_tau) == ("auto", 32, 50.0)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["train", "--nbs", "3.5"])
+    assert "invalid int or 'auto' value: '3.5'" in capsys.readouterr().err
