@@ -13,7 +13,7 @@ generalization measure). The peers get the same images and boxes, written once b
 rtdet's reader into Ultralytics' YOLO layout (``<out>/yolo_data``).
 
 Every model trains from scratch with **its own defaults** apart from the shared
-settings (epochs, image size, batch, seed, loader workers, CPU threads = every core;
+settings (epochs, image size, batch, seed, loader workers, CPU threads, by default every core;
 horizontal flips are off for both on digits, where mirrored digits are other symbols).
 rtdet variants add settings with ``--set``. All validation predictions
 (confidence >= 0.001, NMS IoU 0.7, at most 300 per image, PyTorch, batch 1) are
@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -53,7 +54,7 @@ import ultralytics.utils.torch_utils as tu
 from ultralytics import YOLO
 name, data, out, epochs, imgsz, batch, seed, workers, extra = sys.argv[1:10]
 extra = json.loads(extra)
-tu.NUM_THREADS = os.cpu_count()  # its default leaves one core idle (cpu_count - 1 threads); rtdet uses them all
+tu.NUM_THREADS = extra["threads"]  # its default leaves one core idle (cpu_count - 1 threads); rtdet uses them all
 model = YOLO(name + ".yaml")
 t0 = time.perf_counter()
 model.train(data=data, epochs=int(epochs), imgsz=int(imgsz), batch=int(batch), seed=int(seed), workers=int(workers),
@@ -147,16 +148,19 @@ def run_rtdet(model: str, args: argparse.Namespace, data: BenchData, out: Path,
         latency.append(1000 * (time.perf_counter() - t0))
         preds += [{"image": f, "xyxy": b, "score": s, "label": c}
                   for b, s, c in zip(det["boxes"].tolist(), det["scores"].tolist(), det["labels"].tolist())]
-    resolved = yaml.safe_load((out / "config.yaml").read_text())["optim"]
+    saved = yaml.safe_load((out / "config.yaml").read_text())  # the recipe as resolved for this run
+    recipe = {k: saved[s][k] for s, k in (("optim", "optimizer"), ("optim", "lr"), ("optim", "nbs"),
+                                           ("optim", "warmup_epochs"), ("train", "ema_tau"),
+                                           ("detect", "close_mosaic"))}
     return {"train_seconds": seconds, "latency_ms": float(np.median(latency)), "settings": extra,
-            "optim": {k: resolved[k] for k in ("optimizer", "lr", "nbs", "warmup_epochs") if k in resolved}}, preds
+            "optim": recipe}, preds
 
 
 def run_ultralytics(model: str, args: argparse.Namespace, data: BenchData, out: Path) -> tuple[dict, list[dict]]:
     train_extra = {"fliplr": 0.0} if data.name == "digits" else {}
     timing = run_peer(PEER_TRAIN, model, str(data.peer_yaml(out.parent)), str(out), str(args.epochs),
                       str(args.imgsz), str(args.batch), str(args.seed), str(args.workers),
-                      json.dumps({"val_images": data.files, "train": train_extra}))
+                      json.dumps({"val_images": data.files, "train": train_extra, "threads": args.threads}))
     return timing, json.loads((out / "val_predictions.json").read_text())
 
 
@@ -164,7 +168,7 @@ def print_table(data: BenchData, args: argparse.Namespace, results: dict[str, di
     n_train = len(data.train)
     note = " (train = val: an over-fit check)" if data.same_images else ""
     print(f"\n{data.name}: {n_train} train / {len(data.val)} val images{note}, {args.epochs} epochs, {args.imgsz} px, "
-          f"batch {args.batch}, seed {args.seed}, CPU threads {torch.get_num_threads()}")
+          f"batch {args.batch}, seed {args.seed}, CPU threads {args.threads}")
     print(f"| model | mAP50-95 | mAP50 | training images/s | latency ms | recipe |")
     print("|---|---|---|---|---|---|")
     for name, r in results.items():
@@ -199,7 +203,10 @@ def main() -> None:
     parser.add_argument("--tag", default="", help="name of this rtdet variant in the results (default: the model)")
     parser.add_argument("--out", default=str(ROOT / "runs" / "vs_ultralytics"))
     parser.add_argument("--table", action="store_true", help="print the table of the stored results only")
+    parser.add_argument("--threads", type=int, default=os.cpu_count(),
+                        help="PyTorch threads of every model (default: every core)")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
 
     data = BenchData(args.data, args.root)
     out = Path(args.out).resolve() / data.name
@@ -215,8 +222,9 @@ def main() -> None:
             timing, preds = run_rtdet(model, args, data, run_dir, extra)
         else:
             timing, preds = run_ultralytics(model, args, data, run_dir)
+        results = json.loads(results_path.read_text()) if results_path.is_file() else {}  # others' new rows
         results[key] = {**timing, "epochs": args.epochs, "imgsz": args.imgsz, "batch": args.batch,
-                        **score(data, preds)}
+                        "threads": args.threads, **score(data, preds)}
         results_path.write_text(json.dumps(results, indent=1))
         print(f"{key}: mAP50-95 {results[key]['AP']:.3f} mAP50 {results[key]['AP50']:.3f} "
               f"in {timing['train_seconds']:.0f} s", flush=True)
