@@ -110,7 +110,8 @@ def _train(cfg: Config, progress: bool) -> RunResult:
         if (out / "results.csv").is_file():
             result.warnings = diagnose_run(read_csv(out / "results.csv"), cfg.train.metric, cfg,
                                            trainer.iter // trainer.accumulate,
-                                           trainer.schedule.warmup_iters // trainer.accumulate, data_notes)
+                                           trainer.schedule.warmup_iters // trainer.accumulate, data_notes,
+                                           chance=task.chance(val_ds))
     dist.cleanup()
     return result
 

@@ -21,15 +21,16 @@ ZERO = 1e-4  # a metric at or below this (mAP, accuracy as a fraction) counts as
 FLAT = 0.95  # a last-epoch training loss above this fraction of the first epoch's did not fall
 
 
-def learned_nothing(rows: list[dict[str, float]], metric: str, warmup_epochs: float) -> bool:
-    """Whether every validation after the warm-up scored ``metric`` <= :data:`ZERO`.
+def learned_nothing(rows: list[dict[str, float]], metric: str, warmup_epochs: float, chance: float = 0.0) -> bool:
+    """Whether every validation after the warm-up scored ``metric`` <= ``chance`` + :data:`ZERO`
+    (``chance``: what guessing scores, e.g. the majority class's share for top-1 accuracy; 0 for mAP).
 
     Validations during the warm-up do not count (nothing is expected yet); a run
     validated only during its warm-up is judged on those. False without any validation.
     """
     scored = [r for r in rows if math.isfinite(r.get(metric, math.nan))]
     after = [r for r in scored if r["epoch"] > warmup_epochs] or scored
-    return bool(after) and max(r[metric] for r in after) <= ZERO
+    return bool(after) and max(r[metric] for r in after) <= chance + ZERO
 
 
 def training_causes(rows: list[dict[str, float]], steps: int, warmup_steps: int, lr: float) -> list[str]:
@@ -58,16 +59,17 @@ def training_causes(rows: list[dict[str, float]], steps: int, warmup_steps: int,
     return causes
 
 
-def summary_lines(metric: str, causes: list[str]) -> list[str]:
+def summary_lines(metric: str, causes: list[str], chance: float = 0.0) -> list[str]:
     """The final summary's warning: one line, then one line per likely cause."""
-    lines = [f"warning: validation {metric} stayed at 0 after the warm-up: the model learned nothing usable"]
+    level = "0" if chance <= 0 else f"chance level ({chance:.4g}, always guessing the most frequent class)"
+    lines = [f"warning: validation {metric} stayed at {level} after the warm-up: the model learned nothing usable"]
     lines += [f"  likely cause: {c}" for c in causes] or ["  no likely cause found in the losses or the data"]
     return lines
 
 
 def diagnose_run(rows: list[dict[str, float]], metric: str, cfg: Any, steps: int, warmup_steps: int,
-                 data_causes: list[str]) -> list[str]:
+                 data_causes: list[str], chance: float = 0.0) -> list[str]:
     """Warning lines for the final summary, or ``[]`` when the run learned something."""
-    if not learned_nothing(rows, metric, cfg.optim.warmup_epochs):
+    if not learned_nothing(rows, metric, cfg.optim.warmup_epochs, chance):
         return []
-    return summary_lines(metric, data_causes + training_causes(rows, steps, warmup_steps, cfg.optim.lr))
+    return summary_lines(metric, data_causes + training_causes(rows, steps, warmup_steps, cfg.optim.lr), chance)

@@ -20,7 +20,8 @@ to the next:
 - training: ``recipe(cfg, facts) -> [Choice]`` resolves the task's own settings left at
   ``auto`` (see :mod:`rtdet.engine.recipe`); ``diagnose(train dataset, cfg) -> [sentence]``
   what in the data can keep a model from learning (logged at the start, repeated as a likely
-  cause when the run learns nothing, see :mod:`rtdet.engine.diagnose`).
+  cause when the run learns nothing, see :mod:`rtdet.engine.diagnose`); ``chance(val dataset)``
+  what guessing scores in ``metric`` (a run at or below it learned nothing).
 
 A task's defaults for shared settings the user did not give are data, not code:
 :data:`rtdet.registry.TASK_DEFAULTS`, applied by :func:`rtdet.config.resolve_task_defaults`.
@@ -65,3 +66,4 @@ class Task:
     settings: Callable[..., dict[str, Any]]
     recipe: Callable[..., list] = lambda cfg, facts: []  # the task's own "auto" settings (rtdet.engine.recipe)
     diagnose: Callable[..., list[str]] = lambda dataset, cfg: dataset.report.notes(dataset.names)
+    chance: Callable[..., float] = lambda dataset: 0.0  # what guessing scores on ``dataset`` in ``metric``

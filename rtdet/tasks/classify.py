@@ -110,6 +110,13 @@ def final_report(model: Any, loader: Any, names: list[str], out: Path, device: t
     return RunResult(out, metrics, None, files, task="classify")
 
 
+def chance(dataset: Any) -> float:
+    """Top-1 accuracy of always guessing the most frequent class of ``dataset`` (a run at or below it
+    learned nothing)."""
+    counts = dataset.report.per_class
+    return max(counts.values()) / max(sum(counts.values()), 1) if counts else 0.0
+
+
 def summary(result: RunResult) -> str:
     m = result.metrics
     return (f"top-1 {m.get('top1', float('nan')):.4f}  top-5 {m.get('top5', float('nan')):.4f}  "
@@ -180,4 +187,5 @@ def records(result: dict[str, Any], image_name: str, frame: int | None = None) -
 
 TASK = Task(name="classify", metric="top1", open_split=open_split, build_loader=build_loader, collect=collect,
             metric_fn=metric_fn, final_report=final_report, summary=summary, preprocess=preprocess,
-            predictions=predictions, decode=decode, annotate=annotate, records=records, settings=settings)
+            predictions=predictions, decode=decode, annotate=annotate, records=records, settings=settings,
+            chance=chance)

@@ -117,3 +117,12 @@ def test_config_prints_the_classify_defaults(capsys):
     assert saved["data"]["data"] == "sklearn-digits" and saved["data"]["fliplr"] == 0.0
     assert main(["config", "--model", "rtdet-cls-n", "--fliplr", "0.5"]) == 0  # explicit wins
     assert yaml.safe_load(capsys.readouterr().out)["data"]["fliplr"] == 0.5
+
+
+def test_a_classifier_at_chance_level_says_so(tmp_path, capsys, one_thread):
+    """lr 1e-9: top-1 stays at the majority class's share; the summary says so and why (chance, not 0)."""
+    assert main(["train", "--model", "rtdet-cls-n", "--data", "sklearn-digits", "--imgsz", "16", "--epochs", "2",
+                 "--batch", "64", "--lr", "1e-9", "--no-ema", "--workers", "0", "--out", str(tmp_path / "r")]) == 0
+    out = capsys.readouterr().out
+    assert "warning: validation top1 stayed at chance level (0.1" in out
+    assert "likely cause: the training loss barely fell" in out
