@@ -59,20 +59,22 @@ def letterbox_params(shape: tuple[int, int], new_shape: tuple[int, int], scaleup
     return s, (new_shape[1] - nw) // 2, (new_shape[0] - nh) // 2
 
 
-def letterbox(image: np.ndarray, new_shape: tuple[int, int], scaleup: bool = True
-              ) -> tuple[np.ndarray, tuple[float, int, int]]:
+def letterbox(image: np.ndarray, new_shape: tuple[int, int], scaleup: bool = True, *,
+              interpolation: int | None = None, fill: int = PAD_VALUE) -> tuple[np.ndarray, tuple[float, int, int]]:
     """Resize keeping aspect ratio and pad to ``new_shape = (h, w)``.
 
-    Returns the uint8 [h, w, 3] image and ``(scale, pad_x, pad_y)``: a point ``x``
-    of the input maps to ``x * scale + pad_x`` exactly (``cv2.resize`` is given
-    the scale itself, not a rounded size).
+    Returns the [h, w, 3] image (or [h, w] for a [H, W] array such as a mask, same dtype) and
+    ``(scale, pad_x, pad_y)``: a point ``x`` of the input maps to ``x * scale + pad_x``
+    exactly (``cv2.resize`` is given the scale itself, not a rounded size). The image is
+    resized with ``interpolation`` (default: area when shrinking, bilinear when growing;
+    class masks take ``cv2.INTER_NEAREST_EXACT``) and padded with ``fill``.
     """
     s, px, py = letterbox_params(image.shape[:2], new_shape, scaleup)
     if s != 1.0:
-        interp = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
+        interp = interpolation if interpolation is not None else cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
         image = cv2.resize(image, None, fx=s, fy=s, interpolation=interp)
     h, w = image.shape[:2]
-    out = np.full((new_shape[0], new_shape[1], 3), PAD_VALUE, np.uint8)
+    out = np.full((new_shape[0], new_shape[1], *image.shape[2:]), fill, image.dtype)
     out[py:py + min(h, new_shape[0] - py), px:px + min(w, new_shape[1] - px)] = image[:new_shape[0] - py, :new_shape[1] - px]
     return out, (s, px, py)
 
@@ -105,20 +107,23 @@ def random_affine_matrix(rng: np.random.Generator, in_shape: tuple[int, int], ou
 
 
 def warp_image(image: np.ndarray, matrix: np.ndarray, out_shape: tuple[int, int],
-               border: int = cv2.BORDER_CONSTANT) -> np.ndarray:
+               border: int = cv2.BORDER_CONSTANT, *, interpolation: int = cv2.INTER_LINEAR,
+               fill: int = PAD_VALUE) -> np.ndarray:
     """Resample ``image`` with the continuous-coordinate 3x3 ``matrix`` into ``out_shape = (h, w)``.
 
     OpenCV addresses pixel centres by integer indices, so the matrix is
     conjugated by a half-pixel shift to keep image and boxes aligned. Pixels
-    from outside the image are grey (``PAD_VALUE``) with the default ``border``,
-    or any other ``cv2.BORDER_*`` mode (classification replicates the edge).
+    from outside the image are ``fill`` (grey ``PAD_VALUE`` by default) with the default
+    ``border``, or any other ``cv2.BORDER_*`` mode (classification replicates the edge).
+    A class mask (uint8 or uint16 [H, W]) goes through the same matrix with
+    ``interpolation=cv2.INTER_NEAREST`` and ``fill`` = its ignore index.
     """
     m = matrix[:2].astype(np.float64)  # affine: half^-1 @ matrix @ half in closed form (no 3x3 inverse)
     m[:, 2] += m[:, :2].sum(1) * 0.5 - 0.5
     if image.shape[:2] == tuple(out_shape) and (np.abs(m - _IDENTITY) <= 1e-8 + 1e-5 * np.abs(_IDENTITY)).all():  # np.allclose, faster
         return image
-    return cv2.warpAffine(image, m, (out_shape[1], out_shape[0]), flags=cv2.INTER_LINEAR,
-                          borderMode=border, borderValue=(PAD_VALUE,) * 3)
+    return cv2.warpAffine(image, m, (out_shape[1], out_shape[0]), flags=interpolation,
+                          borderMode=border, borderValue=(fill,) * 3)
 
 
 def transform_boxes(boxes: np.ndarray, matrix: np.ndarray) -> np.ndarray:
