@@ -396,7 +396,8 @@ def read_ade20k(root: str | Path, split: str, ignore_index: int = 255, decode: b
                              f"{root} [{split}]", decode)
 
 
-def _voc_years(root: Path) -> list[Path]:
+def voc_years(root: Path) -> list[Path]:
+    """The VOC folders with ``SegmentationClass/``: ``root`` itself, or its ``VOC20xx`` children."""
     if (root / "SegmentationClass").is_dir():
         return [root]
     return sorted(d for d in root.iterdir() if (d / "SegmentationClass").is_dir()) if root.is_dir() else []
@@ -406,7 +407,7 @@ def read_voc_segmentation(root: str | Path, split: str, ignore_index: int = 255,
                           decode: bool = True) -> SegmentationDataset:
     """The images of ``ImageSets/Segmentation/<split>.txt`` in every VOC folder under ``root`` that has the list."""
     root = Path(root)
-    lists = [(y, y / "ImageSets" / "Segmentation" / f"{split}.txt") for y in _voc_years(root)]
+    lists = [(y, y / "ImageSets" / "Segmentation" / f"{split}.txt") for y in voc_years(root)]
     lists = [(y, f) for y, f in lists if f.is_file()]
     if not lists:
         raise DataFormatError(f"{root}: no ImageSets/Segmentation/{split}.txt in any VOC folder with "
@@ -486,7 +487,7 @@ def segmentation_layout(spec: str | Path) -> tuple[str, Path]:
             return "yaml", path
     elif _ade20k_root(path):
         return "ade20k", path
-    elif _voc_years(path):
+    elif voc_years(path):
         return "voc", path
     raise DataFormatError(f"{spec}: not a segmentation data set; expected a data.yaml with <split>_masks folders "
                           f"(train_masks, val_masks), an ADE20K folder (images/training, annotations/training) or "
@@ -502,7 +503,7 @@ def segmentation_splits(spec: str | Path) -> list[str]:
     if kind == "ade20k":
         base = _ade20k_root(path)
         return [s for s, d in ADE20K_SPLITS.items() if (base / "images" / d).is_dir()]
-    found = {f.stem for y in _voc_years(path) for f in (y / "ImageSets" / "Segmentation").glob("*.txt")}
+    found = {f.stem for y in voc_years(path) for f in (y / "ImageSets" / "Segmentation").glob("*.txt")}
     return [s for s in SPLITS if s in found] + sorted(found - set(SPLITS))
 
 
