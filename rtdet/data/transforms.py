@@ -59,22 +59,20 @@ def letterbox_params(shape: tuple[int, int], new_shape: tuple[int, int], scaleup
     return s, (new_shape[1] - nw) // 2, (new_shape[0] - nh) // 2
 
 
-def letterbox(image: np.ndarray, new_shape: tuple[int, int], scaleup: bool = True, *,
-              interpolation: int | None = None, fill: int = PAD_VALUE) -> tuple[np.ndarray, tuple[float, int, int]]:
+def letterbox(image: np.ndarray, new_shape: tuple[int, int], scaleup: bool = True
+              ) -> tuple[np.ndarray, tuple[float, int, int]]:
     """Resize keeping aspect ratio and pad to ``new_shape = (h, w)``.
 
-    Returns the [h, w, 3] image (or [h, w] for a [H, W] array such as a mask, same dtype) and
-    ``(scale, pad_x, pad_y)``: a point ``x`` of the input maps to ``x * scale + pad_x``
-    exactly (``cv2.resize`` is given the scale itself, not a rounded size). The image is
-    resized with ``interpolation`` (default: area when shrinking, bilinear when growing;
-    class masks take ``cv2.INTER_NEAREST_EXACT``) and padded with ``fill``.
+    Returns the uint8 [h, w, 3] image and ``(scale, pad_x, pad_y)``: a point ``x``
+    of the input maps to ``x * scale + pad_x`` exactly (``cv2.resize`` is given
+    the scale itself, not a rounded size).
     """
     s, px, py = letterbox_params(image.shape[:2], new_shape, scaleup)
     if s != 1.0:
-        interp = interpolation if interpolation is not None else cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
+        interp = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
         image = cv2.resize(image, None, fx=s, fy=s, interpolation=interp)
     h, w = image.shape[:2]
-    out = np.full((new_shape[0], new_shape[1], *image.shape[2:]), fill, image.dtype)
+    out = np.full((new_shape[0], new_shape[1], 3), PAD_VALUE, np.uint8)
     out[py:py + min(h, new_shape[0] - py), px:px + min(w, new_shape[1] - px)] = image[:new_shape[0] - py, :new_shape[1] - px]
     return out, (s, px, py)
 
