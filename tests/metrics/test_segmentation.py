@@ -181,3 +181,17 @@ def test_bad_inputs_are_named():
     with pytest.raises(MetricsInputError, match="2 names for 3 classes"):
         SegmentationMetric(3, names=["a", "b"])
     assert not metric.confusion.any()  # nothing was added by the refused updates
+
+
+def test_plots(tmp_path, camvid_masks):
+    from rtdet.metrics.segmentation_plots import save_segmentation_plots
+    from tests.metrics.test_plots import check_png
+
+    preds = corrupted(camvid_masks[:4], 2)
+    metric = SegmentationMetric(12, IGNORE, names=[*"abcdefghijk", "never"])  # one class without pixels: n/a
+    for p, t in zip(preds, camvid_masks[:4]):
+        metric.update(p, t)
+    paths = save_segmentation_plots(metric.compute(), tmp_path)
+    assert [p.name for p in paths] == ["iou_per_class.png", "confusion_matrix.png"]
+    for p in paths:
+        check_png(p)
