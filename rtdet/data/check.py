@@ -17,7 +17,9 @@ from rtdet.data.sources import dataset_splits, open_dataset
 
 
 def decode_all(ds: DetectionDataset) -> int:
-    """Decode every image of ``ds``; problems go to ``ds.report``. Returns the number of bad images."""
+    """Decode every image of ``ds``; problems go to ``ds.report``. Returns the number of bad images.
+
+    Any data set with ``file(i)``, ``sizes`` [N, 2] (h, w) and ``report`` works (segmentation's too)."""
     bad = 0
     for i in range(len(ds)):
         try:

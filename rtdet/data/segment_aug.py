@@ -118,6 +118,7 @@ class SegmentAugment:
         m = self.matrix(image.shape[:2], rng)
         out_mask = warp_mask(mask, m, self.size, self.ignore_index)
         shrink = min(1.0, abs(np.linalg.det(m[:2, :2])) ** 0.5 / MIN_WARP_SCALE)
+        shrink = max(shrink, 1.0 / max(image.shape[:2]))  # a scale gain >= 1 can draw ~0: keep one pixel
         if shrink < 1.0:  # the same geometry: continuous x of the original is x * shrink in the shrunk image
             image = cv2.resize(image, None, fx=shrink, fy=shrink, interpolation=cv2.INTER_AREA)
         out = warp_image(image, m @ scale_translate(1 / shrink, 0, 0), self.size)

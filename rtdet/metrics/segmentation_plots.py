@@ -52,7 +52,8 @@ def plot_confusion(res: SegmentationResult, path: str | Path) -> Path:
         for i, j in zip(*np.nonzero(share >= 0.005)):
             ax.text(j, i, f"{share[i, j]:.2f}", ha="center", va="center", fontsize=fs,
                     color="white" if share[i, j] > 0.5 else "black")
-    ax.set(xlabel="Predicted", ylabel="True", title=f"Confusion matrix (share of true-class pixels); mIoU {res.miou:.4f}")
+    ax.set(xlabel="Predicted", ylabel="True",
+           title=f"Confusion matrix (share of true-class pixels); mIoU {res.miou:.4f}")
     return _save(fig, Path(path))
 
 

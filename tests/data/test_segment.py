@@ -11,8 +11,9 @@ import torch
 import yaml
 from PIL import Image
 
-from rtdet.data.segment import (ADE20K_CLASSES, VOC_SEG_CLASSES, LabelMapping, open_segmentation, read_mask,
-                                segmentation_layout, segmentation_splits)
+from rtdet.data.masks import read_mask
+from rtdet.data.segment import (ADE20K_CLASSES, VOC_SEG_CLASSES, open_segmentation, segmentation_layout,
+                                segmentation_splits)
 from rtdet.data.yolo import DataFormatError
 from tests.data.conftest import SHARED
 
@@ -240,13 +241,3 @@ def test_layout_errors_name_the_file(tmp_path):
     with pytest.raises(DataFormatError, match=r"nofolder.yaml \[train\]: folder .*/i not found"):
         open_segmentation(tmp_path / "nofolder.yaml", "train")
 
-
-def test_label_mapping_contract():
-    m = LabelMapping(11, (11,))
-    assert m.dtype == np.uint8 and m.unlabelled_values() == [11]
-    assert LabelMapping(300, (), ignore_index=300).dtype == np.uint16
-    with pytest.raises(ValueError, match=r"unlabelled value\(s\) \[255\] are also class values \(0..299\)"):
-        LabelMapping(300, ignore_index=300)
-    with pytest.raises(ValueError, match="ignore_index 5 must lie in 11..65535"):
-        LabelMapping(11, ignore_index=5)
-    assert LabelMapping(150, (255,), reduce_zero_label=True).unlabelled_values() == [0, 255]
