@@ -348,12 +348,14 @@ def _add_data_parser(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--copy", action="store_true", help="copy images into OUT/images (default: symlink)")
     q.set_defaults(handler=_cmd_data_convert)
     q = dsub.add_parser("check", help="read a whole data set and report every problem")
-    q.add_argument("data", help="detect: data.yaml, COCO json, or VOC tree; classify: class folders, IDX files, CSV")
+    q.add_argument("data", help="detect: data.yaml, COCO json, or VOC tree; classify: class folders, IDX files, CSV; "
+                   "segment: data.yaml with <split>_masks folders, ADE20K folder, VOC tree with SegmentationClass")
     q.add_argument("--images", help="COCO image folder (default: inferred from the json's location)")
     q.add_argument("--split", action="append", help="check only this split (repeatable; default: all)")
     q.add_argument("--no-decode", action="store_true", help="skip the full decode of every image (faster)")
-    q.add_argument("--task", choices=["detect", "classify"], help="the data's task (default: classify for class "
-                   "folders, MNIST IDX files, CSV lists and sklearn-digits, else detect)")
+    q.add_argument("--task", choices=["detect", "classify", "segment"], help="the data's task (default: classify "
+                   "for class folders, MNIST IDX files, CSV lists and sklearn-digits; segment for a data.yaml with "
+                   "mask folders, ADE20K and a VOC tree with SegmentationClass but no Annotations; else detect)")
     q.set_defaults(handler=_cmd_data_check)
     q = dsub.add_parser("digits", help="generate the built-in digits demo set (YOLO format)")
     q.add_argument("--out", default="datasets/digits", help="output folder (default: datasets/digits)")
@@ -386,11 +388,15 @@ def _cmd_data_convert(args: argparse.Namespace) -> int:
 
 
 def _cmd_data_check(args: argparse.Namespace) -> int:
-    from rtdet.data.check import check_classification, check_data, format_reports, is_classification
+    from rtdet.data.check import (check_classification, check_data, check_segmentation, format_reports,
+                                  is_classification, is_segmentation)
 
-    task = args.task or ("classify" if is_classification(args.data) else "detect")
+    task = args.task or ("classify" if is_classification(args.data) else
+                         "segment" if is_segmentation(args.data) else "detect")
     if task == "classify":
         datasets = check_classification(args.data, splits=args.split)
+    elif task == "segment":
+        datasets = check_segmentation(args.data, splits=args.split, decode=not args.no_decode)
     else:
         datasets = check_data(args.data, args.images, decode=not args.no_decode, splits=args.split)
     print(format_reports(datasets))

@@ -17,7 +17,9 @@ from rtdet.data.sources import dataset_splits, open_dataset
 
 
 def decode_all(ds: DetectionDataset) -> int:
-    """Decode every image of ``ds``; problems go to ``ds.report``. Returns the number of bad images."""
+    """Decode every image of ``ds``; problems go to ``ds.report``. Returns the number of bad images.
+
+    Any data set with ``file(i)``, ``sizes`` [N, 2] (h, w) and ``report`` works (segmentation's too)."""
     bad = 0
     for i in range(len(ds)):
         try:
@@ -72,3 +74,33 @@ def check_classification(spec: str | Path, splits: list[str] | None = None) -> l
     from rtdet.data.classify import classification_splits, open_classification
 
     return [open_classification(spec, split) for split in splits or classification_splits(spec)]
+
+
+def is_segmentation(spec: str | Path) -> bool:
+    """Whether ``spec`` has a segmentation layout (a data.yaml with mask folders, ADE20K, VOC SegmentationClass).
+
+    A VOC tree that also holds ``Annotations/`` (boxes) stays detection data; ``--task segment``
+    checks its masks.
+    """
+    from rtdet.data.segment import segmentation_layout, voc_years
+    from rtdet.data.yolo import DataFormatError
+
+    try:
+        kind, path = segmentation_layout(spec)
+    except DataFormatError:
+        return False
+    return kind != "voc" or not any((year / "Annotations").is_dir() for year in voc_years(path))
+
+
+def check_segmentation(spec: str | Path, splits: list[str] | None = None, decode: bool = True) -> list:
+    """Open every split of a segmentation data set (or the given ``splits``); readers check every mask
+    against its image, and with ``decode`` every image is also decoded by OpenCV (:func:`decode_all`)."""
+    from rtdet.data.segment import open_segmentation, segmentation_splits
+
+    out = []
+    for split in splits or segmentation_splits(spec):
+        ds = open_segmentation(spec, split, decode=decode)
+        if decode:
+            decode_all(ds)
+        out.append(ds)
+    return out

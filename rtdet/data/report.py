@@ -78,15 +78,20 @@ class Report:
         return (f"images: {self.images}  boxes: {self.boxes}  empty images: {self.empty_images}  "
                 f"skipped images: {self.skipped_images}")
 
+    def class_lines(self, names: list[str] | None = None) -> list[str]:
+        """The counts-per-class lines of :meth:`format` (none when nothing was counted)."""
+        if not self.per_class:
+            return []
+        lines = [f"  {self.per_class_unit} per class:"]
+        n = max(len(names), max(self.per_class) + 1) if names else max(self.per_class) + 1
+        for c in range(n):
+            label = names[c] if names and c < len(names) else str(c)
+            lines.append(f"    {c:>4} {label:<20} {self.per_class.get(c, 0)}")
+        return lines
+
     def format(self, names: list[str] | None = None, max_problems: int = 0) -> str:
         """Multi-line text report: totals, counts per class, every problem (all when ``max_problems`` is 0)."""
-        lines = [f"[{self.name}]", f"  {self.totals()}"]
-        if self.per_class:
-            lines.append(f"  {self.per_class_unit} per class:")
-            n = max(len(names), max(self.per_class) + 1) if names else max(self.per_class) + 1
-            for c in range(n):
-                label = names[c] if names and c < len(names) else str(c)
-                lines.append(f"    {c:>4} {label:<20} {self.per_class.get(c, 0)}")
+        lines = [f"[{self.name}]", f"  {self.totals()}", *self.class_lines(names)]
         shown = self.problems if max_problems <= 0 else self.problems[:max_problems]
         lines.append(f"  problems: {len(self.problems)}")
         lines += [f"    {p}" for p in shown]

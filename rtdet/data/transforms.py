@@ -105,20 +105,23 @@ def random_affine_matrix(rng: np.random.Generator, in_shape: tuple[int, int], ou
 
 
 def warp_image(image: np.ndarray, matrix: np.ndarray, out_shape: tuple[int, int],
-               border: int = cv2.BORDER_CONSTANT) -> np.ndarray:
+               border: int = cv2.BORDER_CONSTANT, *, interpolation: int = cv2.INTER_LINEAR,
+               fill: int = PAD_VALUE) -> np.ndarray:
     """Resample ``image`` with the continuous-coordinate 3x3 ``matrix`` into ``out_shape = (h, w)``.
 
     OpenCV addresses pixel centres by integer indices, so the matrix is
     conjugated by a half-pixel shift to keep image and boxes aligned. Pixels
-    from outside the image are grey (``PAD_VALUE``) with the default ``border``,
-    or any other ``cv2.BORDER_*`` mode (classification replicates the edge).
+    from outside the image are ``fill`` (grey ``PAD_VALUE`` by default) with the default
+    ``border``, or any other ``cv2.BORDER_*`` mode (classification replicates the edge).
+    A class mask (uint8 or uint16 [H, W]) goes through the same matrix with
+    ``interpolation=cv2.INTER_NEAREST`` and ``fill`` = its ignore index.
     """
     m = matrix[:2].astype(np.float64)  # affine: half^-1 @ matrix @ half in closed form (no 3x3 inverse)
     m[:, 2] += m[:, :2].sum(1) * 0.5 - 0.5
     if image.shape[:2] == tuple(out_shape) and (np.abs(m - _IDENTITY) <= 1e-8 + 1e-5 * np.abs(_IDENTITY)).all():  # np.allclose, faster
         return image
-    return cv2.warpAffine(image, m, (out_shape[1], out_shape[0]), flags=cv2.INTER_LINEAR,
-                          borderMode=border, borderValue=(PAD_VALUE,) * 3)
+    return cv2.warpAffine(image, m, (out_shape[1], out_shape[0]), flags=interpolation,
+                          borderMode=border, borderValue=(fill,) * 3)
 
 
 def transform_boxes(boxes: np.ndarray, matrix: np.ndarray) -> np.ndarray:

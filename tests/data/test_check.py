@@ -4,11 +4,13 @@ import json
 
 import cv2
 import numpy as np
+import pytest
 import yaml
 
 from rtdet.cli import main
 from rtdet.data import open_dataset
 from rtdet.data.check import check_data, format_reports
+from tests.data.conftest import VOC_MINI
 
 
 def _jpg(path, seed=0):
@@ -192,3 +194,53 @@ def test_data_check_reads_classification_folders(tmp_path, capsys):
     assert "classes: 2 (cat, dog)" in out and "cut.jpg" in out and "FAILED: 1 problem(s) found" in out
     (tmp_path / "train" / "dog" / "cut.jpg").unlink()
     assert main(["data", "check", str(tmp_path), "--task", "classify"]) == 0
+
+
+def test_data_check_segmentation_camvid(tmp_path, capsys):
+    """CamVid through a data.yaml is detected as segmentation: counts per split, exit 0; a copy of four
+    val pairs with one mask holding values that are no class fails with that file named, exit 1."""
+    import shutil
+
+    from rtdet.data.check import is_segmentation
+    from tests.data.test_segment import CAMVID, camvid_yaml
+
+    if not (CAMVID / "masks" / "val").is_dir():
+        pytest.skip(f"shared CamVid data absent: {CAMVID}")
+    spec = camvid_yaml(tmp_path)
+    assert is_segmentation(spec) and not is_segmentation(VOC_MINI if VOC_MINI.is_dir() else tmp_path)
+    assert main(["data", "check", str(spec)]) == 0
+    out = capsys.readouterr().out
+    assert "classes: 11 (sky, building, pole, road," in out and "OK: no problems found" in out
+    assert "[" + str(spec) + " [train]]\n  images: 184  labelled pixels: 30526392  ignored pixels: 1268808" in out
+    assert "images: 101  labelled pixels: 17155529  ignored pixels: 297271" in out
+    assert "      10 bicyclist                 98        98040   0.32%" in out  # train: images, pixels, share
+
+    copy = tmp_path / "copy"
+    stems = sorted(p.stem for p in (CAMVID / "masks" / "val").glob("*.png"))[:4]
+    for kind in ("images", "masks"):
+        (copy / kind / "val").mkdir(parents=True)
+        for stem in stems:
+            shutil.copy(CAMVID / kind / "val" / f"{stem}.png", copy / kind / "val")
+    bad = copy / "masks" / "val" / f"{stems[2]}.png"
+    mask = cv2.imread(str(bad), cv2.IMREAD_UNCHANGED)
+    mask[:10, :20] = 40
+    cv2.imwrite(str(bad), mask)
+    assert main(["data", "check", str(camvid_yaml(tmp_path / "copy", copy)), "--split", "val"]) == 1
+    out = capsys.readouterr().out
+    assert f"{bad}: mask values that are neither a class (0..10) nor unlabelled (11): 40 (200 px)" in out
+    assert "images: 3 " in out and "skipped images: 1" in out and "FAILED: 1 problem(s) found" in out
+
+
+def test_full_voc_tree_stays_detection(tmp_path, capsys):
+    """A VOC tree with Annotations/ and SegmentationClass/ is checked as detection unless --task segment."""
+    from rtdet.data.check import is_segmentation
+    from tests.data.test_segment import voc_seg
+
+    year = voc_seg(tmp_path / "VOC2012")
+    (year / "Annotations").mkdir()
+    assert not is_segmentation(year)
+    assert main(["data", "check", str(year), "--task", "segment", "--split", "val"]) == 0
+    out = capsys.readouterr().out
+    assert "classes: 21 (background, aeroplane," in out and "images: 1 " in out and "OK: no problems found" in out
+    (year / "Annotations").rmdir()
+    assert is_segmentation(year)
