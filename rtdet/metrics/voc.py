@@ -12,6 +12,12 @@ must exceed 0.5). Boxes are continuous xyxy pixels; pass ``pixel_offset=1`` to
 reproduce the devkit's inclusive-pixel areas (w = x2 - x1 + 1) on raw VOC
 coordinates. A class without ground truth has AP NaN and is left out of the mean
 (the devkit would divide by zero).
+
+The devkit's rules, in rtdet's frames: VOC XML boxes are inclusive 1-based pixels, which the
+reader turns into continuous boxes once (:mod:`rtdet.data.voc`: ``[xmin - 1, ymin - 1, xmax,
+ymax]``), so the devkit's ``+ 1`` in widths is already in the boxes and ``pixel_offset`` stays 0
+for rtdet's data; a detection whose best overlap is a ``difficult`` box is neither a true nor a
+false positive, and difficult boxes are not counted among the positives.
 """
 
 from __future__ import annotations
@@ -40,6 +46,9 @@ def voc_ap(recall: np.ndarray, precision: np.ndarray, use_07_metric: bool = Fals
     return float(np.sum((mrec[i + 1] - mrec[i]) * mpre[i + 1]))
 
 
+VOC_METRICS = {"voc07": True, "voc": False}  # metric name -> 11-point interpolation (VOC2007) or all points (2010+)
+
+
 @dataclass
 class VocResult:
     """AP per class (float64 [K], NaN without ground truth) and their mean over defined classes."""
@@ -48,11 +57,18 @@ class VocResult:
     ap: np.ndarray
     n_gt: np.ndarray
     mAP: float
+    use_07_metric: bool = False
+
+    def per_class(self) -> dict[str, float | None]:
+        """``{class name: AP}``; None for a class without ground truth (JSON-ready)."""
+        return {n: float(a) if np.isfinite(a) else None for n, a in zip(self.names, self.ap)}
 
     def table(self) -> str:
-        """AP per class as text."""
+        """AP per class as text, under a title naming the interpolation."""
         width = max([5, *(len(n) for n in self.names)])
-        lines = [f"{'class':<{width}} {'gt':>6} {'AP50':>7}"]
+        kind = "VOC2007 11-point" if self.use_07_metric else "VOC all-point"
+        lines = [f"PASCAL VOC AP@0.5 ({kind} interpolation, difficult objects ignored; '-': no ground truth)",
+                 f"{'class':<{width}} {'gt':>6} {'AP50':>7}"]
         for n, g, a in zip(self.names, self.n_gt, self.ap):
             lines.append(f"{n:<{width}} {g:>6d} {a:7.4f}" if np.isfinite(a) else f"{n:<{width}} {g:>6d} {'-':>7}")
         lines.append(f"{'mean':<{width}} {int(self.n_gt.sum()):>6d} {self.mAP:7.4f}")
@@ -80,4 +96,4 @@ def evaluate_voc(preds: Sequence[dict], targets: Sequence[dict], names: Sequence
         prec = tp / np.maximum(tp + fp, np.finfo(np.float64).eps)
         ap[c] = voc_ap(rec, prec, use_07_metric)
     defined = ap[np.isfinite(ap)]
-    return VocResult(list(names), ap, m.n_gt, float(defined.mean()) if defined.size else float("nan"))
+    return VocResult(list(names), ap, m.n_gt, float(defined.mean()) if defined.size else float("nan"), use_07_metric)
