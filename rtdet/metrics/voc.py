@@ -30,12 +30,18 @@ import numpy as np
 from rtdet.metrics.match import class_curve, match_dataset
 
 
+# The 11 recall points as the devkit's Python port computes them (np.arange, so the 4th is 0.30000000000000004
+# and a recall of exactly 3/10 does not reach it): the published VOC07 numbers of py-faster-rcnn, Detectron2 and
+# MMDetection come from these.
+VOC07_RECALLS = np.arange(0.0, 1.1, 0.1)
+
+
 def voc_ap(recall: np.ndarray, precision: np.ndarray, use_07_metric: bool = False) -> float:
     """AP from a PR curve: recall, precision float [D] in detection (score-descending) order."""
     recall, precision = np.asarray(recall, np.float64), np.asarray(precision, np.float64)
     if use_07_metric:
         ap = 0.0
-        for t in np.linspace(0, 1, 11):
+        for t in VOC07_RECALLS:
             above = precision[recall >= t]
             ap += (above.max() if above.size else 0.0) / 11
         return float(ap)
