@@ -104,7 +104,8 @@ def test_rcnn_settings_freeze_stages_and_batchnorm_as_torchvision_does(name, sta
             ref = backbone_utils._mobilenet_extractor(
                 torchvision.models.mobilenet_v3_large(norm_layer=FrozenBatchNorm2d), True, n).body
         else:
-            ref = backbone_utils._resnet_fpn_extractor(torchvision.models.resnet50(norm_layer=FrozenBatchNorm2d), n).body
+            ref = backbone_utils._resnet_fpn_extractor(
+                torchvision.models.resnet50(norm_layer=FrozenBatchNorm2d), n).body
         assert frozen(ours) == frozen(ref) and (n == stages) == (not frozen(ours))
         assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in ours.modules())
     trained = build_from_config(load_config(None, {"model": name, "backbone_bn": "trained"}), 20)
