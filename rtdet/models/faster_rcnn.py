@@ -113,7 +113,8 @@ class FasterRCNN(RtdetModel):
             raise ValueError(f"FasterRCNN needs num_classes >= 1, got {num_classes}")
         self.num_classes, self.backbone = num_classes, backbone
         self.net = build_network(backbone, num_classes, **torchvision_kwargs)
-        self.postprocess_args: dict[str, Any] = {"conf": 0.001, "iou": 0.5, "method": "nms", "max_det": 100}
+        self.postprocess_args: dict[str, Any] = {}
+        self.set_postprocess(conf=0.001, iou=0.7, method="nms", max_det=300)  # as YOLO; runs set the config's
         self.dropped_boxes = 0  # crowd, difficult or degenerate training boxes left out
 
     def set_postprocess(self, **settings: Any) -> None:

@@ -54,7 +54,7 @@ def test_eval_is_rtdets_decoding_of_the_export_outputs_at_the_input_size(small):
     assert 0 < boxes.shape[1] <= 150  # faster-rcnn keeps torchvision's 320-px variant's 150 test proposals
     assert float(boxes[..., 0::2].max()) <= 128 and float(boxes[..., 1::2].max()) <= 96 and float(boxes.min()) >= 0
     assert float(scores.sum(-1).max()) < 1  # softmax over K + background, background left out
-    want = postprocess(boxes, scores, image_size=(96, 128), conf=0.001, iou=0.5, max_det=100)
+    want = postprocess(boxes, scores, image_size=(96, 128), conf=0.001, iou=0.7, max_det=300)
     for det, ref in zip(out, want):
         assert set(det) == {"boxes", "scores", "labels"} and det["labels"].dtype == torch.int64
         torch.testing.assert_close(det["boxes"], ref["boxes"])
@@ -70,7 +70,7 @@ def test_decoding_settings_reach_the_model_and_torchvisions_heads(small):
         assert len(small(x)[0]["boxes"]) == 7
         small.set_postprocess(conf=0.99)
         assert len(small(x)[0]["boxes"]) == 0  # an untrained head scores every class about 1/4
-    small.set_postprocess(conf=0.001, iou=0.5, method="nms", max_det=100)
+    small.set_postprocess(conf=0.001, iou=0.7, method="nms", max_det=300)
 
 
 def test_both_variants_are_torchvisions_architectures(capsys):
