@@ -43,8 +43,8 @@ def _flag_type(tp: Any) -> dict:
 
 
 # The settings each command uses besides whole sections (flat names, see rtdet.config.flat_fields).
-VAL_SETTINGS = ("data", "root", "imgsz", "batch", "workers", "rect", "val_conf", "iou", "max_det", "nms", "backend",
-                "device")
+VAL_SETTINGS = ("data", "root", "split", "imgsz", "batch", "workers", "rect", "val_conf", "iou", "max_det", "nms",
+                "backend", "device", "metric")
 PREDICT_SETTINGS = ("imgsz", "conf", "iou", "max_det", "nms", "topk", "backend")
 EXPORT_SETTINGS = ("imgsz", "conf", "iou", "max_det")
 BENCH_SETTINGS = ("imgsz", "conf", "iou", "max_det", "nms", "topk")
@@ -260,7 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_flags(p, tuple(C.SECTIONS))
     p.set_defaults(handler=_cmd_train)
 
-    p = sub.add_parser("val", help="score weights on a data set's val split (official COCO numbers, or accuracy)")
+    p = sub.add_parser("val", help="score weights on a data set's val split, or --split (official COCO numbers, "
+                       "PASCAL VOC's with --metric voc07|voc, or accuracy)")
     p.add_argument("--weights", required=True, help="checkpoint (.pt) or exported model (.onnx) to evaluate")
     p.add_argument("--save-json", action="store_true", help="detect: also write detections.json in COCO results "
                    "format, with the data set's own image and category ids")
@@ -344,7 +345,8 @@ def _add_data_parser(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--out", required=True, help="output folder")
     q.add_argument("--ann", help="COCO annotations json (with --from coco)")
     q.add_argument("--images", help="COCO image folder (with --from coco)")
-    q.add_argument("--keep-crowd", action="store_true", help="keep COCO crowd boxes when writing YOLO")
+    q.add_argument("--keep-crowd", action="store_true", help="keep COCO crowd and VOC difficult boxes, as ordinary "
+                   "boxes, when writing YOLO (its labels cannot mark them ignored)")
     q.add_argument("--copy", action="store_true", help="copy images into OUT/images (default: symlink)")
     q.set_defaults(handler=_cmd_data_convert)
     q = dsub.add_parser("check", help="read a whole data set and report every problem")
@@ -383,6 +385,10 @@ def _cmd_data_convert(args: argparse.Namespace) -> int:
                             keep_crowd=args.keep_crowd, copy=args.copy)
     for ds in splits.values():
         print(ds.report.summary())
+    ignored = sum(int((ds.iscrowd | ds.difficult).sum()) for ds in splits.values())
+    if args.dst_fmt == "yolo" and ignored and not args.keep_crowd:
+        print(f"{ignored} crowd / difficult boxes left out: YOLO labels cannot mark them ignored (--keep-crowd writes "
+              "them as ordinary boxes)")
     print("wrote " + ", ".join(str(p) for p in paths))
     return 0
 

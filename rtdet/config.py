@@ -44,13 +44,16 @@ def opt(default: Any, help: str) -> Any:
 
 @dataclass
 class ModelConfig:
-    model: str = opt("rtdet-n", "model name: rtdet-n/s/m and faster-rcnn (detect), rtdet-cls-n/s and lenet (classify)")
+    model: str = opt("rtdet-n", "model name: rtdet-n/s/m, faster-rcnn (MobileNetV3-Large-FPN) and faster-rcnn-r50 "
+                     "(ResNet-50-FPN) (detect), rtdet-cls-n/s and lenet (classify)")
     task: str = opt("", "task (detect, classify); empty: the model's own (a checkpoint records it)")
     num_classes: int = opt(0, "number of classes; 0 takes it from the data set")
     act: str = opt("", "activation override: relu, lrelu, silu, frelu; empty keeps the model's default")
     norm: Literal["bn", "gn"] = opt("bn", "normalization layers: bn (BatchNorm) or gn (GroupNorm)")
-    weights: str = opt("", "local checkpoint to start from; tensors with matching names and shapes are copied "
-                       "(e.g. a classifier's backbone into a detector)")
+    weights: str = opt("", "local checkpoint or state dict to start from; tensors with matching names and shapes "
+                       "are copied (e.g. a classifier's backbone into a detector; torchvision's backbone or "
+                       "detector files); 'torchvision:NAME' (e.g. torchvision:ResNet50_Weights.IMAGENET1K_V1) "
+                       "downloads torchvision's published weights of that name")
 
 
 @dataclass
@@ -60,6 +63,8 @@ class DataConfig:
                     "'sklearn-digits' (built-in)")
     root: str = opt("datasets/digits", "folder of the built-in digits detection set (generated there when absent)")
     imgsz: int = opt(320, "input image size in pixels (square); predict/export/bench default to the model's own")
+    split: str = opt("val", "split that val and the validation during training score: val, test or any split the "
+                     "data set names (VOC: val reads test.txt when present)")
     batch: int = opt(16, "images per batch (per process when distributed)")
     workers: int = opt(-1, "data loader worker processes; -1: 0 on machines with 2 cores or fewer (workers "
                        "would compete with the model's threads), else half the cores up to 8")
@@ -122,6 +127,17 @@ class ClsConfig:
 
 
 @dataclass
+class RcnnConfig:
+    """The Faster R-CNN family's backbone (faster-rcnn, faster-rcnn-r50), as torchvision's references set it."""
+
+    trainable_layers: int | Auto = opt(AUTO, "backbone stages that train, counted from the top (ResNet-50: 0-5, "
+                                       "MobileNetV3: 0-6); auto: 3 with --weights, all from scratch (torchvision)")
+    backbone_bn: Literal["auto", "frozen", "trained"] = opt(
+        "auto", "backbone BatchNorm: frozen (statistics and affine kept, torchvision's FrozenBatchNorm2d) or "
+        "trained; auto: frozen with --weights, trained from scratch (torchvision)")
+
+
+@dataclass
 class OptimConfig:
     optimizer: Literal["auto", "sgd", "adam", "adamw", "rmsprop", "adagrad"] = opt(
         "auto", "optimizer; auto: AdamW for short runs, SGD for long ones (rtdet.engine.recipe)")
@@ -160,8 +176,9 @@ class TrainConfig:
     patience: int = opt(50, "stop after this many validations without improvement; 0 disables")
     val_interval: int = opt(1, "validate every N epochs")
     metric: str = opt("", "validation metric that picks best.pt and drives early stopping; empty: the task's own "
-                      "(detect AP, classify top1) (higher is better, "
-                      "lower if its name ends in 'loss')")
+                      "(detect AP, classify top1) (higher is better, lower if its name ends in 'loss'); detect: "
+                      "voc07 (PASCAL VOC2007 11-point mAP@0.5) or voc (all-point) adds the VOC metric, and "
+                      "`val --metric voc07|voc` its per-class table (coco: the COCO numbers only)")
     resume: str = opt("", "checkpoint (last.pt) to resume exactly from")
     sync_bn: bool = opt(False, "SyncBatchNorm when distributed")
     tensorboard: bool = opt(False, "also log to TensorBoard (needs the tensorboard package)")
@@ -189,6 +206,7 @@ class Config:
     classify: ClassifyConfig = field(default_factory=ClassifyConfig)
     yolo: YoloConfig = field(default_factory=YoloConfig)
     cls: ClsConfig = field(default_factory=ClsConfig)
+    rcnn: RcnnConfig = field(default_factory=RcnnConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
@@ -386,19 +404,36 @@ def config_to_dict(cfg: Config, every_section: bool = False) -> dict:
     return {name: dataclasses.asdict(getattr(cfg, name)) for name in SECTIONS if name in keep}
 
 
+RECIPES_DIR = Path(__file__).parent / "recipes"  # named recipes: settings of a published training recipe
+
+
+def recipe_names() -> list[str]:
+    """Names of the recipes shipped with rtdet (``rtdet train --config NAME``), e.g. ``faster-rcnn-voc0712``."""
+    return sorted(p.stem for p in RECIPES_DIR.glob("*.yaml"))
+
+
+def recipe_path(path: str | Path) -> Path:
+    """``path`` itself, or the shipped recipe of that name when no such file exists."""
+    if not Path(path).exists() and (RECIPES_DIR / f"{path}.yaml").is_file():
+        return RECIPES_DIR / f"{path}.yaml"
+    return Path(path)
+
+
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None,
                 check: bool = True) -> Config:
-    """Defaults, then the YAML file at ``path`` (if any), then flat ``overrides``.
+    """Defaults, then the YAML file at ``path`` (if any; or a named recipe, :func:`recipe_names`), then flat
+    ``overrides``.
 
     With ``check`` (the default) every given setting must apply to the run's model
     (:func:`check_applies`); commands whose model comes from a weights file check later.
     """
     values = {}
     if path is not None:
+        path = recipe_path(path)
         try:
             values = yaml.safe_load(Path(path).read_text()) or {}
         except FileNotFoundError:
-            raise ConfigError(f"config file not found: {path}") from None
+            raise ConfigError(f"config file not found: {path} (named recipes: {', '.join(recipe_names())})") from None
         except yaml.YAMLError as e:
             raise ConfigError(f"config file {path} is not valid YAML: {e}") from None
         try:

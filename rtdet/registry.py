@@ -40,6 +40,7 @@ class ModelSpec:
     section: str | None  # config section of the family's settings (None: the family has none)
     builder: str
     about: str = ""
+    recipe: str = ""  # "module:function" resolving the family's "auto" settings (rtdet.engine.recipe); "": none
 
 
 def _specs(*specs: ModelSpec) -> dict[str, ModelSpec]:
@@ -51,8 +52,10 @@ MODELS: dict[str, ModelSpec] = _specs(
               "YOLO-style CNN detector, CPU-first (0.45 GFLOPs at 320 px)"),
     ModelSpec("rtdet-s", "yolo", "detect", "yolo", "rtdet.models.yolo:build_yolo", "YOLO-style CNN detector, small"),
     ModelSpec("rtdet-m", "yolo", "detect", "yolo", "rtdet.models.yolo:build_yolo", "YOLO-style CNN detector, medium"),
-    ModelSpec("faster-rcnn", "rcnn", "detect", None, "rtdet.models.faster_rcnn:build_faster_rcnn",
-              "torchvision's Faster R-CNN (MobileNetV3-Large FPN), from scratch"),
+    ModelSpec("faster-rcnn", "rcnn", "detect", "rcnn", "rtdet.models.faster_rcnn:build_faster_rcnn",
+              "torchvision's Faster R-CNN, MobileNetV3-Large-FPN (fast)", "rtdet.models.faster_rcnn:rcnn_recipe"),
+    ModelSpec("faster-rcnn-r50", "rcnn", "detect", "rcnn", "rtdet.models.faster_rcnn:build_faster_rcnn",
+              "torchvision's Faster R-CNN, ResNet-50-FPN (the classic recipe)", "rtdet.models.faster_rcnn:rcnn_recipe"),
     ModelSpec("rtdet-cls-n", "cls", "classify", "cls", "rtdet.models.cls:build_classifier",
               "classifier on rtdet-n's backbone (its weights transfer to the detector)"),
     ModelSpec("rtdet-cls-s", "cls", "classify", "cls", "rtdet.models.cls:build_classifier",

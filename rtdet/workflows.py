@@ -18,7 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from rtdet.config import Config, refuse_other_tasks, resolve_task_defaults
+from rtdet.config import Config, ConfigError, refuse_other_tasks, resolve_task_defaults
 from rtdet.engine import Trainer, dist, make_evaluator, resume_config, seed_everything
 from rtdet.engine.denormal import flush_denormal
 from rtdet.engine.diagnose import diagnose_run
@@ -28,7 +28,7 @@ from rtdet.engine.resume import requested_settings
 from rtdet.engine.trainer import resolve_device
 from rtdet.data.yolo import DataFormatError
 from rtdet.errors import ModelError
-from rtdet.models import build_from_config
+from rtdet.models import build_from_config, family_recipe
 from rtdet.models.load import load_trained
 from rtdet.registry import model_spec
 from rtdet.tasks import get_task, task_for
@@ -40,9 +40,10 @@ __all__ = ["RunResult", "open_splits", "train", "validate"]
 
 
 def open_splits(cfg: Config, task: Task) -> tuple[Any, Any]:
-    """The train and val splits named by ``cfg.data.data``; bad samples are counted and reported."""
-    train_ds, val_ds = task.open_split(cfg, "train"), task.open_split(cfg, "val")
-    for split, ds in (("train", train_ds), ("val", val_ds)):
+    """The train split and the validation split (``cfg.data.split``) of ``cfg.data.data``; bad samples are
+    counted and reported."""
+    train_ds, val_ds = task.open_split(cfg, "train"), task.open_split(cfg, cfg.data.split)
+    for split, ds in (("train", train_ds), (cfg.data.split, val_ds)):
         skipped, problems = ds.report.skipped_images, len(ds.report.problems)
         dist.log_info(f"{split}: {len(ds)} images, {len(ds.names)} classes, {skipped} images skipped, "
                       f"{problems} problems" + (" (run `rtdet data check` for the list)" if problems else ""))
@@ -83,7 +84,7 @@ def _train(cfg: Config, progress: bool) -> RunResult:
     facts = RunFacts(train_images=len(train_ds), batch=cfg.data.batch, world_size=info.world_size,
                      epochs=cfg.train.epochs, num_classes=num_classes, imgsz=cfg.data.imgsz,
                      family=model_spec(cfg.model.model).family)
-    cfg, choices = resolve_recipe(cfg, facts, task.recipe)  # "auto" settings -> values, saved in config.yaml
+    cfg, choices = resolve_recipe(cfg, facts, task.recipe, family_recipe(cfg.model.model))  # saved in config.yaml
     if choices:
         dist.log_info(format_choices(choices))
     model = build_from_config(cfg, num_classes)
@@ -93,7 +94,8 @@ def _train(cfg: Config, progress: bool) -> RunResult:
                                      sampler=sampler)
     val_sampler = dist.ShardSampler(val_ds) if info.world_size > 1 else None
     val_loader = task.build_loader(val_ds, cfg, False, sampler=val_sampler)
-    evaluate = make_evaluator(val_loader, task.metric_fn(train_ds.names), task.collect, val_loss=True)
+    evaluate = make_evaluator(val_loader, task.metric_fn(train_ds.names, cfg.train.metric), task.collect,
+                              val_loss=True)
     meta = {"names": train_ds.names, "task": task.name, **dataset_meta(train_ds)}
     trainer = Trainer(model, train_loader, cfg, evaluate, meta=meta, progress=progress)
     trainer.train()
@@ -105,7 +107,8 @@ def _train(cfg: Config, progress: bool) -> RunResult:
         trained = load_trained(weights)
         trained.model.set_postprocess(**task.settings(cfg, scoring=True))
         full_val = val_loader if val_sampler is None else task.build_loader(val_ds, cfg, False)  # every val image
-        final = task.final_report(trained.model, full_val, train_ds.names, out, trainer.device, predictions=reuse)
+        final = task.final_report(trained.model, full_val, train_ds.names, out, trainer.device, predictions=reuse,
+                                  metric=cfg.train.metric)
         result.metrics, result.files = final.metrics, final.files
         if (out / "results.csv").is_file():
             result.warnings = diagnose_run(read_csv(out / "results.csv"), cfg.train.metric, cfg,
@@ -129,8 +132,9 @@ def _last_validation_is_best(trainer: Trainer) -> bool:
 
 
 def validate(weights: str | Path, cfg: Config, out: str | Path | None = None, save_json: bool = False) -> RunResult:
-    """Score a checkpoint (or an exported ``.onnx``, run by ONNX Runtime) on the ``val`` split of
-    ``cfg.data.data`` with the task's official metrics."""
+    """Score a checkpoint (or an exported ``.onnx``, run by ONNX Runtime) on the split ``cfg.data.split`` of
+    ``cfg.data.data`` with the task's official metrics (detect: COCO, and VOC when ``cfg.train.metric`` is
+    ``voc07`` or ``voc``). A checkpoint's own data set, size, split and metric apply unless given."""
     with flush_denormal():
         return _validate(weights, cfg, out, save_json)
 
@@ -138,31 +142,39 @@ def validate(weights: str | Path, cfg: Config, out: str | Path | None = None, sa
 def _validate(weights: str | Path, cfg: Config, out: str | Path | None, save_json: bool) -> RunResult:
     from rtdet.deploy.runtime import BackendModel, OrtBackend, eval_model
 
-    if Path(weights).suffix == ".onnx":  # static graph: square inputs of its own size
+    static = False  # an ONNX graph for square inputs of one size: no rectangular batches
+    if Path(weights).suffix == ".onnx":
         backend = OrtBackend(weights)
         task = get_task(backend.task)
         model, names = BackendModel(backend, task.settings(cfg, scoring=True)), backend.names
-        imgsz = backend.imgsz
-        cfg = replace(cfg, data=replace(cfg.data, imgsz=imgsz))  # the caller's config is left as it was
-        if task.name == "detect":
-            cfg = replace(cfg, detect=replace(cfg.detect, rect=backend.dynamic and cfg.detect.rect))
+        static = not backend.dynamic
+        cfg = replace(cfg, data=replace(cfg.data, imgsz=backend.imgsz))  # the caller's config is left as it was
     else:
         trained = load_trained(weights)
         task, model, names = get_task(trained.task), trained.model, trained.names
         model.set_postprocess(**task.settings(cfg, scoring=True))
-        saved = trained.config.data  # what the model was trained at and on, unless given
-        cfg = replace(cfg, data=replace(cfg.data, **{k: getattr(saved, k) for k in ("imgsz", "data", "root")
-                                                     if not cfg.explicit(k)}))
+        saved = trained.config  # what the model was trained at, on and scored by, unless given
+        keep = {k: getattr(saved.data, k) for k in ("imgsz", "data", "root", "split") if not cfg.explicit(k)}
+        cfg = replace(cfg, data=replace(cfg.data, **keep))
+        if not cfg.explicit("metric"):
+            cfg = replace(cfg, train=replace(cfg.train, metric=saved.train.metric))
         if cfg.eval.backend != "torch":  # same loader, decoding and metrics; only the network runs elsewhere
             model = eval_model(model, names, cfg.eval.backend, cfg.data.imgsz, task.settings(cfg, scoring=True))
+            static = not model.backend.dynamic
+    if static and task.name == "detect":
+        cfg = replace(cfg, detect=replace(cfg.detect, rect=False))
     refuse_other_tasks(cfg, task.name)
-    ds = task.open_split(cfg, "val")
+    if cfg.explicit("metric") and cfg.train.metric not in task.reports:
+        raise ConfigError(f"--metric {cfg.train.metric!r}: val of a {task.name} model reports "
+                          + (", ".join(task.reports) if task.reports else "its own metrics, with no --metric"))
+    ds = task.open_split(cfg, cfg.data.split)
     if ds.names != names:
         raise ModelError(f"{weights} was trained on classes {names}, the data set has {ds.names}")
     loader = task.build_loader(ds, cfg, False)
     out = Path(out or Path(weights).resolve().parent.parent / ("val" if Path(weights).suffix != ".onnx"
                                                               else f"val-{Path(weights).stem}"))
-    result = task.final_report(model, loader, names, out, resolve_device(cfg.train.device), save_json)
+    result = task.final_report(model, loader, names, out, resolve_device(cfg.train.device), save_json,
+                               metric=cfg.train.metric)
     result.weights = Path(weights)
     return result
 

@@ -117,3 +117,17 @@ def test_checkpoints_written_before_the_task_sections_still_load():
            "eval": {"conf": 0.01, "backend": "torch"}}
     cfg = config_from_checkpoint(old)
     assert (cfg.yolo.box_loss, cfg.detect.mosaic, cfg.detect.val_conf, cfg.data.imgsz) == ("giou", 0.5, 0.01, 224)
+
+
+def test_named_recipe_loads_by_name_with_every_setting_explicit():
+    from rtdet.config import recipe_names
+
+    assert "faster-rcnn-voc0712" in recipe_names()
+    cfg = load_config("faster-rcnn-voc0712", {"batch": 4})
+    assert (cfg.model.model, cfg.data.imgsz, cfg.data.split) == ("faster-rcnn-r50", 800, "test")
+    assert cfg.train.metric == "voc07"
+    assert (cfg.optim.optimizer, cfg.optim.lr, cfg.optim.weight_decay, cfg.optim.nbs) == ("sgd", 0.01, 1e-4, 16)
+    assert (cfg.train.epochs, cfg.optim.schedule, cfg.optim.lr_drop, cfg.detect.mosaic) == (12, "step", [9], 0.0)
+    assert cfg.data.batch == 4 and cfg.explicit("lr") and cfg.explicit("fliplr")  # flags still win
+    with pytest.raises(ConfigError, match="named recipes: faster-rcnn-voc0712"):
+        load_config("no-such-recipe")

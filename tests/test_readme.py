@@ -182,6 +182,42 @@ def check_transfer(ws: Path, run: Outcome) -> None:
     assert found and int(found.group(1)) > 50, "the backbone's tensors were not reported as copied"
 
 
+def check_voc_train(ws: Path, _: Outcome) -> None:
+    run = ws / "runs/voc-frcnn"
+    assert "voc07" in (run / "results.csv").read_text().splitlines()[0].split(",")
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert saved["train"]["metric"] == "voc07" and saved["rcnn"]["backbone_bn"] == "trained"  # from scratch
+    assert 0 <= _json(run / "metrics.json")["voc07"] <= 1
+
+
+def check_voc_val(ws: Path, run: Outcome) -> None:
+    metrics = _json(ws / "runs/voc-frcnn/val/metrics.json")
+    assert list(metrics)[:12] == list(COCO_KEYS) and len(metrics["voc07_per_class"]) == 20
+    assert re.search(r"^aeroplane\s+\d+\s+[\d.]+$", run.stdout, re.M), "no per-class VOC table"
+
+
+def check_voc_predict(ws: Path, _: Outcome) -> None:
+    dets = _json(ws / "runs/predict-voc/predictions.json")
+    assert len(list((ws / "runs/predict-voc").glob("*.jpg"))) == 5
+    assert dets and all(sum(d["image"] == i for d in dets) <= 5 for i in {d["image"] for d in dets})
+
+
+def check_voc_recipe(ws: Path, run: Outcome) -> None:
+    saved = yaml.safe_load((ws / "runs/voc0712/config.yaml").read_text())
+    assert saved["model"]["model"] == "faster-rcnn-r50" and saved["optim"]["lr_drop"] == [9]
+    assert saved["rcnn"] == {"trainable_layers": 3, "backbone_bn": "frozen"}  # --weights given: torchvision's rule
+    log = run.stdout + run.stderr  # ResNet-50's 265 weights and BatchNorm statistics; fc and counters skipped
+    assert "loaded 265 tensors, skipped 55" in log and "read as 'net.backbone.body.*'" in log
+
+
+def _resnet50_file(ws: Path) -> None:
+    """resnet50-0676ba61.pth: a state dict in the layout of torchvision's ImageNet ResNet-50 (random values)."""
+    import torch
+    import torchvision
+
+    torch.save(torchvision.models.resnet50(weights=None).state_dict(), ws / "resnet50-0676ba61.pth")
+
+
 # ----------------------------------------------------------------------------- the table
 
 WEIGHTS = "runs/digits/weights"
@@ -254,6 +290,28 @@ RUNS: dict[str, Run] = {
         "demo-classify", "--epochs 1", slow=True,
         files=("runs/demo-classify/weights/best.pt", "runs/demo-classify/metrics.json",
                "runs/demo-classify/misclassified.png"), out=("top-1 ",)),
+    # Faster R-CNN and PASCAL VOC
+    "rtdet info --model faster-rcnn-r50 --imgsz 800": Run(
+        "info-rcnn", slow=True, out=("faster-rcnn-r50: ", " M parameters, ", " GFLOPs at 800x800")),
+    "rtdet train --model faster-rcnn --data VOCdevkit --imgsz 320 --epochs 12 --metric voc07 --out runs/voc-frcnn": Run(
+        "voc-train", TINY_TRAIN + " --device cpu", needs=("voc",), slow=True,
+        files=("runs/voc-frcnn/weights/best.pt", "runs/voc-frcnn/results.csv", "runs/voc-frcnn/metrics.json"),
+        out=("VOC07 mAP50 ",), check=check_voc_train),
+    "rtdet val --weights runs/voc-frcnn/weights/best.pt --metric voc07 --split test": Run(
+        "voc-val", "--workers 0", needs=("voc-train",), slow=True, files=("runs/voc-frcnn/val/metrics.json",),
+        out=("PASCAL VOC AP@0.5 (VOC2007 11-point interpolation",), check=check_voc_val),
+    "rtdet export --weights runs/voc-frcnn/weights/best.pt": Run(
+        "voc-export", needs=("voc-train",), slow=True, files=("runs/voc-frcnn/weights/best.onnx",),
+        out=("ONNX Runtime vs PyTorch on ",)),
+    "rtdet predict --weights runs/voc-frcnn/weights/best.onnx --source VOCdevkit/VOC2007/JPEGImages "
+    "--out runs/predict-voc": Run(
+        "voc-predict", "--conf 0.001 --max-det 5", needs=("voc-export",), slow=True,
+        files=("runs/predict-voc/predictions.json",), check=check_voc_predict),
+    "rtdet bench --model faster-rcnn --imgsz 320": Run(
+        "bench-rcnn", "--imgsz 64 --runs 3 --warmup 1", slow=True, out=("FPS",)),
+    "rtdet train --config faster-rcnn-voc0712 --data VOCdevkit --weights resnet50-0676ba61.pth --out runs/voc0712": Run(
+        "voc-recipe", TINY_TRAIN + " --device cpu", needs=("voc", "resnet50"), slow=True,
+        files=("runs/voc0712/weights/last.pt", "runs/voc0712/config.yaml"), check=check_voc_recipe),
     # Deployment
     "rtdet export --weights runs/digits/weights/best.pt --imgsz 320": Run(
         "export", "--imgsz 64", needs=("train",), slow=True, files=(f"{WEIGHTS}/best.onnx",),
@@ -414,6 +472,7 @@ INPUTS: dict[str, tuple[tuple[str, ...], Callable[[Path], None]]] = {  # name: (
         "instances_val2014_100.json", "instances_val2014_fakebbox100_results.json")]),
     "clip": (("data-digits",), _make_clip),
     "mnist": ((), lambda ws: _link(ws, "mnist", SHARED / "mnist")),
+    "resnet50": ((), _resnet50_file),
 }
 BY_NAME = {run.name: line for line, run in RUNS.items()}
 

@@ -134,7 +134,9 @@ def _annotation_problem(ann: dict, where: str, images: dict, cats: dict, ann_ids
 
 
 def _group_annotations(data: dict, path: str, images: dict, cats: dict, report: Report) -> tuple[dict, set]:
-    """Annotations per image id (as ``(box, label, crowd, area)``) and the image ids with a bad annotation."""
+    """Annotations per image id (as ``(box, label, crowd, difficult, area)``) and the image ids with a bad
+    annotation. ``difficult`` (or ``ignore``) marks a VOC difficult box: rtdet writes those with ``iscrowd`` 1
+    for COCO scorers, and reads them back as difficult, not crowd (:func:`write_coco`)."""
     per_image: dict[Any, list] = {}
     bad: set = set()
     ann_ids: set = set()
@@ -156,7 +158,9 @@ def _group_annotations(data: dict, path: str, images: dict, cats: dict, report: 
             if not id_problem(img_id) and img_id in images:
                 bad.add(img_id)
             continue
-        per_image.setdefault(img_id, []).append((box, cats[ann["category_id"]], bool(ann.get("iscrowd", 0)), area))
+        difficult = bool(ann.get("difficult", 0) or ann.get("ignore", 0))
+        crowd = bool(ann.get("iscrowd", 0)) and not difficult
+        per_image.setdefault(img_id, []).append((box, cats[ann["category_id"]], crowd, difficult, area))
     return per_image, bad
 
 
@@ -220,7 +224,7 @@ def read_coco(ann_path: str | Path, images_dir: str | Path | None = None, probe:
             continue
         anns = per_image.get(im["id"], [])
         builder.add(str(file), (h, w), im["id"], np.array([a[0] for a in anns]).reshape(-1, 4),
-                    [a[1] for a in anns], [a[2] for a in anns], None, [a[3] for a in anns])
+                    [a[1] for a in anns], [a[2] for a in anns], [a[3] for a in anns], [a[4] for a in anns])
     return builder.build(cat_ids=cat_ids)
 
 
@@ -303,7 +307,9 @@ def write_coco(splits: dict[str, DetectionDataset], out_dir: str | Path, copy: b
     ``val/00000.jpg`` both keep theirs); only two files of one split with the
     same name get a suffix (``x_1.jpg``). Ids are the data set's own (see
     :class:`DetectionDataset`), so detections that ``rtdet val`` writes for the
-    source data score against these files.
+    source data score against these files. A VOC ``difficult`` box is written with
+    ``"iscrowd": 1`` and ``"difficult": 1``: a COCO scorer ignores it (as rtdet's
+    COCO and VOC numbers do), and :func:`read_coco` reads it back as difficult.
     """
     out = Path(out_dir)
     (out / "annotations").mkdir(parents=True, exist_ok=True)
@@ -318,7 +324,9 @@ def write_coco(splits: dict[str, DetectionDataset], out_dir: str | Path, copy: b
         gt = to_coco_gt(ds, original_ids=True, file_names=names)
         for ann in gt["annotations"]:
             del ann["ignore"]  # an rtdet-internal hint, not a COCO field
-            if not ann["difficult"]:
+            if ann["difficult"]:  # COCO's only "ignore" is a crowd region: pycocotools then ignores it as rtdet does
+                ann["iscrowd"] = 1
+            else:
                 del ann["difficult"]
         path = out / "annotations" / f"{split}.json"
         path.write_text(json.dumps(gt))

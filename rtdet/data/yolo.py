@@ -226,8 +226,9 @@ def write_yolo(splits: dict[str, DetectionDataset], out_dir: str | Path, keep_cr
     """Write ``OUT/images/``, ``OUT/labels/<stem>.txt`` and ``OUT/data.yaml``; returns the yaml path.
 
     One split is written as ``train: images`` and ``val: images``; several splits
-    get a list file each (``OUT/<split>.txt``). Crowd boxes are left out unless
-    ``keep_crowd``.
+    get a list file each (``OUT/<split>.txt``). Crowd boxes and VOC difficult boxes
+    are left out unless ``keep_crowd`` (then they are written as ordinary boxes): a
+    YOLO label file has no flag that would keep them ignored.
     """
     out = Path(out_dir)
     (out / "labels").mkdir(parents=True, exist_ok=True)
@@ -245,7 +246,7 @@ def write_yolo(splits: dict[str, DetectionDataset], out_dir: str | Path, keep_cr
             if not image.exists():
                 place_image(f, image, copy)
             ann = ds.annotations(i)
-            keep = np.ones(len(ann["labels"]), bool) if keep_crowd else ~ann["iscrowd"]
+            keep = np.ones(len(ann["labels"]), bool) if keep_crowd else ~(ann["iscrowd"] | ann["difficult"])
             lines = label_lines(ann["boxes"][keep], ann["labels"][keep], tuple(ds.sizes[i]))
             (out / "labels" / f"{stems[f]}.txt").write_text("".join(line + "\n" for line in lines))
     cfg: dict = {}

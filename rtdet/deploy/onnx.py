@@ -93,6 +93,9 @@ def export_onnx(
 
         category_ids = load_trained(weights_or_model).meta.get("cat_ids")
     model, names = load_model(weights_or_model, names)
+    if dynamic and not model.dynamic_export:
+        raise ModelError(f"--dynamic: {getattr(model, 'build_args', {}).get('name', type(model).__name__)}'s graph "
+                         "is traced for one image of one size (batch 1, static); export without --dynamic")
     fused = fused_copy(model)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -224,10 +227,13 @@ def check_parity(model: nn.Module, path: str | Path, imgsz: int, half: bool = Fa
                  n: int = 2) -> dict[str, float]:
     """Compare ONNX Runtime with ``model.forward_raw`` on ``n`` real letterboxed images.
 
+    The outputs are paired row for row by the model's ``parity_align`` first (a two-stage
+    detector's proposal lists may differ by a proposal at a cut-off), then compared.
     Returns the max abs difference per output name (e.g. ``{"boxes": px, "scores": ...}``).
 
     Raises:
-        ExportError: if a difference exceeds the model's ``parity_allowed``, naming the file and the numbers.
+        ExportError: if a difference exceeds the model's ``parity_allowed``, or the outputs cannot be
+            paired, naming the file and the numbers.
     """
     import onnxruntime as ort
 
@@ -238,8 +244,12 @@ def check_parity(model: nn.Module, path: str | Path, imgsz: int, half: bool = Fa
     worst, failed = dict.fromkeys(names, 0.0), []
     with torch.no_grad():
         for x in chunks:
-            ref = [t.numpy() for t in model.forward_raw(x)]
-            got = sess.run(names, {"images": x.numpy()})
+            ref = tuple(t.numpy() for t in model.forward_raw(x))
+            got = tuple(sess.run(names, {"images": x.numpy()}))
+            try:
+                ref, got = model.parity_align(ref, got)
+            except ValueError as e:
+                raise ExportError(f"{path}: ONNX Runtime's outputs do not pair with PyTorch's: {e}") from None
             for key, r, g in zip(names, ref, got):
                 if r.shape != g.shape:
                     raise ExportError(f"{path}: ONNX output {key} has shape {g.shape}, PyTorch {r.shape}")

@@ -25,18 +25,20 @@ from rtdet.models.postprocess import postprocess
 
 
 class _OnnxNms(torch.autograd.Function):
-    """Traced as ONNX ``NonMaxSuppression``; in PyTorch returns the same ``[M, 3]`` (batch, class, box) indices."""
+    """Traced as ONNX ``NonMaxSuppression`` (boxes ``[B, N, 4]``, scores ``[B, C, N]``); in PyTorch returns the
+    same ``[M, 3]`` (batch, class, box) indices."""
 
     @staticmethod
     def forward(ctx, boxes: Tensor, scores: Tensor, max_out: int, iou: float, conf: float) -> Tensor:
         from torchvision.ops import nms
 
         sel = []
-        for c in range(scores.shape[1]):
-            s = scores[0, c]
-            idx = (s > conf).nonzero(as_tuple=True)[0]
-            keep = idx[nms(boxes[0, idx], s[idx], iou)][:max_out]
-            sel.append(torch.stack([torch.zeros_like(keep), torch.full_like(keep, c), keep], 1))
+        for b in range(scores.shape[0]):
+            for c in range(scores.shape[1]):
+                s = scores[b, c]
+                idx = (s > conf).nonzero(as_tuple=True)[0]
+                keep = idx[nms(boxes[b, idx], s[idx], iou)][:max_out]
+                sel.append(torch.stack([torch.full_like(keep, b), torch.full_like(keep, c), keep], 1))
         return torch.cat(sel) if sel else torch.zeros(0, 3, dtype=torch.int64)
 
     @staticmethod
@@ -49,7 +51,11 @@ class _OnnxNms(torch.autograd.Function):
 
 
 class NmsOutputs(nn.Module):
-    """``YOLO.forward_raw`` + clipping + class-aware NMS + top ``max_det``: ``[D, 6]`` detections (batch 1)."""
+    """``model.forward_raw`` + clipping + class-aware NMS + top ``max_det``: ``[D, 6]`` detections (batch 1).
+
+    Boxes ``[1, N, 4]`` (one per location) go to ONNX NMS as one batch with K classes; boxes
+    ``[1, N, K, 4]`` (one per location and class: Faster R-CNN) as K batches of one class each.
+    """
 
     def __init__(self, model: nn.Module, imgsz: int, conf: float = 0.25, iou: float = 0.7, max_det: int = 300) -> None:
         super().__init__()
@@ -58,18 +64,23 @@ class NmsOutputs(nn.Module):
     def forward(self, images: Tensor) -> Tensor:
         boxes, scores = self.model.forward_raw(images)
         boxes = boxes.clamp(0, self.imgsz)
-        sel = _OnnxNms.apply(boxes, scores.transpose(1, 2), self.max_det, self.iou, self.conf)
-        b, c, i = sel[:, 0], sel[:, 1], sel[:, 2]
-        det_scores = scores[b, i, c]
+        if boxes.dim() == 4:
+            sel = _OnnxNms.apply(boxes[0].transpose(0, 1), scores[0].t()[:, None], self.max_det, self.iou, self.conf)
+            c, i = sel[:, 0], sel[:, 2]
+            det_boxes, det_scores = boxes[0, i, c], scores[0, i, c]
+        else:
+            sel = _OnnxNms.apply(boxes, scores.transpose(1, 2), self.max_det, self.iou, self.conf)
+            c, i = sel[:, 1], sel[:, 2]
+            det_boxes, det_scores = boxes[0, i], scores[0, i, c]
         order = det_scores.argsort(descending=True)[: self.max_det]
-        return torch.cat([boxes[b, i][order], det_scores[order, None], c[order, None].float()], 1)
+        return torch.cat([det_boxes[order], det_scores[order, None], c[order, None].float()], 1)
 
 
 def export_onnx_nms(fused: nn.Module, out: Path, imgsz: int, conf: float, iou: float, max_det: int) -> None:
     """Write the :class:`NmsOutputs` graph of an already fused model to ``out``."""
     x = torch.zeros(1, 3, imgsz, imgsz)
     with torch.no_grad():
-        torch.onnx.export(NmsOutputs(fused, imgsz, conf, iou, max_det), (x,), str(out), input_names=["images"],
+        torch.onnx.export(NmsOutputs(fused, imgsz, conf, iou, max_det).eval(), (x,), str(out), input_names=["images"],
                           output_names=["detections"], opset_version=17, dynamic_axes={"detections": {0: "dets"}},
                           dynamo=False)
 

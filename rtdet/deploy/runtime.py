@@ -97,8 +97,17 @@ class OrtBackend(Backend):
                 raise ModelError(f"{self.path} is a static graph for {self.imgsz}x{self.imgsz} input, "
                                  f"got {x.shape[2]}x{x.shape[3]} (re-export with --dynamic or that --imgsz)")
             parts = [self.session.run(list(self.output_names), {"images": x[i:i + 1]}) for i in range(len(x))]
-            return tuple(torch.from_numpy(np.concatenate([p[k] for p in parts])) for k in range(len(self.output_names)))
+            return tuple(torch.from_numpy(stack_padded([p[k] for p in parts])) for k in range(len(self.output_names)))
         return tuple(torch.from_numpy(o) for o in self.session.run(list(self.output_names), {"images": x}))
+
+
+def stack_padded(parts: list[np.ndarray]) -> np.ndarray:
+    """One image's outputs ``[1, N_i, ...]`` each -> ``[B, max N_i, ...]``: a two-stage detector's proposal
+    count varies per image; the rows added are zeros (score 0: never above a confidence threshold)."""
+    if parts[0].ndim < 2 or len({p.shape[1] for p in parts}) == 1:
+        return np.concatenate(parts)
+    n = max(p.shape[1] for p in parts)
+    return np.concatenate([np.pad(p, [(0, 0), (0, n - p.shape[1])] + [(0, 0)] * (p.ndim - 2)) for p in parts])
 
 
 def ort_session(path: str | Path, threads: int | None = None, spin: bool = False) -> Any:
@@ -185,10 +194,12 @@ def backend_for_model(model: nn.Module, names: list[str], backend: str = "torch"
 def eval_model(model: nn.Module, names: list[str], backend: str, imgsz: int, settings: dict[str, Any],
                threads: int | None = None) -> nn.Module:
     """``model`` itself for ``torch``; for ``onnxruntime`` a :class:`BackendModel` over its dynamic-shape
-    export (evaluation batches can be rectangular), decoding with ``settings``."""
+    export (evaluation batches can be rectangular), or its static one at ``imgsz`` for a model whose graph
+    takes one image of one size (:attr:`rtdet.models.base.RtdetModel.dynamic_export`), decoding with ``settings``."""
     if backend == "torch":
         return model
-    return BackendModel(backend_for_model(model, names, backend, threads, imgsz, dynamic=True), settings)
+    return BackendModel(backend_for_model(model, names, backend, threads, imgsz, dynamic=model.dynamic_export),
+                        settings)
 
 
 def infer(backend: Backend, images: list[np.ndarray], imgsz: int | None = None,

@@ -73,15 +73,41 @@ class LoadReport:
     loaded: list[str] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)  # name -> reason
     missing: list[str] = field(default_factory=list)  # model tensors the file did not provide
+    moved: tuple[str, str] = ("", "")  # the file's names were read with this prefix replaced (see _reroot)
 
     def summary(self) -> str:
         text = f"loaded {len(self.loaded)} tensors, skipped {len(self.skipped)}, left {len(self.missing)} unset"
+        if any(self.moved):
+            text += f" (the file's names '{self.moved[0]}*' read as '{self.moved[1]}*')"
         details = [f"  skipped {k}: {v}" for k, v in self.skipped.items()]
         return "\n".join([text, *details])
 
 
+TORCHVISION = "torchvision:"  # --weights torchvision:ResNet50_Weights.IMAGENET1K_V1: torchvision's published file
+
+
+def torchvision_weights(name: str) -> dict[str, torch.Tensor]:
+    """The state dict of torchvision's published weights ``name`` (``ResNet50_Weights.IMAGENET1K_V1``,
+    ``FasterRCNN_ResNet50_FPN_Weights.COCO_V1``, ...), downloaded into torch's cache on first use: only
+    when a user names them (``--weights torchvision:NAME``); nothing else in rtdet downloads.
+
+    Raises:
+        ModelError: torchvision knows no weights of that name.
+    """
+    from torchvision.models import get_weight
+
+    try:
+        weights = get_weight(name)
+    except (ValueError, KeyError, AttributeError) as e:
+        raise ModelError(f"--weights {TORCHVISION}{name}: torchvision has no weights of that name ({e}); "
+                         f"e.g. {TORCHVISION}ResNet50_Weights.IMAGENET1K_V1") from None
+    return weights.get_state_dict(progress=True, check_hash=True)
+
+
 def _state_dict_from(source: str | Path | dict[str, Any]) -> dict[str, torch.Tensor]:
     """A state dict from a file or dict: the EMA weights if present, else the model's."""
+    if isinstance(source, str) and source.startswith(TORCHVISION):
+        return torchvision_weights(source[len(TORCHVISION):])
     obj = load_checkpoint(source) if isinstance(source, (str, Path)) else source
     if isinstance(obj.get("ema"), dict) and "module" in obj["ema"]:
         return obj["ema"]["module"]
@@ -92,22 +118,59 @@ def _state_dict_from(source: str | Path | dict[str, Any]) -> dict[str, torch.Ten
     raise ValueError(f"{source if isinstance(source, (str, Path)) else 'dict'}: no 'model'/'ema' state dict found")
 
 
+def _reroot(state: dict[str, torch.Tensor], own: dict[str, torch.Tensor]) -> tuple[str, str]:
+    """``(file prefix, model prefix)`` that places the most tensors of ``state`` in ``own`` by name and shape,
+    when that is more than the names place as they are; ``("", "")`` otherwise.
+
+    A file may hold a part of the model under other names: torchvision's ImageNet ResNet-50
+    (``layer1.0.conv1.weight``) is rtdet Faster R-CNN's ``net.backbone.body.layer1.0.conv1.weight``,
+    MobileNetV3's ``features.0.0.weight`` its ``net.backbone.body.0.0.weight``, a torchvision
+    detector's ``backbone.*`` its ``net.backbone.*``. Candidates: drop the file names' first
+    component (or nothing), add what a model name ending in the rest begins with.
+    """
+    def placed(old: str, new: str) -> int:
+        return sum(1 for k, v in state.items() if k.startswith(old) and (new + k.removeprefix(old)) in own
+                   and own[new + k.removeprefix(old)].shape == v.shape)
+
+    by_suffix: dict[str, list[str]] = {}
+    for name in own:
+        parts = name.split(".")
+        for i in range(len(parts)):
+            by_suffix.setdefault(".".join(parts[i:]), []).append(".".join(parts[:i]) + "." if i else "")
+    votes: dict[tuple[str, str], int] = {}
+    for key, value in state.items():
+        first = key.split(".")[0] + "."
+        for old in ("", first):
+            rest = key.removeprefix(old)
+            for new in by_suffix.get(rest, ()):
+                if own[new + rest].shape == value.shape:
+                    votes[(old, new)] = votes.get((old, new), 0) + 1
+    best = max(votes, key=lambda c: (votes[c], c == ("", "")), default=("", ""))
+    return best if best != ("", "") and placed(*best) > placed("", "") else ("", "")
+
+
 def load_pretrained(model: nn.Module, source: str | Path | dict[str, Any]) -> LoadReport:
     """Copy into ``model`` every tensor of ``source`` whose name and shape match; report the rest.
 
     ``source`` is a trainer checkpoint (its EMA weights are preferred), a dict with
-    a ``"model"`` state dict, or a plain state dict. A ``module.`` prefix left by
-    DistributedDataParallel is removed first.
+    a ``"model"`` state dict, a plain state dict (e.g. torchvision's published files),
+    or ``torchvision:NAME`` (:func:`torchvision_weights`). A ``module.`` prefix left by
+    DistributedDataParallel is removed first; a file that holds a part of the model
+    under a prefix of its own is read under the model's (:func:`_reroot`).
     """
     state = {k.removeprefix("module."): v for k, v in _state_dict_from(source).items()}
     own = model.state_dict()
-    report = LoadReport()
+    old, new = moved = _reroot(state, own)
+    report = LoadReport(moved=moved)
     take = {}
-    for name, value in state.items():
-        if name not in own:
-            report.skipped[name] = "not in the model"
+    for key, value in state.items():  # the report names the file's own names
+        name = new + key.removeprefix(old)
+        if not key.startswith(old):
+            report.skipped[key] = f"outside '{old}', the part of the file that fits the model"
+        elif name not in own:
+            report.skipped[key] = "not in the model"
         elif tuple(value.shape) != tuple(own[name].shape):
-            report.skipped[name] = f"shape {tuple(value.shape)} in file, {tuple(own[name].shape)} in model"
+            report.skipped[key] = f"shape {tuple(value.shape)} in file, {tuple(own[name].shape)} in model"
         else:
             take[name] = value
             report.loaded.append(name)

@@ -27,7 +27,8 @@ from scratch, rtdet-n, 320 px, batch 16, seed 0, on bccd, coco128 and digits):
 
 A task adds its own (the detect task: ``close_mosaic``, see
 :func:`rtdet.data.pipeline.auto_close_mosaic`); a family may change the numbers
-(:data:`FAMILY_RECIPES`).
+(:data:`FAMILY_RECIPES`) and resolve its own settings (its registry entry's ``recipe``:
+Faster R-CNN's frozen backbone stages and BatchNorm, :func:`rtdet.models.faster_rcnn.rcnn_recipe`).
 """
 
 from __future__ import annotations
@@ -42,8 +43,11 @@ LONG_RUN_STEPS = 10_000  # optimizer steps (without accumulation) from which the
 
 # The optimizer settings a family uses when they are "auto": {family: {optimizer: {"lr", "weight_decay"}}}.
 # AdamW's decay is decoupled (multiplied by lr), hence 100x SGD's. "default" serves families without an entry.
+# rcnn: SGD as torchvision's detection references train Faster R-CNN (lr 0.02 for 16 images a step, weight decay
+# 1e-4, references/detection/README.md); AdamW as DETR trains its detector (lr 1e-4, weight decay 1e-4).
 FAMILY_RECIPES: dict[str, dict[str, dict[str, float]]] = {
     "default": {"adamw": {"lr": 0.002, "weight_decay": 0.05}, "sgd": {"lr": 0.01, "weight_decay": 5e-4}},
+    "rcnn": {"adamw": {"lr": 1e-4, "weight_decay": 1e-4}, "sgd": {"lr": 0.02, "weight_decay": 1e-4}},
 }
 
 
@@ -142,12 +146,13 @@ def apply_choices(cfg: Config, choices: list[Choice]) -> Config:
 
 
 def resolve_recipe(cfg: Config, facts: RunFacts,
-                   task_rules: Callable[[Config, RunFacts], list[Choice]] | None = None) -> tuple[Config, list[Choice]]:
-    """Resolve every ``auto`` setting of ``cfg``: the engine's (:func:`optim_choices`), then the task's.
+                   *rules: Callable[[Config, RunFacts], list[Choice]] | None) -> tuple[Config, list[Choice]]:
+    """Resolve every ``auto`` setting of ``cfg``: the engine's (:func:`optim_choices`), then those of ``rules``
+    (the task's, the model family's).
 
     Returns the resolved config and the choices made (empty when nothing was ``auto``).
     """
-    choices = optim_choices(cfg, facts) + (task_rules(cfg, facts) if task_rules else [])
+    choices = optim_choices(cfg, facts) + [c for rule in rules if rule for c in rule(cfg, facts)]
     return apply_choices(cfg, choices), choices
 
 

@@ -3,7 +3,7 @@
 Each family lives in its own module and follows the contract of
 :class:`rtdet.models.base.RtdetModel`: the YOLO-style detectors
 (:mod:`rtdet.models.yolo`, ``rtdet-n/s/m``), torchvision's Faster R-CNN
-(:mod:`rtdet.models.faster_rcnn`) and the classifiers (:mod:`rtdet.models.cls`,
+(:mod:`rtdet.models.faster_rcnn`, ``faster-rcnn``, ``faster-rcnn-r50``) and the classifiers (:mod:`rtdet.models.cls`,
 ``rtdet-cls-n/s``, ``lenet``). The registry (name -> family, task, config
 section, builder) is torch-free so the command line can list it cheaply.
 """
@@ -50,6 +50,13 @@ def family_settings(model: Any, cfg: Any) -> None:
         getattr(module, f"apply_{spec.section}_settings")(model, getattr(cfg, spec.section))
 
 
+def family_recipe(name: str) -> Any:
+    """The rules that resolve the ``auto`` settings of model ``name``'s family, ``(cfg, facts) -> [Choice]``
+    (see :mod:`rtdet.engine.recipe`); a family without any has none: ``lambda cfg, facts: []``."""
+    spec = model_spec(name)
+    return _resolve(spec.recipe) if spec.recipe else (lambda cfg, facts: [])
+
+
 def build_from_config(cfg: Any, num_classes: int) -> Any:
     """Model (with its loss settings) from a :class:`rtdet.config.Config`: ``cfg.model`` names it,
     the family's section (``cfg.yolo``, ``cfg.cls``) configures it.
@@ -63,4 +70,4 @@ def build_from_config(cfg: Any, num_classes: int) -> Any:
 
 
 __all__ = ["MODELS", "SCALES", "FasterRCNN", "ModelSpec", "RawOutputs", "RtdetModel", "YOLO", "build_from_config",
-           "build_model", "family_settings"]
+           "build_model", "family_recipe", "family_settings"]

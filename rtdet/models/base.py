@@ -12,6 +12,8 @@ architecture, for checkpoints) and is used in four ways:
 - export and deployment: ``forward_raw(images) -> tuple of tensors`` named
   :attr:`output_names`, the ONNX graph's outputs (:meth:`export_module`), which the
   task's decoding turns into results in the same way for PyTorch and ONNX Runtime;
+  :attr:`dynamic_export` says whether that graph takes any batch and size, and the
+  parity check pairs (:meth:`parity_align`) and compares (:meth:`parity_allowed`) them;
 - inference speed: :meth:`fuse` folds BatchNorm into convolutions in place.
 
 The engine and the deploy code call these methods only; they never ask which
@@ -71,6 +73,9 @@ class RtdetModel(nn.Module):
 
     task = "detect"
     output_names: tuple[str, ...] = ()
+    # whether the ONNX graph can take any batch and image size (``export --dynamic``); False: batch 1 at the
+    # export's size (Faster R-CNN: torchvision's proposal stage loops over images and fixes their size when traced)
+    dynamic_export = True
     num_classes: int
     build_args: dict[str, Any]
 
@@ -79,8 +84,9 @@ class RtdetModel(nn.Module):
         raise NotImplementedError(f"{type(self).__name__} has no export path")
 
     def export_module(self) -> nn.Module:
-        """The module ``torch.onnx.export`` traces: inputs ``images``, outputs :attr:`output_names`."""
-        return RawOutputs(self)
+        """The module ``torch.onnx.export`` traces: inputs ``images``, outputs :attr:`output_names`; in the
+        model's mode (the exporter restores the wrapper's mode on everything inside it afterwards)."""
+        return RawOutputs(self).train(self.training)
 
     def set_postprocess(self, **settings: Any) -> None:
         """Eval-mode decoding settings (detectors: conf, iou, method, max_det); none by default."""
@@ -102,6 +108,12 @@ class RtdetModel(nn.Module):
         """Fold BatchNorm into convolutions for inference (in place); returns ``self`` in eval mode."""
         fuse_conv_bn(self.eval())
         return self
+
+    def parity_align(self, reference: tuple[np.ndarray, ...],
+                     exported: tuple[np.ndarray, ...]) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
+        """The export outputs of PyTorch (``reference``) and ONNX Runtime paired element for element before
+        :meth:`parity_allowed` compares them; unchanged by default. Raises ValueError when they cannot be paired."""
+        return reference, exported
 
     def parity_allowed(self, name: str, reference: np.ndarray, imgsz: int, half: bool = False) -> np.ndarray | float:
         """Largest |ONNX Runtime - PyTorch| accepted for export output ``name`` given PyTorch's ``reference``:

@@ -23,7 +23,7 @@ def count_flops(model: nn.Module, imgsz: int | tuple[int, int] = 320) -> int:
         with torch.no_grad(), FlopCounterMode(display=False) as counter:
             try:
                 getattr(model, "forward_raw", model)(x)  # a plain module has no export path: its forward
-            except NotImplementedError:  # e.g. torchvision's Faster R-CNN: network and decoding in one
+            except NotImplementedError:  # an rtdet model without an export path: its eval forward
                 model(x)
     finally:
         model.train(was_training)

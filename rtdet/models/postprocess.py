@@ -57,7 +57,10 @@ def postprocess(
     """Per-image detections from decoded outputs.
 
     Args:
-        boxes (Tensor[B, N, 4]): xyxy in input pixels. scores (Tensor[B, N, K]): probabilities.
+        boxes (Tensor[B, N, 4] or Tensor[B, N, K, 4]): xyxy in input pixels, one box per location, or one per
+            location and class (two-stage detectors: every (location, class) pair above ``conf`` is then a
+            candidate, whatever ``multi_label`` says, as in torchvision's RoI heads).
+        scores (Tensor[B, N, K]): probabilities.
         conf: keep (box, class) pairs with score above this.
         iou, method: NMS threshold and method (``nms``, ``agnostic``, ``soft``, ``diou``).
         max_det: detections kept per image after NMS.
@@ -71,9 +74,10 @@ def postprocess(
         ``labels`` int64 [D]; sorted by score, ``D <= max_det``.
     """
     out = []
+    per_class = boxes.dim() == 4
     for b, s in zip(boxes, scores):
-        idx, cls, sc = _candidates(s.float(), conf, multi_label, max_candidates)
-        bx = b[idx].float()
+        idx, cls, sc = _candidates(s.float(), conf, multi_label or per_class, max_candidates)
+        bx = (b[idx, cls] if per_class else b[idx]).float()
         if image_size is not None:
             bx = clip_boxes(bx, image_size)
         keep, kept_scores = non_max_suppression(bx, sc, cls, method, iou, max_det)

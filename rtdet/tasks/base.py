@@ -8,8 +8,10 @@ to the next:
   ``build_loader(dataset, cfg, train, epochs=, seed=, sampler=)`` yielding
   ``(images uint8 [B, 3, H, W], targets list[dict])``;
 - scoring: ``collect(prediction, target) -> (record, target record)`` per image,
-  on the CPU in original pixels (the gathered lists feed ``metric_fn(names)`` and
-  ``final_report``); ``metric`` names the number that picks best.pt;
+  on the CPU in original pixels (the gathered lists feed ``metric_fn(names, metric)`` and
+  ``final_report(..., metric=)``); ``metric`` names the number that picks best.pt; a
+  ``metric`` the user names may ask for more numbers (detect: ``voc07``) and, in
+  ``val``, for its report (``reports``);
 - deployment: ``preprocess(image uint8 HxWx3 RGB, imgsz) -> (input float [1, 3, S, S],
   geometry)``; ``predictions(outputs tuple of tensors [B, ...], input (H, W), settings) -> B
   eval-mode predictions`` (what the PyTorch model returns in eval mode, from the export
@@ -55,7 +57,7 @@ class Task:
     open_split: Callable[..., Any]
     build_loader: Callable[..., Any]
     collect: Callable[[dict, dict], tuple[dict, dict]]
-    metric_fn: Callable[[list[str]], Callable[[list[dict], list[dict]], dict[str, float]]]
+    metric_fn: Callable[..., Callable[[list[dict], list[dict]], dict[str, float]]]  # (names, metric="")
     final_report: Callable[..., RunResult]
     summary: Callable[[RunResult], str]
     preprocess: Callable[..., Any]
@@ -67,3 +69,4 @@ class Task:
     recipe: Callable[..., list] = lambda cfg, facts: []  # the task's own "auto" settings (rtdet.engine.recipe)
     diagnose: Callable[..., list[str]] = lambda dataset, cfg: dataset.report.notes(dataset.names)
     chance: Callable[..., float] = lambda dataset: 0.0  # what guessing scores on ``dataset`` in ``metric``
+    reports: tuple[str, ...] = ()  # evaluation protocols `val --metric` can name (detect: coco, voc07, voc)

@@ -60,8 +60,9 @@ def _arrays(preds: list[dict], targets: list[dict]) -> tuple[np.ndarray, np.ndar
     return np.array([t["label"] for t in targets], np.int64), probs
 
 
-def metric_fn(names: list[str]):
-    """``top1``, ``top5`` (top-min(5, K)), macro precision/recall/F1 and AUC, through scikit-learn."""
+def metric_fn(names: list[str], metric: str = ""):
+    """``top1``, ``top5`` (top-min(5, K)), macro precision/recall/F1 and AUC, through scikit-learn (whatever
+    ``metric`` names: one report)."""
 
     def scores(preds: list[dict], targets: list[dict]) -> dict[str, float]:
         from rtdet.metrics.classification import classification_report
@@ -75,7 +76,8 @@ def metric_fn(names: list[str]):
 
 @torch.no_grad()
 def final_report(model: Any, loader: Any, names: list[str], out: Path, device: torch.device,
-                 save_json: bool = False, predictions: tuple[list, list] | None = None) -> RunResult:
+                 save_json: bool = False, predictions: tuple[list, list] | None = None,
+                 metric: str = "") -> RunResult:
     """Accuracy table, ``metrics.json``, confusion matrix / ROC / PR pictures and a grid of mistakes.
 
     ``save_json`` also writes ``predictions.json``: per image its file, true label and probabilities.

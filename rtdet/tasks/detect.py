@@ -1,4 +1,4 @@
-"""The detect task: boxes in, boxes out, the official COCO numbers.
+"""The detect task: boxes in, boxes out, the official COCO numbers (and PASCAL VOC's on request).
 
 Frames: the loader letterboxes each image to the input size and records
 ``target["letterbox"] = (scale, pad_x, pad_y)`` and ``target["orig_size"]``;
@@ -65,21 +65,43 @@ def collect(pred: dict[str, Tensor], target: dict[str, Any]) -> tuple[dict, dict
 
 
 # ---------------------------------------------------------------------------------------- metrics
-def metric_fn(names: list[str]):
-    """The 12 official COCO numbers ("AP", "AP50", ... "ARl") of gathered predictions and targets."""
+REPORTS = ("coco", "voc07", "voc")  # what `val --metric` names: a protocol, whose headline number is that key
 
-    def coco(preds: list[dict[str, Any]], targets: list[dict[str, Any]]) -> dict[str, float]:
+
+def metric_fn(names: list[str], metric: str = ""):
+    """The 12 official COCO numbers ("AP", "AP50", ... "ARl") of gathered predictions and targets, plus
+    the headline number of the protocol ``metric`` names: "voc07" / "voc" (PASCAL VOC mAP@0.5, 11-point /
+    all-point, :mod:`rtdet.metrics.voc`) or "coco" (= "AP"), so that ``train --metric voc07`` picks best.pt."""
+
+    def score(preds: list[dict[str, Any]], targets: list[dict[str, Any]]) -> dict[str, float]:
         from rtdet.metrics.coco import evaluate_predictions
 
-        return dict(evaluate_predictions(preds, targets, names, frame="original").stats)
+        out = dict(evaluate_predictions(preds, targets, names, frame="original").stats)
+        if metric == "coco":
+            out["coco"] = out["AP"]
+        voc = voc_result(preds, targets, names, metric)
+        if voc is not None:
+            out[metric] = voc.mAP
+        return out
 
-    return coco
+    return score
+
+
+def voc_result(preds: list[dict], targets: list[dict], names: list[str], metric: str) -> Any:
+    """:class:`rtdet.metrics.voc.VocResult` when ``metric`` is a VOC metric (``voc07``, ``voc``), else None."""
+    from rtdet.metrics.voc import VOC_METRICS, evaluate_voc
+
+    if metric not in VOC_METRICS:
+        return None
+    return evaluate_voc(preds, targets, names, use_07_metric=VOC_METRICS[metric])
 
 
 @torch.no_grad()
 def final_report(model: Any, loader: Any, names: list[str], out: Path, device: torch.device,
-                 save_json: bool = False, predictions: tuple[list, list] | None = None) -> RunResult:
-    """Official COCO table, P/R/F1, pictures and ``metrics.json`` for ``model`` on ``loader``.
+                 save_json: bool = False, predictions: tuple[list, list] | None = None,
+                 metric: str = "") -> RunResult:
+    """Official COCO table, P/R/F1, pictures and ``metrics.json`` for ``model`` on ``loader``; with
+    ``metric`` ``voc07`` or ``voc`` also the PASCAL VOC table (AP per class, mAP@0.5) from the same pass.
 
     With ``save_json`` the same predictions are also written as ``detections.json``
     in COCO results format (bbox xywh in original pixels) with the data set's own
@@ -99,8 +121,14 @@ def final_report(model: Any, loader: Any, names: list[str], out: Path, device: t
         preds, targets = predictions
     report = detection_report(preds, targets, names, out_dir=out)
     metrics = {k: report.coco.stats[k] for k in COCO_KEYS}
+    voc = voc_result(preds, targets, names, metric)
+    saved = dict(metrics)
+    if voc is not None:
+        metrics[metric] = voc.mAP
+        saved |= {metric: voc.mAP, f"{metric}_per_class": voc.per_class()}
+        print(voc.table() + "\n")
     out.mkdir(parents=True, exist_ok=True)
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    (out / "metrics.json").write_text(json.dumps(saved, indent=2))
     files = [*report.plots, out / "metrics.json"]
     files.append(prediction_grid(loader.dataset.base, preds, names, out / "val_predictions.png"))
     if save_json:
@@ -115,7 +143,8 @@ def final_report(model: Any, loader: Any, names: list[str], out: Path, device: t
 
 def summary(result: RunResult) -> str:
     ap, ap50 = result.metrics.get("AP", float("nan")), result.metrics.get("AP50", float("nan"))
-    return f"mAP50-95 {ap:.4f}  mAP50 {ap50:.4f}  weights {result.weights}  results in {result.out}"
+    voc = "".join(f"  {k.upper()} mAP50 {result.metrics[k]:.4f}" for k in ("voc07", "voc") if k in result.metrics)
+    return f"mAP50-95 {ap:.4f}  mAP50 {ap50:.4f}{voc}  weights {result.weights}  results in {result.out}"
 
 
 # ---------------------------------------------------------------------------------------- deployment
@@ -135,8 +164,9 @@ def preprocess(image: np.ndarray, imgsz: int) -> tuple[Tensor, tuple[tuple[float
 
 
 def predictions(outputs: tuple[Tensor, ...], input_size: tuple[int, int], settings: dict[str, Any]) -> list[dict]:
-    """Export outputs ``(boxes [B, N, 4] xyxy input pixels, scores [B, N, K])`` -> B dicts ``boxes``/``scores``/
-    ``labels`` in the input frame: confidence filter, NMS and ``max_det`` per ``settings``."""
+    """Export outputs ``(boxes [B, N, 4] (or [B, N, K, 4]: a box per class) xyxy input pixels, scores [B, N, K])``
+    -> B dicts ``boxes``/``scores``/``labels`` in the input frame: confidence filter, NMS and ``max_det``
+    per ``settings`` (:func:`rtdet.models.postprocess.postprocess`)."""
     from rtdet.models.postprocess import postprocess
 
     boxes, scores = outputs
@@ -216,7 +246,8 @@ def recipe(cfg: Any, facts: Any) -> list:
     return [Choice("detect.close_mosaic", n, f"the last {n} of {facts.epochs} epochs on whole images")]
 
 
-TASK = Task(name="detect", metric="AP", open_split=open_split, build_loader=build_loader, collect=collect,
+TASK = Task(name="detect", metric="AP", reports=REPORTS, open_split=open_split, build_loader=build_loader,
+            collect=collect,
             metric_fn=metric_fn, final_report=final_report, summary=summary, preprocess=preprocess,
             predictions=predictions, decode=decode,
             annotate=annotate, records=records, settings=settings, recipe=recipe,

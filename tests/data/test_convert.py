@@ -63,3 +63,21 @@ def test_yolo_detections_score_against_the_converted_json(digits_yaml, tmp_path)
 def test_voc_detections_name_the_converted_files_and_classes(voc_mini, tmp_path):
     convert("voc", "coco", tmp_path / "c", source=voc_mini)
     _check_against_converted(open_dataset(voc_mini, "val"), tmp_path / "c" / "annotations" / "test.json", tmp_path)
+
+
+def test_difficult_survives_voc_to_coco_and_back_and_yolo_leaves_it_out(voc_mini, tmp_path, capsys):
+    """VOC difficult -> COCO ``iscrowd`` 1 + ``difficult`` 1 (a COCO scorer ignores it) -> difficult again."""
+    from rtdet.data.coco import read_coco
+
+    voc = open_dataset(voc_mini, "test")
+    assert int(voc.difficult.sum()) == 2 and not voc.iscrowd.any()
+    convert("voc", "coco", tmp_path / "c", source=voc_mini)
+    gt = json.loads((tmp_path / "c" / "annotations" / "test.json").read_text())
+    marked = [a for a in gt["annotations"] if a.get("difficult")]
+    assert len(marked) == 2 and all(a["iscrowd"] == 1 for a in marked)
+    assert sum(a["iscrowd"] for a in gt["annotations"]) == 2
+    back = read_coco(tmp_path / "c" / "annotations" / "test.json", tmp_path / "c" / "images" / "test")
+    assert back.difficult.tolist() == voc.difficult.tolist() and not back.iscrowd.any()
+    assert back.boxes.tolist() == voc.boxes.tolist()  # 1-based VOC pixels converted once, kept since
+    assert main(["data", "convert", "--from", "voc", "--to", "yolo", str(voc_mini), "--out", str(tmp_path / "y")]) == 0
+    assert "4 crowd / difficult boxes left out" in capsys.readouterr().out  # test and trainval hold the 2 each

@@ -40,3 +40,13 @@ def test_pytorch_module_and_many_detections(model, tmp_path):
     assert check_nms_parity(fused, tmp_path / "n.onnx", 160, 0.04, 0.9, 300) > 50
     with pytest.raises(ExportError, match="in-graph NMS"):
         check_nms_parity(fused, tmp_path / "n.onnx", 160, 0.04, 0.3, 300)  # other threshold than exported
+
+
+def test_in_graph_nms_of_a_box_per_class(tmp_path):
+    """Faster R-CNN's per-class boxes go to ONNX NMS as one batch per class."""
+    from rtdet.models import build_model
+
+    torch.manual_seed(0)
+    fused = fused_copy(build_model("faster-rcnn", 3))
+    export_onnx_nms(fused, tmp_path / "r.onnx", 96, 0.2, 0.5, 50)  # an untrained head scores every class ~1/4
+    assert check_nms_parity(fused, tmp_path / "r.onnx", 96, 0.2, 0.5, 50) > 10

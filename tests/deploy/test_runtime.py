@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from rtdet.deploy.images import sample_images, to_input
-from rtdet.deploy.runtime import BackendModel, OrtBackend, TorchBackend, infer, load_backend
+from rtdet.deploy.runtime import BackendModel, OrtBackend, TorchBackend, infer, load_backend, stack_padded
 from tests.deploy.conftest import DECODE, NAMES
 
 pytest.importorskip("onnxruntime")
@@ -72,3 +72,13 @@ def test_threads_and_spinning_reach_the_session(onnx_file, checkpoint):
     assert spinning(load_backend(onnx_file, spin=True)) == "1"
     assert spinning(load_backend(checkpoint, "onnxruntime", imgsz=160, spin=True)) == "1"
     assert load_backend(onnx_file, threads=1).session.get_session_options().intra_op_num_threads == 1
+
+
+def test_per_image_outputs_of_a_batch_one_graph_stack_with_zero_rows():
+    import numpy as np
+
+    a, b = np.ones((1, 3, 2, 4), np.float32), np.full((1, 5, 2, 4), 2, np.float32)  # Faster R-CNN: proposals vary
+    out = stack_padded([a, b])
+    assert out.shape == (2, 5, 2, 4) and out[0, 3:].max() == 0 and out[0, :3].min() == 1 and out[1].min() == 2
+    same = [np.ones((1, 7, 3), np.float32)] * 2  # YOLO: a fixed number of anchors
+    assert stack_padded(same).shape == (2, 7, 3)

@@ -100,3 +100,25 @@ def test_load_pretrained_prefers_ema(tmp_path):
     ema_state = {k: torch.full_like(v, 0.5) for k, v in a.state_dict().items()}
     report = load_pretrained(b, {"model": a.state_dict(), "ema": {"module": ema_state, "updates": 3}})
     assert not report.skipped and torch.all(b.head.weight == 0.5)
+
+
+class Wrapped(nn.Module):
+    """A model that holds ``Small`` under a prefix, as rtdet's Faster R-CNN holds torchvision's network."""
+
+    def __init__(self, classes: int) -> None:
+        super().__init__()
+        self.net = nn.Module()
+        self.net.body = Small(classes)
+        self.other = nn.Linear(2, 2)
+
+
+def test_load_pretrained_reads_a_part_of_the_model_under_the_models_prefix():
+    torch.manual_seed(0)
+    src, dst = Small(3), Wrapped(3)
+    report = load_pretrained(dst, {"features." + k: v for k, v in src.state_dict().items()} | {"extra": torch.ones(1)})
+    assert report.moved == ("features.", "net.body.") and len(report.loaded) == 4
+    assert report.skipped == {"extra": "outside 'features.', the part of the file that fits the model"}
+    assert torch.equal(dst.net.body.head.weight, src.head.weight)
+    assert "'features.*' read as 'net.body.*'" in report.summary()
+    same = load_pretrained(Wrapped(3), Wrapped(3).state_dict())  # names that fit as they are stay as they are
+    assert same.moved == ("", "") and len(same.loaded) == 6

@@ -79,3 +79,18 @@ def test_candidates_are_capped_before_nms():
     scores = torch.linspace(0.1, 0.9, 50).reshape(1, 50, 1)
     (det,) = postprocess(boxes, scores, conf=0.0, max_candidates=5)
     assert len(det["scores"]) == 5 and det["scores"][0] == pytest.approx(0.9)
+
+
+def test_a_box_per_class_makes_every_pair_above_conf_a_candidate():
+    """Two-stage detectors (Faster R-CNN) give one box per proposal and class: boxes [B, N, K, 4]."""
+    boxes = torch.zeros(1, 2, 3, 4)
+    boxes[0, 0, 0] = torch.tensor([0.0, 0.0, 10.0, 10.0])
+    boxes[0, 0, 2] = torch.tensor([30.0, 30.0, 50.0, 70.0])  # proposal 0's box for class 2 lies elsewhere
+    boxes[0, 1, 0] = torch.tensor([1.0, 0.0, 11.0, 10.0])  # proposal 1's class-0 box duplicates proposal 0's
+    boxes[0, 1, 1] = torch.tensor([60.0, 0.0, 90.0, 40.0])  # and runs past the 80-px wide input
+    scores = torch.tensor([[[0.6, 0.0, 0.3], [0.5, 0.4, 0.0]]])
+    (det,) = postprocess(boxes, scores, conf=0.2, iou=0.5, image_size=(80, 80))
+    assert det["labels"].tolist() == [0, 1, 2]  # multi-label: proposal 0 is kept for classes 0 and 2
+    torch.testing.assert_close(det["scores"], torch.tensor([0.6, 0.4, 0.3]))
+    torch.testing.assert_close(det["boxes"], torch.tensor([[0.0, 0.0, 10.0, 10.0], [60.0, 0.0, 80.0, 40.0],
+                                                           [30.0, 30.0, 50.0, 70.0]]))
