@@ -12,6 +12,7 @@ architecture, for checkpoints) and is used in four ways:
 - export and deployment: ``forward_raw(images) -> tuple of tensors`` named
   :attr:`output_names`, the ONNX graph's outputs (:meth:`export_module`), which the
   task's decoding turns into results in the same way for PyTorch and ONNX Runtime;
+  :meth:`dynamic_axes` says which of their axes vary in a dynamic-shape export;
 - inference speed: :meth:`fuse` folds BatchNorm into convolutions in place.
 
 The engine and the deploy code call these methods only; they never ask which
@@ -81,6 +82,10 @@ class RtdetModel(nn.Module):
     def export_module(self) -> nn.Module:
         """The module ``torch.onnx.export`` traces: inputs ``images``, outputs :attr:`output_names`."""
         return RawOutputs(self)
+
+    def dynamic_axes(self) -> dict[str, dict[int, str]]:
+        """The dynamic axes of each export output in a ``dynamic`` export: the batch by default."""
+        return {name: {0: "batch"} for name in self.output_names}
 
     def set_postprocess(self, **settings: Any) -> None:
         """Eval-mode decoding settings (detectors: conf, iou, method, max_det); none by default."""
