@@ -143,6 +143,7 @@ def _validate(weights: str | Path, cfg: Config, out: str | Path | None, save_jso
         task = get_task(backend.task)
         model, names = BackendModel(backend, task.settings(cfg, scoring=True)), backend.names
         imgsz = backend.imgsz
+        cfg = resolve_task_defaults(replace(cfg, model=replace(cfg.model, task=task.name)))  # e.g. segment's data
         cfg = replace(cfg, data=replace(cfg.data, imgsz=imgsz))  # the caller's config is left as it was
         if task.name == "detect":
             cfg = replace(cfg, detect=replace(cfg.detect, rect=backend.dynamic and cfg.detect.rect))
