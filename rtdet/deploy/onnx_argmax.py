@@ -29,6 +29,7 @@ class ArgmaxOutputs(nn.Module):
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
+        self.train(model.training)  # torch.onnx.export restores the wrapper's mode onto the model afterwards
 
     def forward(self, images: Tensor) -> Tensor:
         return self.model.forward_raw(images)[0].argmax(1)

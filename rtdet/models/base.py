@@ -58,6 +58,7 @@ class RawOutputs(nn.Module):
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
+        self.train(model.training)  # torch.onnx.export restores the wrapper's mode onto the model afterwards
 
     def forward(self, images: Tensor) -> tuple[Tensor, ...]:
         return self.model.forward_raw(images)
