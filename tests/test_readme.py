@@ -276,7 +276,7 @@ RUNS: dict[str, Run] = {
         out=("mIoU ",), check=check_seg_train),
     "rtdet val --weights runs/camvid/weights/best.pt --save-json": Run(
         "seg-val", "--workers 0", needs=("seg-train",), slow=True,
-        files=("runs/camvid/val/metrics.json", "runs/camvid/val/predictions.json", "runs/camvid/val/val_predictions.png"),
+        files=tuple(f"runs/camvid/val/{f}" for f in ("metrics.json", "predictions.json", "val_predictions.png")),
         out=("mIoU ",)),
     "rtdet predict --weights runs/camvid/weights/best.pt --source camvid/images/val --out runs/camvid-predict": Run(
         "seg-predict", needs=("seg-train",), slow=True,

@@ -56,7 +56,8 @@ def open_split(cfg: Any, split: str) -> Any:
 
 
 def build_loader(dataset: Any, cfg: Any, train: bool, *, epochs: int = 0, seed: int = 0, sampler: Any = None) -> Any:
-    """Batches of ``(images uint8 [B, 3, S, S], targets {"mask" int64 [S, S], ...})`` (:mod:`rtdet.data.segment_aug`)."""
+    """Batches of ``(images uint8 [B, 3, S, S], targets {"mask" int64 [S, S], ...})``
+    (:func:`rtdet.data.segment_aug.build_segmentation_loader`)."""
     from rtdet.data.segment_aug import build_segmentation_loader
 
     return build_segmentation_loader(dataset, cfg.data, train, seed=seed, sampler=sampler)

@@ -160,6 +160,21 @@ def test_predict_delivers_what_val_scores(run, data, tmp_path):
     assert (tmp_path / "one" / "masks" / first["mask"].split("/")[-1]).is_file()
 
 
+def test_predict_on_a_video(run, data, tmp_path):
+    """The generic video path: an overlay video, one record and one mask PNG per frame."""
+    frames = [cv2.imread(str(f)) for f in sorted((data.parent / "images" / "val").iterdir())[:3]]
+    writer = cv2.VideoWriter(str(tmp_path / "clip.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 5, (480, 360))
+    for f in frames:
+        writer.write(f)
+    writer.release()
+    assert main(["predict", "--weights", str(run / "weights" / "best.pt"), "--source", str(tmp_path / "clip.mp4"),
+                 "--out", str(tmp_path / "p")]) == 0
+    recs = json.loads((tmp_path / "p" / "predictions.json").read_text())
+    assert [r["frame"] for r in recs] == [0, 1, 2] and recs[2]["mask"] == "masks/clip_000002.png"
+    assert (tmp_path / "p" / "clip.mp4").stat().st_size > 0
+    assert len(list((tmp_path / "p" / "masks").glob("clip_*.png"))) == 3
+
+
 def test_exports_agree_with_pytorch(run, data, tmp_path):
     best = run / "weights" / "best.pt"
     src = data.parent / "images" / "val"
