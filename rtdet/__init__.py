@@ -1,4 +1,4 @@
-"""rtdet: train, evaluate and deploy real-time vision models (detect, classify).
+"""rtdet: train, evaluate and deploy real-time vision models (detect, classify, segment).
 
 Importing rtdet has no side effects: nothing is downloaded, no file is written
 and no global setting (print, logging, torch flags) is changed.

@@ -7,6 +7,7 @@ Example:
     >>> m.val()["AP"]                                             # doctest: +SKIP
     >>> m.predict(image)[0]["boxes"]                              # doctest: +SKIP
     >>> Model("rtdet-cls-n").train(data="sklearn-digits", epochs=5)["top1"]  # doctest: +SKIP
+    >>> Model("rtdet-seg-n").train(data="camvid/data.yaml", epochs=60)["mIoU"]  # doctest: +SKIP
 
 ``Detector`` is the same class under its older name.
 """
@@ -57,7 +58,8 @@ class Model:
     def train(self, **overrides: Any) -> dict[str, float]:
         """Train with the current settings plus ``overrides`` (``data=``, ``epochs=``, ``out=``, ...).
 
-        Returns the final metrics (detect: 12 COCO numbers, P/R/F1; classify: accuracy and more)
+        Returns the final metrics (detect: 12 COCO numbers, P/R/F1; classify: accuracy and more;
+        segment: mIoU, mAcc, aAcc and the IoU of each class as ``IoU/<name>``)
         and loads the best weights.
         """
         from rtdet.workflows import train
@@ -83,8 +85,10 @@ class Model:
         Returns:
             One dict per image. Detect: ``boxes`` float32 [K,4] xyxy in the image's pixels,
             ``scores`` float32 [K], ``labels`` int64 [K], ``names`` list[str] (decoded with
-            ``detect.conf``, 0.25 unless set). Classify: ``probs`` float32 [C], ``top`` list of
-            ``(label, probability)`` (``classify.topk`` of them), ``names``.
+            ``detect.conf``, 0.25 unless set). Classify: ``probs`` float32 [C], its ``classify.topk``
+            ``labels`` and ``scores``, ``names``. Segment: ``mask`` uint8 [H, W] class indices in the
+            image's pixels (int32 above 256 classes), ``pixels`` int64 [K] pixels per class, ``names``
+            (the K class names), ``alpha`` (the overlay opacity of ``rtdet predict``).
         """
         from rtdet.deploy.runtime import TorchBackend, infer
         from rtdet.tasks import get_task

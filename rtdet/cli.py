@@ -45,7 +45,7 @@ def _flag_type(tp: Any) -> dict:
 # The settings each command uses besides whole sections (flat names, see rtdet.config.flat_fields).
 VAL_SETTINGS = ("data", "root", "split", "imgsz", "batch", "workers", "rect", "val_conf", "iou", "max_det", "nms",
                 "backend", "device", "metric")
-PREDICT_SETTINGS = ("imgsz", "conf", "iou", "max_det", "nms", "topk", "backend")
+PREDICT_SETTINGS = ("imgsz", "conf", "iou", "max_det", "nms", "topk", "overlay_alpha", "backend")
 EXPORT_SETTINGS = ("imgsz", "conf", "iou", "max_det")
 BENCH_SETTINGS = ("imgsz", "conf", "iou", "max_det", "nms", "topk")
 
@@ -132,8 +132,8 @@ def _cmd_info(args: argparse.Namespace) -> int:
     from rtdet.registry import model_spec
 
     spec = model_spec(args.model)  # an unknown name is an error before torch is imported
-    if spec.task == "detect" and args.imgsz % 32:  # the detectors' strides; classifiers pool any size
-        raise C.ConfigError(f"--imgsz must be a multiple of 32 for a detector, got {args.imgsz}")
+    if spec.task != "classify" and args.imgsz % 32:  # detectors' and segmenters' strides; classifiers pool any size
+        raise C.ConfigError(f"--imgsz must be a multiple of 32 for a {spec.task} model, got {args.imgsz}")
     from rtdet.models import build_model
     from rtdet.models.info import model_info
 
@@ -190,8 +190,11 @@ def _cmd_export(args: argparse.Namespace) -> int:
     check: dict[str, float] = {}
     nms = {"conf": cfg.detect.conf, "iou": cfg.detect.iou, "max_det": cfg.detect.max_det} if args.nms else None
     export_onnx(trained.model, out, imgsz, args.dynamic, args.half, names=trained.names, report=check, nms=nms,
-                category_ids=trained.meta.get("cat_ids"))
-    if args.nms:
+                category_ids=trained.meta.get("cat_ids"), argmax=args.argmax)
+    if args.argmax:
+        print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB, {imgsz} px, output labels); in-graph argmax equals "
+              f"PyTorch's on {check['images']:.0f} images except near-ties at {check['labels']:.2%} of the pixels")
+    elif args.nms:
         print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB); in-graph NMS equals rtdet's postprocess on "
               f"{check['detections']:.0f} detections")
     else:
@@ -236,6 +239,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     else:
         from rtdet.models import build_model
 
+        cfg = C.resolve_task_defaults(C.apply_overrides(cfg, {"model": args.model}))  # e.g. a segmenter's 480 px
         model = build_model(args.model, args.classes).eval()
         backend = backend_for_model(model, [str(i) for i in range(args.classes)], args.backend, args.threads,
                                     imgsz or cfg.data.imgsz, spin=args.spin)
@@ -250,21 +254,23 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="rtdet", description="Train, evaluate and deploy real-time vision models (detect, classify)."
+        prog="rtdet", description="Train, evaluate and deploy real-time vision models (detect, classify, segment)."
     )
     sub = parser.add_subparsers(dest="command", metavar="<command>", required=True)
 
     p = sub.add_parser("train", help="train a model", description="Train a model; settings from --config and flags. "
-                       "The task comes from the model (rtdet-n: detect, rtdet-cls-n: classify); settings of "
+                       "The task comes from the model (rtdet-n: detect, rtdet-cls-n: classify, rtdet-seg-n: "
+                       "segment); settings of "
                        "another task are refused.")
     add_config_flags(p, tuple(C.SECTIONS))
     p.set_defaults(handler=_cmd_train)
 
     p = sub.add_parser("val", help="score weights on a data set's val split, or --split (official COCO numbers, "
-                       "PASCAL VOC's with --metric voc07|voc, or accuracy)")
+                       "PASCAL VOC's with --metric voc07|voc, accuracy, or mIoU)")
     p.add_argument("--weights", required=True, help="checkpoint (.pt) or exported model (.onnx) to evaluate")
     p.add_argument("--save-json", action="store_true", help="detect: also write detections.json in COCO results "
-                   "format, with the data set's own image and category ids")
+                   "format, with the data set's own image and category ids; classify, segment: predictions.json "
+                   "(per image: probabilities; pixel accuracy and IoU per class)")
     p.add_argument("--out", dest="val_out", help="folder for the pictures and metrics.json (default: <run>/val)")
     add_config_flags(p, names=VAL_SETTINGS)
     p.set_defaults(handler=_cmd_val)
@@ -284,6 +290,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--half", action="store_true", help="float16 weights")
     p.add_argument("--nms", action="store_true", help="detect: put class-aware NMS inside the graph (batch 1, "
                    "static; with --conf/--iou/--max-det)")
+    p.add_argument("--argmax", action="store_true", help="segment: put the argmax over classes inside the graph "
+                   "(output labels int64 [B,H,W] in the input frame instead of logits [B,K,H,W])")
     p.add_argument("--int8", action="store_true", help="also write an int8 copy (<out>.int8.onnx), calibrated "
                    "on --calib images")
     p.add_argument("--calib", help="with --int8: folder of calibration images (e.g. the training images)")

@@ -45,8 +45,8 @@ def opt(default: Any, help: str) -> Any:
 @dataclass
 class ModelConfig:
     model: str = opt("rtdet-n", "model name: rtdet-n/s/m, faster-rcnn (MobileNetV3-Large-FPN) and faster-rcnn-r50 "
-                     "(ResNet-50-FPN) (detect), rtdet-cls-n/s and lenet (classify)")
-    task: str = opt("", "task (detect, classify); empty: the model's own (a checkpoint records it)")
+                     "(ResNet-50-FPN) (detect), rtdet-cls-n/s and lenet (classify), rtdet-seg-n/s (segment)")
+    task: str = opt("", "task (detect, classify, segment); empty: the model's own (a checkpoint records it)")
     num_classes: int = opt(0, "number of classes; 0 takes it from the data set")
     act: str = opt("", "activation override: relu, lrelu, silu, frelu; empty keeps the model's default")
     norm: Literal["bn", "gn"] = opt("bn", "normalization layers: bn (BatchNorm) or gn (GroupNorm)")
@@ -60,7 +60,8 @@ class ModelConfig:
 class DataConfig:
     data: str = opt("digits", "data set: detect: a YOLO data.yaml, a COCO json, a VOC tree, or 'digits' (built-in); "
                     "classify: an image folder of class folders, a folder of MNIST IDX files, a CSV, or "
-                    "'sklearn-digits' (built-in)")
+                    "'sklearn-digits' (built-in); segment: a data.yaml with <split>_masks folders, an ADE20K folder "
+                    "or a VOC tree with SegmentationClass/")
     root: str = opt("datasets/digits", "folder of the built-in digits detection set (generated there when absent)")
     imgsz: int = opt(320, "input image size in pixels (square); predict/export/bench default to the model's own")
     split: str = opt("val", "split that val and the validation during training score: val, test or any split the "
@@ -108,6 +109,14 @@ class ClassifyConfig:
 
 
 @dataclass
+class SegmentConfig:
+    """Settings of the segment task (the data say which mask value is unlabelled: see rtdet.data.segment)."""
+
+    overlay_alpha: float = opt(0.5, "opacity of the class colours laid over the image in predict's pictures and "
+                               "the run's val_predictions.png (0: the image only, 1: the colours only)")
+
+
+@dataclass
 class YoloConfig:
     """The YOLO family's loss (rtdet-n/s/m)."""
 
@@ -135,6 +144,17 @@ class RcnnConfig:
     backbone_bn: Literal["auto", "frozen", "trained"] = opt(
         "auto", "backbone BatchNorm: frozen (statistics and affine kept, torchvision's FrozenBatchNorm2d) or "
         "trained; auto: frozen with --weights, trained from scratch (torchvision)")
+
+
+@dataclass
+class SegConfig:
+    """The segmentation family's network and loss (rtdet-seg-n/s)."""
+
+    upsample: Literal["nearest", "bilinear", "transposed", "pixelshuffle"] = opt(
+        "bilinear", "how the stride-4 class logits reach the input resolution: interpolation (nearest, bilinear), "
+        "a learned depthwise ConvTranspose2d started as bilinear (transposed), or sub-pixel convolution "
+        "(pixelshuffle)")
+    dice_gain: float = opt(0.0, "weight of a Dice loss added to the cross-entropy (0: cross-entropy only)")
 
 
 @dataclass
@@ -176,9 +196,9 @@ class TrainConfig:
     patience: int = opt(50, "stop after this many validations without improvement; 0 disables")
     val_interval: int = opt(1, "validate every N epochs")
     metric: str = opt("", "validation metric that picks best.pt and drives early stopping; empty: the task's own "
-                      "(detect AP, classify top1) (higher is better, lower if its name ends in 'loss'); detect: "
-                      "voc07 (PASCAL VOC2007 11-point mAP@0.5) or voc (all-point) adds the VOC metric, and "
-                      "`val --metric voc07|voc` its per-class table (coco: the COCO numbers only)")
+                       "(detect AP, classify top1, segment mIoU) (higher is better, lower if its name ends in "
+                       "'loss'); detect: voc07 (PASCAL VOC2007 11-point mAP@0.5) or voc (all-point) adds the VOC "
+                       "metric, and `val --metric voc07|voc` its per-class table (coco: the COCO numbers only)")
     resume: str = opt("", "checkpoint (last.pt) to resume exactly from")
     sync_bn: bool = opt(False, "SyncBatchNorm when distributed")
     tensorboard: bool = opt(False, "also log to TensorBoard (needs the tensorboard package)")
@@ -204,9 +224,11 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     detect: DetectConfig = field(default_factory=DetectConfig)
     classify: ClassifyConfig = field(default_factory=ClassifyConfig)
+    segment: SegmentConfig = field(default_factory=SegmentConfig)
     yolo: YoloConfig = field(default_factory=YoloConfig)
     cls: ClsConfig = field(default_factory=ClsConfig)
     rcnn: RcnnConfig = field(default_factory=RcnnConfig)
+    seg: SegConfig = field(default_factory=SegConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)

@@ -18,15 +18,18 @@ from dataclasses import dataclass
 
 from rtdet.errors import ModelError
 
-TASKS = ("detect", "classify")  # "segment" joins here with its task module
-TASK_SECTIONS = {"detect": "detect", "classify": "classify"}  # config section of each task's own settings
+TASKS = ("detect", "classify", "segment")
+TASK_SECTIONS = {"detect": "detect", "classify": "classify", "segment": "segment"}  # each task's own settings
 # A task's own defaults for shared settings the user did not give (flat names). A classifier sees whole
 # objects or glyphs, where a mirror image can be another class (digits, letters), and detection's strong
-# scale jitter does not apply. Natural photos: pass --fliplr 0.5.
+# scale jitter does not apply. Natural photos: pass --fliplr 0.5. Segmentation has no built-in data set (--data
+# is required) and trains on street scenes at CamVid's width: flips and scale jitter, no rotation (the horizon
+# stays level), written out so that a change of the detection defaults does not reach it.
 TASK_DEFAULTS = {
     "detect": {},
     "classify": {"data": "sklearn-digits", "fliplr": 0.0, "hsv_h": 0.0, "hsv_s": 0.0, "hsv_v": 0.3, "degrees": 10.0,
                  "translate": 0.08, "scale": 0.1, "shear": 0.0},
+    "segment": {"data": "", "imgsz": 480, "fliplr": 0.5, "scale": 0.5, "degrees": 0.0, "shear": 0.0},
 }
 
 
@@ -35,12 +38,13 @@ class ModelSpec:
     """One model name: ``builder`` is ``"module:function"``, called as ``function(name, num_classes, **kwargs)``."""
 
     name: str
-    family: str  # yolo, rcnn, cls: models that share an architecture and a loss
+    family: str  # yolo, rcnn, cls, seg: models that share an architecture and a loss
     task: str  # one of TASKS
     section: str | None  # config section of the family's settings (None: the family has none)
     builder: str
     about: str = ""
     recipe: str = ""  # "module:function" resolving the family's "auto" settings (rtdet.engine.recipe); "": none
+    section_args: tuple[str, ...] = ()  # settings of ``section`` that shape the network: passed to the builder
 
 
 def _specs(*specs: ModelSpec) -> dict[str, ModelSpec]:
@@ -62,6 +66,10 @@ MODELS: dict[str, ModelSpec] = _specs(
               "classifier on rtdet-s's backbone"),
     ModelSpec("lenet", "cls", "classify", "cls", "rtdet.models.cls:build_classifier",
               "LeNet-5-style network for 28x28 digits (the classic reference)"),
+    ModelSpec("rtdet-seg-n", "seg", "segment", "seg", "rtdet.models.seg:build_segmenter",
+              "semantic segmentation on rtdet-n's backbone, FPN to stride 4", section_args=("upsample",)),
+    ModelSpec("rtdet-seg-s", "seg", "segment", "seg", "rtdet.models.seg:build_segmenter",
+              "semantic segmentation on rtdet-s's backbone", section_args=("upsample",)),
 )
 
 

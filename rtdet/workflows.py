@@ -148,6 +148,7 @@ def _validate(weights: str | Path, cfg: Config, out: str | Path | None, save_jso
         task = get_task(backend.task)
         model, names = BackendModel(backend, task.settings(cfg, scoring=True)), backend.names
         static = not backend.dynamic
+        cfg = resolve_task_defaults(replace(cfg, model=replace(cfg.model, task=task.name)))  # e.g. segment's data
         cfg = replace(cfg, data=replace(cfg.data, imgsz=backend.imgsz))  # the caller's config is left as it was
     else:
         trained = load_trained(weights)
@@ -164,7 +165,7 @@ def _validate(weights: str | Path, cfg: Config, out: str | Path | None, save_jso
     if static and task.name == "detect":
         cfg = replace(cfg, detect=replace(cfg.detect, rect=False))
     refuse_other_tasks(cfg, task.name)
-    if cfg.explicit("metric") and cfg.train.metric not in task.reports:
+    if cfg.explicit("metric") and cfg.train.metric not in (*task.reports, task.metric):
         raise ConfigError(f"--metric {cfg.train.metric!r}: val of a {task.name} model reports "
                           + (", ".join(task.reports) if task.reports else "its own metrics, with no --metric"))
     ds = task.open_split(cfg, cfg.data.split)

@@ -218,6 +218,23 @@ def _resnet50_file(ws: Path) -> None:
     torch.save(torchvision.models.resnet50(weights=None).state_dict(), ws / "resnet50-0676ba61.pth")
 
 
+def check_seg_train(ws: Path, _: Outcome) -> None:
+    metrics = _json(ws / "runs/camvid/metrics.json")
+    assert len(metrics["names"]) == 11 and len(metrics["confusion_matrix"]) == 11 and metrics["pixels"] > 0
+    saved = yaml.safe_load((ws / "runs/camvid/config.yaml").read_text())
+    assert "detect" not in saved and saved["train"]["metric"] == "mIoU" and saved["seg"]["upsample"] == "bilinear"
+
+
+def check_seg_predict(ws: Path, _: Outcome) -> None:
+    import cv2
+
+    recs = _json(ws / "runs/camvid-predict/predictions.json")
+    assert len(recs) == 4 and all(set(r) == {"image", "mask", "pixels"} for r in recs)
+    for r in recs:
+        mask = cv2.imread(str(ws / "runs/camvid-predict" / r["mask"]), cv2.IMREAD_UNCHANGED)
+        assert mask.shape == (360, 480) and mask.max() < 11 and sum(r["pixels"].values()) == 360 * 480
+
+
 # ----------------------------------------------------------------------------- the table
 
 WEIGHTS = "runs/digits/weights"
@@ -286,6 +303,26 @@ RUNS: dict[str, Run] = {
     "--epochs 10 --out runs/digits-pretrained": Run(
         "transfer", TINY_TRAIN, needs=("data-digits", "mnist-train"), slow=True,
         files=("runs/digits-pretrained/weights/best.pt",), check=check_transfer),
+    # Segmentation
+    "rtdet data check camvid/data.yaml": Run("seg-data-check", needs=("camvid",), out=("OK: no problems found",)),
+    "rtdet train --model rtdet-seg-n --data camvid/data.yaml --epochs 60 --batch 8 --out runs/camvid": Run(
+        "seg-train", "--epochs 1 --imgsz 64 --batch 4 --workers 0", needs=("camvid",), slow=True,
+        files=tuple(f"runs/camvid/{f}" for f in ("weights/best.pt", "config.yaml", "results.png", "metrics.json",
+                                                  "iou_per_class.png", "confusion_matrix.png", "val_predictions.png")),
+        out=("mIoU ",), check=check_seg_train),
+    "rtdet val --weights runs/camvid/weights/best.pt --save-json": Run(
+        "seg-val", "--workers 0", needs=("seg-train",), slow=True,
+        files=tuple(f"runs/camvid/val/{f}" for f in ("metrics.json", "predictions.json", "val_predictions.png")),
+        out=("mIoU ",)),
+    "rtdet predict --weights runs/camvid/weights/best.pt --source camvid/images/val --out runs/camvid-predict": Run(
+        "seg-predict", needs=("seg-train",), slow=True,
+        files=("runs/camvid-predict/predictions.json", "runs/camvid-predict/masks/*.png", "runs/camvid-predict/*.png"),
+        check=check_seg_predict),
+    "rtdet export --weights runs/camvid/weights/best.pt --argmax --out runs/camvid/weights/best-labels.onnx": Run(
+        "seg-export-argmax", needs=("seg-train",), slow=True, files=("runs/camvid/weights/best-labels.onnx",),
+        out=("in-graph argmax equals PyTorch's",)),
+    "rtdet bench --model rtdet-seg-n --imgsz 480 --classes 11": Run(
+        "seg-bench-model", "--imgsz 64 --runs 3 --warmup 1", slow=True, out=("FPS",)),
     "rtdet demo --task classify": Run(
         "demo-classify", "--epochs 1", slow=True,
         files=("runs/demo-classify/weights/best.pt", "runs/demo-classify/metrics.json",
@@ -362,6 +399,9 @@ NOT_RUN: dict[str, str] = {
     ".venv/bin/python benchmarks/model_speed.py": "a benchmark: prints latencies, writes nothing to check",
     ".venv/bin/python benchmarks/vs_ultralytics_cls.py": "needs the peer's .venv-peer (Ultralytics); trains both for "
     "minutes",
+    ".venv/bin/python benchmarks/vs_torchvision_seg.py": "a benchmark: trains three segmenters on CamVid for hours",
+    ".venv/bin/python benchmarks/vs_torchvision_seg.py --upsample": "a benchmark: trains rtdet-seg-n four times on "
+                                                                    "CamVid",
 }
 
 # ----------------------------------------------------------------------------- reading the README
@@ -465,6 +505,14 @@ def _link(ws: Path, name: str, target: Path) -> None:
     (ws / name).symlink_to(target.resolve())
 
 
+def _camvid(ws: Path) -> None:
+    """camvid/: links to the first 8 train and 4 val CamVid scenes and their masks, and the README's data.yaml."""
+    from tests.tasks.test_segment import camvid_subset
+
+    (ws / "camvid").mkdir()
+    camvid_subset(ws / "camvid")
+
+
 INPUTS: dict[str, tuple[tuple[str, ...], Callable[[Path], None]]] = {  # name: (runs needed first, set-up)
     "coco128": ((), lambda ws: _link(ws, "coco128", SHARED / "coco128")),
     "voc": ((), lambda ws: _link(ws, "VOCdevkit", SHARED / "voc_mini" / "VOCdevkit")),
@@ -473,6 +521,7 @@ INPUTS: dict[str, tuple[tuple[str, ...], Callable[[Path], None]]] = {  # name: (
     "clip": (("data-digits",), _make_clip),
     "mnist": ((), lambda ws: _link(ws, "mnist", SHARED / "mnist")),
     "resnet50": ((), _resnet50_file),
+    "camvid": ((), lambda ws: _camvid(ws)),
 }
 BY_NAME = {run.name: line for line, run in RUNS.items()}
 

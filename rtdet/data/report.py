@@ -53,6 +53,7 @@ class Report:
         return s
 
     per_class_unit = "boxes"  # what ``per_class`` counts
+    per_class_score = "AP"  # the per-class number a rare class keeps low
 
     def notes(self, names: list[str], few: int = 10) -> list[str]:
         """What in this split can keep a model from learning: nothing to learn from, samples skipped for
@@ -70,7 +71,7 @@ class Report:
             out.append(f"class(es) without any training {unit}: {', '.join(missing)} (they cannot be learned)")
         rare = [f"{n} ({self.per_class[c]})" for c, n in enumerate(names) if 0 < self.per_class.get(c, 0) < few]
         if rare:
-            out.append(f"class(es) with fewer than {few} training {unit}: {', '.join(rare)} (expect a low AP for them)")
+            out.append(f"class(es) with fewer than {few} training {unit}: {', '.join(rare)} (expect a low {self.per_class_score} for them)")
         return out
 
     def totals(self) -> str:

@@ -92,6 +92,7 @@ class SegmentationReport(Report):
     ignored_pixels: int = 0  # unlabelled pixels of the kept masks
     masks_without_image: int = 0
     per_class_unit = "images"
+    per_class_score = "IoU"
 
     @property
     def labelled_pixels(self) -> int:

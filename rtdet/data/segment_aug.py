@@ -19,7 +19,8 @@ outside the image), both by :func:`rtdet.data.transforms.warp_image`; then HSV j
 (``hsv_h``, ``hsv_s``, ``hsv_v``) changes the image only. Evaluation letterboxes both
 (the mask with nearest-neighbour resizing and ``ignore_index`` padding); its targets carry
 ``letterbox = (scale, pad_x, pad_y)`` to map predictions back, and scores belong against
-``dataset.load_mask(i)`` in original pixels.
+``dataset.load_mask(i)`` in original pixels: evaluation targets carry it as ``orig_mask``
+(int64 [H, W]) with the data's ``ignore_index``.
 
 Randomness is a function of ``(seed, epoch, index)``, as for detection and classification.
 
@@ -128,7 +129,8 @@ class SegmentAugment:
 
 class SegmentationPipeline(torch.utils.data.Dataset):
     """``pipe[i] -> (image uint8 [3,h,w] tensor, {"mask": int64 [h,w], "image_id", "orig_size", "file"})``,
-    plus ``"letterbox": (scale, pad_x, pad_y)`` when evaluating; augmented with the epoch's randomness.
+    plus ``"letterbox": (scale, pad_x, pad_y)``, ``"orig_mask"`` (int64 [H, W], the mask in original pixels)
+    and ``"ignore_index"`` when evaluating; augmented with the epoch's randomness.
 
     The epoch lives in a shared-memory tensor, so ``set_epoch`` reaches persistent workers too.
     A sample that no longer reads (a file changed after the split was checked) is skipped with a
@@ -168,8 +170,10 @@ class SegmentationPipeline(torch.utils.data.Dataset):
         out, out_mask, m = self.augment(image, mask, rng)
         target: dict[str, Any] = {"mask": torch.from_numpy(out_mask.astype(np.int64)), "image_id": j,
                                   "orig_size": tuple(int(v) for v in image.shape[:2]), "file": self.dataset.file(j)}
-        if not self.augment.train:
+        if not self.augment.train:  # what scoring in original pixels needs (rtdet.tasks.segment.collect)
             target["letterbox"] = (float(m[0, 0]), float(m[0, 2]), float(m[1, 2]))
+            target["orig_mask"] = torch.from_numpy(mask.astype(np.int64))
+            target["ignore_index"] = self.dataset.ignore_index
         return torch.from_numpy(np.ascontiguousarray(out.transpose(2, 0, 1))), target
 
 

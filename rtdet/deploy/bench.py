@@ -3,9 +3,11 @@
 One frame = preprocess (the task's: letterbox, resize + pad + to float tensor) ->
 inference (the network and what is inside its graph, e.g. the box decoding) ->
 postprocess (the task's decoding: confidence filter, NMS, ``max_det``, mapping back
-to original pixels; for classifiers top-k). Image
+to original pixels; for classifiers top-k; for segmenters the bilinear resampling of the
+logits to original pixels and the arg-max). Image
 decoding (JPEG -> pixels) is excluded: the images are read once beforehand.
-Frames cycle over coco128 (random images when it is absent), batch 1, after
+Frames cycle over the task's sample images (:func:`rtdet.deploy.images.sample_images`:
+coco128, CamVid's val split for segmenters; random images when absent), batch 1, after
 ``warmup`` frames. FPS is ``1000 / median_ms``.
 """
 
@@ -80,7 +82,7 @@ def run_bench(backend: Backend, imgsz: int | None = None, runs: int = 100, warmu
     ``settings``: the task's decoding settings (detect: conf, iou, method, max_det).
     """
     size = imgsz or backend.imgsz
-    images = sample_images(n_images)
+    images = sample_images(n_images, task=backend.task)
     task = get_task(backend.task)
     settings = settings or {}
     per_frame, dets = [], 0

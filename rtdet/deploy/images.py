@@ -1,4 +1,4 @@
-"""Image input for deployment: read, letterbox to a float tensor, and the sample images used by checks.
+"""Image input for deployment: read, letterbox to a float tensor, and the sample images used by checks and bench.
 
 Every backend takes the same input: float32 ``[B, 3, H, W]`` RGB in ``[0, 1]``,
 letterboxed with :func:`rtdet.data.transforms.letterbox` (the evaluation
@@ -35,9 +35,13 @@ def image_files(folder: str | Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []
 
 
-def sample_images(n: int, seed: int = 0) -> list[np.ndarray]:
-    """``n`` real RGB images from coco128 (sorted, first ``n``), or random noise images when it is absent."""
-    files = image_files(shared_data_dir() / "coco128" / "images")
+SAMPLE_FOLDERS = {"segment": "camvid/images/val"}  # real images a task's export checks and bench use; else coco128
+
+
+def sample_images(n: int, seed: int = 0, task: str = "detect") -> list[np.ndarray]:
+    """``n`` real RGB images (sorted, first ``n``) of the task's sample set: CamVid's val street scenes
+    (480x360) for ``segment``, coco128 for the others; random noise images when it is absent."""
+    files = image_files(shared_data_dir() / SAMPLE_FOLDERS.get(task, "coco128/images"))
     if files:
         return [read_image(p) for p in files[:n]]
     rng = np.random.default_rng(seed)

@@ -4,7 +4,8 @@ The graph is the Conv+BN-fused model's :meth:`~rtdet.models.base.RtdetModel.expo
 input ``images`` float32 ``[B, 3, H, W]`` in ``[0, 1]``; outputs named by the model's
 ``output_names``: detectors ``boxes`` float32 ``[B, N, 4]`` (xyxy, input pixels) and
 ``scores`` float32 ``[B, N, K]`` (probabilities), classifiers ``probs`` float32
-``[B, K]`` (softmax). Decoding (for detectors NMS) stays outside, in the task
+``[B, K]`` (softmax), segmenters ``logits`` float32 ``[B, K, H, W]`` (or, with ``argmax``,
+``labels`` int64 ``[B, H, W]``). Decoding (for detectors NMS) stays outside, in the task
 (:mod:`rtdet.tasks`), so ONNX Runtime and PyTorch share the same decoding code.
 
 Simplification without onnxsim: the exporter folds constants, then ONNX Runtime's
@@ -65,7 +66,7 @@ def fused_copy(model: nn.Module) -> nn.Module:
 def export_onnx(
     weights_or_model: str | Path | nn.Module, out: str | Path, imgsz: int = 320, dynamic: bool = False,
     half: bool = False, names: list[str] | None = None, report: dict[str, float] | None = None,
-    nms: dict[str, float] | None = None, category_ids: list | None = None,
+    nms: dict[str, float] | None = None, category_ids: list | None = None, argmax: bool = False,
 ) -> Path:
     """Export to ``out`` (ONNX, opset 17) and check it against PyTorch; returns ``out``.
 
@@ -81,10 +82,13 @@ def export_onnx(
         nms: ``{"conf", "iou", "max_det"}`` to put NMS inside the graph (detectors only:
             :mod:`rtdet.deploy.onnx_nms`; batch 1, output ``detections [D, 6]``), checked against
             :func:`rtdet.models.postprocess.postprocess`.
+        argmax: segmentation models: output ``labels`` int64 ``[B, H, W]`` (the class map in the input frame)
+            instead of ``logits``, checked against PyTorch's arg-max (:mod:`rtdet.deploy.onnx_argmax`).
 
     Raises:
         ExportError: when the ONNX Runtime outputs differ from PyTorch beyond the tolerance.
-        ModelError: ``imgsz`` not a multiple of 32, or ``nms`` for a model that is not a detector.
+        ModelError: ``imgsz`` not a multiple of 32, ``nms`` for a model that is not a detector, ``argmax``
+            for one that does not segment.
     """
     if imgsz % 32:
         raise ModelError(f"imgsz must be a multiple of 32, got {imgsz}")
@@ -101,21 +105,17 @@ def export_onnx(
     out.parent.mkdir(parents=True, exist_ok=True)
     meta = {"names": json.dumps(names), "imgsz": str(imgsz), "dynamic": str(dynamic).lower(),
             "half": str(half).lower(), "model": str(getattr(model, "build_args", {}).get("name", "")),
-            "task": model.task, "stride": "32", "producer": "rtdet", "nms": "false"}
+            "task": model.task, "stride": "32", "producer": "rtdet", "nms": "false", "argmax": str(argmax).lower()}
     if category_ids:
         meta["category_ids"] = json.dumps(list(category_ids))
     if nms is not None:
         if model.task != "detect":
             raise ModelError(f"--nms is for detectors; this model does the {model.task} task")
         return _export_with_nms(fused, out, imgsz, dynamic or half, meta, nms, report)
+    if argmax:
+        return _export_with_argmax(fused, out, imgsz, dynamic, half, meta, report)
     x = torch.zeros(1, 3, imgsz, imgsz)
-    with torch.no_grad():
-        shapes = [o.shape for o in fused.forward_raw(x)]
-    axes = None
-    if dynamic:  # batch, and for per-location outputs ([B, N, ...]) the number of locations
-        axes = {"images": {0: "batch", 2: "height", 3: "width"},
-                **{n: ({0: "batch", 1: "anchors"} if len(sh) == 3 else {0: "batch"})
-                   for n, sh in zip(fused.output_names, shapes)}}
+    axes = {"images": {0: "batch", 2: "height", 3: "width"}, **fused.dynamic_axes()} if dynamic else None
     with torch.no_grad():
         torch.onnx.export(fused.export_module(), (x,), str(out), input_names=["images"],
                           output_names=list(fused.output_names), opset_version=OPSET, dynamic_axes=axes,
@@ -140,6 +140,21 @@ def _export_with_nms(fused: nn.Module, out: Path, imgsz: int, other_options: boo
     compared = check_nms_parity(fused, out, imgsz, conf, iou, max_det)
     if report is not None:
         report.update(detections=float(compared))
+    return out
+
+
+def _export_with_argmax(fused: nn.Module, out: Path, imgsz: int, dynamic: bool, half: bool, meta: dict[str, str],
+                        report: dict[str, float] | None) -> Path:
+    from rtdet.deploy.onnx_argmax import check_argmax_parity, export_onnx_argmax
+
+    if fused.task != "segment":
+        raise ModelError(f"--argmax is for segmentation models; this model does the {fused.task} task")
+    export_onnx_argmax(fused, out, imgsz, dynamic, OPSET)
+    _finish(out, meta, half)
+    batch = 2 if dynamic else 1
+    diffs = check_argmax_parity(fused, out, imgsz, half, batch=batch)
+    if report is not None:
+        report.update(diffs, images=float(max(2, batch)))
     return out
 
 
@@ -219,13 +234,14 @@ def parse_metadata(props: dict[str, str], path: str | Path = "<onnx>") -> dict[s
     return {"names": json.loads(props["names"]), "imgsz": int(props["imgsz"]), "task": props.get("task", "detect"),
             "dynamic": props.get("dynamic") == "true", "half": props.get("half") == "true",
             "model": props.get("model", ""), "nms": props.get("nms", "false") != "false",
-            "int8": props.get("int8") == "true",
+            "int8": props.get("int8") == "true", "argmax": props.get("argmax") == "true",
             "category_ids": json.loads(props["category_ids"]) if "category_ids" in props else None}
 
 
 def check_parity(model: nn.Module, path: str | Path, imgsz: int, half: bool = False, batch: int = 1,
                  n: int = 2) -> dict[str, float]:
-    """Compare ONNX Runtime with ``model.forward_raw`` on ``n`` real letterboxed images.
+    """Compare ONNX Runtime with ``model.forward_raw`` on ``n`` real letterboxed images (the task's sample set:
+    :func:`rtdet.deploy.images.sample_images`).
 
     The outputs are paired row for row by the model's ``parity_align`` first (a two-stage
     detector's proposal lists may differ by a proposal at a cut-off), then compared.
@@ -238,7 +254,7 @@ def check_parity(model: nn.Module, path: str | Path, imgsz: int, half: bool = Fa
     import onnxruntime as ort
 
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    images = [to_input(im, imgsz)[0] for im in sample_images(max(n, batch))]
+    images = [to_input(im, imgsz)[0] for im in sample_images(max(n, batch), task=model.task)]
     chunks = [torch.cat(images[i:i + batch]) for i in range(0, len(images) - batch + 1, batch)]
     names = list(model.output_names)
     worst, failed = dict.fromkeys(names, 0.0), []

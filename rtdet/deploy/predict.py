@@ -1,10 +1,12 @@
 """``rtdet predict``: run a model on an image, a folder, a glob or a video and write the results.
 
 Outputs in ``out``: one annotated copy of each image (same file name), one
-annotated ``<stem>.mp4`` per video (same frame rate and size), and
+annotated ``<stem>.mp4`` per video (same frame rate and size), what the task adds
+per result (segment: a class-index PNG per image or video frame in ``masks/``), and
 ``predictions.json``: a list of the task's records (detect: ``{"image": file name,
 "bbox": [x, y, w, h] original pixels, "score", "category": class index, "name"}``;
-classify: ``{"image", "top": [{"category", "name", "probability"}, ...]}``; video
+classify: ``{"image", "top": [{"category", "name", "probability"}, ...]}``; segment:
+``{"image", "mask": "masks/<stem>.png", "pixels": {class name: pixels}}``; video
 entries add ``"frame"``). A file that does not decode completely (judged as
 ``rtdet data check`` judges it: :func:`rtdet.data.dataset.probe_image`) is reported
 on stderr and skipped; the rest are processed.
@@ -89,7 +91,7 @@ def predict_source(backend: Backend, source: str | Path, out: str | Path | None,
         if save and out_dir is not None:
             target = out_dir / path.name
             cv2.imwrite(str(target), cv2.cvtColor(task.annotate(image, res), cv2.COLOR_RGB2BGR))
-            result.files.append(target)
+            result.files += [target, *task.save(res, out_dir, path.name)]
     if out_dir is not None:
         (out_dir / "predictions.json").write_text(json.dumps(result.records))
     return result
@@ -125,6 +127,7 @@ def _predict_video(backend: Backend, path: Path, out_dir: Path | None, imgsz: in
         result.records += task.records(res, path.name, frame=n)
         if writer is not None:
             writer.write(cv2.cvtColor(task.annotate(rgb, res), cv2.COLOR_RGB2BGR))
+            result.files += task.save(res, out_dir, path.name, n)
         n += 1
         ok, frame = cap.read()
     cap.release()

@@ -3,8 +3,8 @@
 Each family lives in its own module and follows the contract of
 :class:`rtdet.models.base.RtdetModel`: the YOLO-style detectors
 (:mod:`rtdet.models.yolo`, ``rtdet-n/s/m``), torchvision's Faster R-CNN
-(:mod:`rtdet.models.faster_rcnn`, ``faster-rcnn``, ``faster-rcnn-r50``) and the classifiers (:mod:`rtdet.models.cls`,
-``rtdet-cls-n/s``, ``lenet``). The registry (name -> family, task, config
+(:mod:`rtdet.models.faster_rcnn`, ``faster-rcnn``, ``faster-rcnn-r50``), the classifiers (:mod:`rtdet.models.cls`,
+``rtdet-cls-n/s``, ``lenet``) and the segmenters (:mod:`rtdet.models.seg`, ``rtdet-seg-n/s``). The registry (name -> family, task, config
 section, builder) is torch-free so the command line can list it cheaply.
 """
 
@@ -59,12 +59,16 @@ def family_recipe(name: str) -> Any:
 
 def build_from_config(cfg: Any, num_classes: int) -> Any:
     """Model (with its loss settings) from a :class:`rtdet.config.Config`: ``cfg.model`` names it,
-    the family's section (``cfg.yolo``, ``cfg.cls``) configures it.
+    the family's section (``cfg.yolo``, ``cfg.cls``, ``cfg.seg``) configures it: the settings the registry
+    lists as ``section_args`` (e.g. ``seg.upsample``) go to the builder (they shape the network, so
+    ``build_args`` records them), the others through ``apply_<section>_settings``.
 
     ``num_classes`` is passed explicitly because ``cfg.model.num_classes == 0`` means
     "take it from the data set", which only the caller knows.
     """
-    model = build_model(cfg.model.model, num_classes, act=cfg.model.act or None, norm=cfg.model.norm)
+    spec = model_spec(cfg.model.model)
+    shape = {k: getattr(getattr(cfg, spec.section), k) for k in spec.section_args} if spec.section else {}
+    model = build_model(cfg.model.model, num_classes, act=cfg.model.act or None, norm=cfg.model.norm, **shape)
     family_settings(model, cfg)
     return model
 

@@ -1,7 +1,8 @@
 """CSP backbone: a strided stem, four stride-2 stages of C2f blocks, SPPF at the end.
 
 Returns three feature maps at strides 8, 16 and 32 (``P3``, ``P4``, ``P5``) for
-the neck. Widths and depths come from the scale (see :mod:`rtdet.models`).
+the neck (:meth:`CSPBackbone.features` adds ``P2`` at stride 4, for dense
+prediction). Widths and depths come from the scale (see :mod:`rtdet.models`).
 """
 
 from __future__ import annotations
@@ -47,10 +48,14 @@ class CSPBackbone(nn.Module):
     def out_channels(self) -> tuple[int, int, int]:
         return self.channels[2], self.channels[3], self.channels[4]
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def features(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """``[B, 3, H, W] -> (P2 [B, c[1], H/4, W/4], P3, P4, P5)``: every stage's output."""
         x = self.stem(x)
         outs = []
         for stage in self.stages:
             x = stage(x)
             outs.append(x)
-        return outs[1], outs[2], outs[3]
+        return outs[0], outs[1], outs[2], outs[3]
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        return self.features(x)[1:]

@@ -14,6 +14,7 @@ architecture, for checkpoints) and is used in four ways:
   task's decoding turns into results in the same way for PyTorch and ONNX Runtime;
   :attr:`dynamic_export` says whether that graph takes any batch and size, and the
   parity check pairs (:meth:`parity_align`) and compares (:meth:`parity_allowed`) them;
+  :meth:`dynamic_axes` says which of their axes vary in a dynamic-shape export;
 - inference speed: :meth:`fuse` folds BatchNorm into convolutions in place.
 
 The engine and the deploy code call these methods only; they never ask which
@@ -59,6 +60,7 @@ class RawOutputs(nn.Module):
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
+        self.train(model.training)  # torch.onnx.export restores the wrapper's mode onto the model afterwards
 
     def forward(self, images: Tensor) -> tuple[Tensor, ...]:
         return self.model.forward_raw(images)
@@ -87,6 +89,10 @@ class RtdetModel(nn.Module):
         """The module ``torch.onnx.export`` traces: inputs ``images``, outputs :attr:`output_names`; in the
         model's mode (the exporter restores the wrapper's mode on everything inside it afterwards)."""
         return RawOutputs(self).train(self.training)
+
+    def dynamic_axes(self) -> dict[str, dict[int, str]]:
+        """The dynamic axes of each export output in a ``dynamic`` export: the batch by default."""
+        return {name: {0: "batch"} for name in self.output_names}
 
     def set_postprocess(self, **settings: Any) -> None:
         """Eval-mode decoding settings (detectors: conf, iou, method, max_det); none by default."""

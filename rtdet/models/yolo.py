@@ -127,6 +127,10 @@ class YOLO(RtdetModel):
         dets = postprocess(boxes, scores, image_size=tuple(images.shape[-2:]), **self.postprocess_args)
         return dets, self.criterion(raw, targets)
 
+    def dynamic_axes(self) -> dict[str, dict[int, str]]:
+        """Batch and anchors (their number follows the input size) of ``boxes`` and ``scores``."""
+        return {name: {0: "batch", 1: "anchors"} for name in self.output_names}
+
     def parity_allowed(self, name: str, reference: np.ndarray, imgsz: int, half: bool = False) -> np.ndarray | float:
         """Scores: an absolute tolerance; boxes: in strides of each anchor plus BOX_RTOL |x| (see :data:`PARITY`)."""
         tol = (PARITY_HALF if half else PARITY)[name]

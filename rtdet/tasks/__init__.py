@@ -1,6 +1,6 @@
-"""Tasks: what is specific to detect and classify, behind one contract.
+"""Tasks: what is specific to detect, classify and segment, behind one contract.
 
-A task module (:mod:`rtdet.tasks.detect`, :mod:`rtdet.tasks.classify`) provides a
+A task module (:mod:`rtdet.tasks.detect`, :mod:`rtdet.tasks.classify`, :mod:`rtdet.tasks.segment`) provides a
 :class:`rtdet.tasks.base.Task`: its data readers and loaders, how a model's
 predictions become records in original pixels, its metrics and final report,
 its decoding of exported outputs, its drawing and its json records. The engine
@@ -19,7 +19,7 @@ import importlib
 from rtdet.errors import ModelError
 from rtdet.registry import TASKS
 
-_MODULES = {"detect": "rtdet.tasks.detect", "classify": "rtdet.tasks.classify"}
+_MODULES = {"detect": "rtdet.tasks.detect", "classify": "rtdet.tasks.classify", "segment": "rtdet.tasks.segment"}
 
 
 def get_task(name: str):  # -> Task (imported lazily: the task modules import torch)

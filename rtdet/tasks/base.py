@@ -17,8 +17,9 @@ to the next:
   eval-mode predictions`` (what the PyTorch model returns in eval mode, from the export
   outputs, so an ONNX Runtime session can stand in for the model);
   ``decode(outputs, geometry, image shape, names, settings) -> result`` for one image; ``annotate(image, result) -> image``; ``records(result,
-  image_name) -> list of json-ready dicts``; ``settings(cfg) -> dict`` the decoding
-  settings of delivered results;
+  image_name) -> list of json-ready dicts``; ``save(result, out_dir, image_name, frame) -> [paths]`` the files
+  ``predict`` writes for a result besides its annotated picture (segment: the class-index mask PNG);
+  ``settings(cfg) -> dict`` the decoding settings of delivered results;
 - training: ``recipe(cfg, facts) -> [Choice]`` resolves the task's own settings left at
   ``auto`` (see :mod:`rtdet.engine.recipe`); ``diagnose(train dataset, cfg) -> [sentence]``
   what in the data can keep a model from learning (logged at the start, repeated as a likely
@@ -41,10 +42,10 @@ class RunResult:
     """What a training or validation run leaves behind."""
 
     out: Path  # the run folder
-    metrics: dict[str, float]  # detect: the 12 COCO numbers and P/R/F1 summaries; classify: accuracy and more
+    metrics: dict[str, float]  # detect: the 12 COCO numbers, P/R/F1; classify: accuracy and more; segment: mIoU...
     weights: Path | None = None  # best.pt (training) or the evaluated checkpoint
     files: list[Path] = field(default_factory=list)  # pictures and json files written
-    task: str = "detect"
+    task: str = "detect"  # detect, classify, segment
     warnings: list[str] = field(default_factory=list)  # printed after the summary (e.g. learned nothing)
 
 
@@ -70,3 +71,4 @@ class Task:
     diagnose: Callable[..., list[str]] = lambda dataset, cfg: dataset.report.notes(dataset.names)
     chance: Callable[..., float] = lambda dataset: 0.0  # what guessing scores on ``dataset`` in ``metric``
     reports: tuple[str, ...] = ()  # evaluation protocols `val --metric` can name (detect: coco, voc07, voc)
+    save: Callable[..., list] = lambda result, out_dir, image_name, frame=None: []  # predict's extra files

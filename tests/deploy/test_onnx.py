@@ -76,3 +76,28 @@ def test_graph_is_simplified_and_portable(onnx_file):
     ops = [n.op_type for n in proto.graph.node]
     assert "Identity" not in ops and "Shape" not in ops  # static anchor grid folded into constants
     assert {op.domain for op in proto.opset_import} <= {"", "ai.onnx"}
+
+
+def test_export_leaves_unfused_normalization_in_eval_mode(tmp_path):
+    """A family whose BatchNorm layers are not folded (torchvision's segmenters, GroupNorm models) exports and
+    passes the check: the traced wrapper keeps the model's eval mode instead of restoring its own train mode."""
+    from torch import nn
+
+    from rtdet.models.base import RtdetModel
+
+    class Unfused(RtdetModel):
+        task, output_names = "classify", ("probs",)
+
+        def __init__(self):
+            super().__init__()
+            self.num_classes, self.build_args = 2, {"name": "toy", "num_classes": 2}
+            self.body = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                                      nn.Linear(4, 2))
+
+        def forward_raw(self, images):
+            return (self.body(images).softmax(1),)
+
+    model = Unfused()
+    model.body[1].running_mean.fill_(3.0)  # batch statistics would differ from these
+    export_onnx(model, tmp_path / "m.onnx", imgsz=32, names=["a", "b"])
+    assert not model.training

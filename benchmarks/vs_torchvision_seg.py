@@ -1,0 +1,200 @@
+"""rtdet-seg-n against torchvision's LR-ASPP and DeepLabV3 (MobileNetV3-Large) on CamVid street scenes.
+
+    python benchmarks/vs_torchvision_seg.py [--epochs 30] [--imgsz 480] [--batch 8] [--seed 0] [--threads 2]
+    python benchmarks/vs_torchvision_seg.py --upsample      # rtdet-seg-n with each of its four upsamplers
+
+Data: ``../shared/data/camvid`` (184 train / 101 val images at 480x360, 11 classes, value 11
+unlabelled), read through a data.yaml written into the output folder; ``--train-images`` /
+``--val-images`` take the first N of each split (smoke runs).
+
+Same for every model: the split, rtdet's loader and augmentation (the segment task's
+defaults: flips, scale jitter, HSV), image size, epochs, batch, seed, CPU threads, the
+training loop (rtdet's Trainer with the recipe it resolves for this run: AdamW, warm-up,
+EMA), the loss (cross-entropy over labelled pixels, :mod:`rtdet.losses.seg_loss`) and the
+scoring: rtdet's mIoU in original pixels (:mod:`rtdet.tasks.segment`) of the final EMA
+weights on the val split. torchvision's models are built from scratch (``weights=None,
+weights_backbone=None``) and fed ImageNet-normalised pixels, as torchvision's own
+recipes do; their ``out`` logits are already at the input size.
+
+Reported per model: val mIoU / aAcc, training images per second (epochs x training images /
+seconds of the whole training call, per-epoch validation included) and the end-to-end
+latency in ONNX Runtime on the CPU (``--threads`` threads, batch 1, CamVid val images of
+480x360 letterboxed to ``--bench-size`` (480: the full width) with the letterbox, the network,
+the bilinear resampling of the logits to 480x360 and the arg-max timed together, as
+``rtdet bench`` does). Results land in ``runs/vs_torchvision_seg/`` (``results.json`` and a
+folder per model with its pictures).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+import yaml
+from torch import Tensor
+
+from rtdet.losses.seg_loss import SegmentationLoss
+from rtdet.models.base import RtdetModel
+
+ROOT = Path(__file__).resolve().parents[1]
+CAMVID = ROOT / ".." / "shared" / "data" / "camvid"
+CAMVID_NAMES = ["sky", "building", "pole", "road", "pavement", "tree", "sign_symbol", "fence", "car", "pedestrian",
+                "bicyclist"]
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+UPSAMPLERS = ("nearest", "bilinear", "transposed", "pixelshuffle")
+
+
+class TorchvisionSegmenter(RtdetModel):
+    """A torchvision segmentation model behind rtdet's model contract (task ``segment``, output ``logits``)."""
+
+    task = "segment"
+    output_names = ("logits",)
+
+    def __init__(self, name: str, num_classes: int) -> None:
+        from torchvision.models import segmentation as tvs
+
+        super().__init__()
+        builder = {"lraspp": tvs.lraspp_mobilenet_v3_large, "deeplabv3": tvs.deeplabv3_mobilenet_v3_large}[name]
+        self.net = builder(weights=None, weights_backbone=None, num_classes=num_classes)
+        self.num_classes, self.build_args = num_classes, {"name": f"torchvision-{name}", "num_classes": num_classes}
+        self.criterion = SegmentationLoss(num_classes)
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+
+    def logits(self, images: Tensor) -> Tensor:
+        return self.net((images - self.mean) / self.std)["out"]
+
+    def forward_raw(self, images: Tensor) -> tuple[Tensor]:
+        return (self.logits(images).float(),)
+
+    def dynamic_axes(self) -> dict[str, dict[int, str]]:
+        return {"logits": {0: "batch", 2: "height", 3: "width"}}
+
+    def forward(self, images: Tensor, targets: list[dict] | None = None):
+        if self.training:
+            return self.criterion(self.logits(images), targets)
+        return [{"logits": x} for x in self.forward_raw(images)[0]]
+
+
+def write_data(out: Path, n_train: int | None, n_val: int | None) -> Path:
+    """A data.yaml over CamVid (links to the first N images of a split when N is given)."""
+    if not (CAMVID / "masks" / "val").is_dir():
+        raise SystemExit(f"{CAMVID} absent: this benchmark needs ../shared/data/camvid")
+    root = out / "camvid"
+    for split, n in (("train", n_train), ("val", n_val)):
+        for kind in ("images", "masks"):
+            folder = root / kind / split
+            folder.mkdir(parents=True, exist_ok=True)
+            for f in sorted((CAMVID / kind / split).glob("*.png"))[:n]:
+                if not (folder / f.name).exists():
+                    (folder / f.name).symlink_to(f.resolve())
+    path = root / "data.yaml"
+    path.write_text(yaml.safe_dump({"train": "images/train", "val": "images/val", "train_masks": "masks/train",
+                                    "val_masks": "masks/val", "names": CAMVID_NAMES, "ignore_index": 11}))
+    return path
+
+
+def run_config(args: argparse.Namespace, data: Path, out: Path):
+    """The shared settings, with the segment task's defaults and the recipe resolved for this run."""
+    from rtdet.config import load_config, resolve_task_defaults
+    from rtdet.engine.recipe import RunFacts, resolve_recipe
+    from rtdet.tasks.segment import TASK
+
+    cfg = resolve_task_defaults(load_config(None, {
+        "model": "rtdet-seg-n", "data": str(data), "imgsz": args.imgsz, "epochs": args.epochs, "batch": args.batch,
+        "seed": args.seed, "workers": 0, "out": str(out), "metric": "mIoU", "patience": 0}))
+    n_train = len(TASK.open_split(cfg, "train"))
+    facts = RunFacts(train_images=n_train, batch=args.batch, world_size=1, epochs=args.epochs,
+                     num_classes=len(CAMVID_NAMES), imgsz=args.imgsz, family="seg")
+    return resolve_recipe(cfg, facts)[0], n_train
+
+
+def train_and_score(model: RtdetModel, args: argparse.Namespace, data: Path, out: Path) -> dict:
+    """Train ``model`` with rtdet's Trainer on the shared settings; score its final EMA weights."""
+    from rtdet.engine import Trainer, make_evaluator, seed_everything
+    from rtdet.tasks.segment import TASK
+
+    cfg, n_train = run_config(args, data, out)
+    seed_everything(args.seed)
+    train_ds, val_ds = TASK.open_split(cfg, "train"), TASK.open_split(cfg, "val")
+    train_loader = TASK.build_loader(train_ds, cfg, True, epochs=args.epochs, seed=args.seed)
+    val_loader = TASK.build_loader(val_ds, cfg, False)
+    evaluate = make_evaluator(val_loader, TASK.metric_fn(train_ds.names), TASK.collect)
+    trainer = Trainer(model, train_loader, cfg, evaluate, meta={"names": train_ds.names, "task": "segment"},
+                      progress=False)
+    t0 = time.perf_counter()
+    trainer.train()
+    seconds = time.perf_counter() - t0
+    final = TASK.final_report(trainer.eval_model, val_loader, train_ds.names, out, trainer.device)
+    return {"mIoU": final.metrics["mIoU"], "aAcc": final.metrics["aAcc"], "train_seconds": seconds,
+            "train_img_s": args.epochs * n_train / seconds, "ms": latency(trainer.eval_model, args, out)}
+
+
+def latency(model: RtdetModel, args: argparse.Namespace, out: Path) -> dict[str, float]:
+    """End-to-end and per-stage median milliseconds in ONNX Runtime (see the module docstring)."""
+    from rtdet.deploy.bench import run_bench
+    from rtdet.deploy.onnx import export_onnx
+    from rtdet.deploy.runtime import OrtBackend
+
+    path = export_onnx(model, out / "model.onnx", imgsz=args.bench_size, names=CAMVID_NAMES)
+    result = run_bench(OrtBackend(path, threads=args.threads), args.bench_size, args.runs, args.warmup,
+                       threads=args.threads)
+    return {"end_to_end": result.median_ms, **{k: v["median_ms"] for k, v in result.stages.items()}}
+
+
+def build(name: str, upsample: str = "bilinear") -> RtdetModel:
+    from rtdet.models import build_model
+
+    if name == "rtdet-seg-n":
+        return build_model(name, len(CAMVID_NAMES), upsample=upsample)
+    return TorchvisionSegmenter(name, len(CAMVID_NAMES))
+
+
+def print_table(results: dict, args: argparse.Namespace) -> None:
+    print(f"\nCamVid, {args.epochs} epochs at {args.imgsz} px, batch {args.batch}, seed {args.seed}, "
+          f"{args.threads} threads; latency: ONNX Runtime, {args.bench_size} px letterbox of 480x360")
+    print(f"{'model':34s} {'mIoU':>7s} {'aAcc':>7s} {'train img/s':>12s} {'inference ms':>13s} {'end-to-end ms':>14s}")
+    for name, r in results.items():
+        print(f"{name:34s} {r['mIoU']:7.4f} {r['aAcc']:7.4f} {r['train_img_s']:12.2f} {r['ms']['inference']:13.2f} "
+              f"{r['ms']['end_to_end']:14.2f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--imgsz", type=int, default=480, help="training and validation size")
+    parser.add_argument("--bench-size", type=int, default=480, help="input size of the latency measurement")
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2, help="PyTorch and ONNX Runtime threads")
+    parser.add_argument("--runs", type=int, default=100, help="timed frames per model")
+    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--train-images", type=int, help="first N training images (default: all 184)")
+    parser.add_argument("--val-images", type=int, help="first N validation images (default: all 101)")
+    parser.add_argument("--upsample", action="store_true", help="compare rtdet-seg-n's four upsamplers instead")
+    parser.add_argument("--out", default=str(ROOT / "runs" / "vs_torchvision_seg"))
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    out = Path(args.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    data = write_data(out, args.train_images, args.val_images)
+    if args.upsample:
+        runs = {f"rtdet-seg-n upsample={k}": ("rtdet-seg-n", k) for k in UPSAMPLERS}
+    else:
+        runs = {"rtdet-seg-n": ("rtdet-seg-n", "bilinear"), "lraspp_mobilenet_v3_large": ("lraspp", ""),
+                "deeplabv3_mobilenet_v3_large": ("deeplabv3", "")}
+    results = {}
+    for label, (name, upsample) in runs.items():
+        torch.manual_seed(args.seed)
+        folder = out / label.replace(" ", "_").replace("=", "-")
+        results[label] = train_and_score(build(name, upsample or "bilinear"), args, data, folder)
+        (out / ("upsample.json" if args.upsample else "results.json")).write_text(json.dumps(results, indent=1))
+        print(f"{label}: {json.dumps(results[label])}", flush=True)
+    print_table(results, args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,222 @@
+"""Semantic segmenters: the detector's CSP backbone, a light FPN to stride 4, a class head, an upsampler.
+
+Contract (:class:`rtdet.models.base.RtdetModel`, task ``segment``): ``images`` are float
+``[B, 3, H, W]`` RGB in ``[0, 1]`` with H and W multiples of 32. In training mode
+``model(images, targets)`` returns ``{"loss_ce": scalar}`` (plus ``"loss_dice"`` with
+``seg.dice_gain > 0``; :class:`rtdet.losses.seg_loss.SegmentationLoss`), targets holding
+``"mask"`` int64 ``[H, W]``. In eval mode ``model(images)`` returns one dict
+``{"logits": float32 [K, H, W]}`` per image, in the input's pixel frame (the task maps
+them to original pixels). :meth:`Segmenter.forward_raw` is the export output
+``(logits float32 [B, K, H, W],)``, the ONNX output named ``logits``.
+
+Network: ``rtdet-seg-n`` / ``-s`` use the backbone of ``rtdet-n`` / ``-s`` (same widths,
+depths, blocks; attribute ``backbone``, so a classifier's or a detector's backbone
+tensors load by name with ``--weights``). :class:`SegFPN` fuses the backbone's four
+stages top-down (1x1 lateral convolutions to one width, nearest x2 upsampling, a 3x3
+convolution after each sum) into one stride-4 map; the head is a 3x3 convolution and a
+1x1 classifier. The ``upsample`` setting (config ``seg.upsample``) says how the stride-4
+logits reach the input resolution (:class:`Upsampler`).
+
+Example:
+    >>> model = build_segmenter("rtdet-seg-n", num_classes=11).eval()
+    >>> model.forward_raw(torch.rand(1, 3, 64, 96))[0].shape
+    torch.Size([1, 11, 64, 96])
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from rtdet.config import SegConfig
+from rtdet.errors import ModelError
+from rtdet.losses.seg_loss import SegmentationLoss
+from rtdet.models.backbones import CSPBackbone
+from rtdet.models.base import RtdetModel
+from rtdet.models.layers import ConvNormAct, conv
+from rtdet.models.yolo import SCALES
+
+UPSAMPLERS = ("nearest", "bilinear", "transposed", "pixelshuffle")
+OUTPUT_STRIDE = 4  # the head predicts at stride 4; the upsampler multiplies by this
+# segmenter name -> the detector scale whose backbone it uses, the FPN width, depthwise FPN/head convolutions
+SEG_SCALES: dict[str, dict[str, Any]] = {
+    "rtdet-seg-n": dict(scale="rtdet-n", width=64, dw=True),
+    "rtdet-seg-s": dict(scale="rtdet-s", width=128, dw=False),
+}
+BACKBONE_KEYS = ("channels", "depths", "act", "dw_backbone")  # the scale entries that shape the backbone
+
+
+def bilinear_kernel(factor: int) -> Tensor:
+    """float32 [2f, 2f]: the kernel with which a stride-``f`` transposed convolution (padding f/2) equals
+    bilinear upsampling away from the border (FCN's initialisation, Long et al., 2015)."""
+    size = 2 * factor
+    centre = factor - 0.5
+    ramp = 1 - torch.abs(torch.arange(size, dtype=torch.float32) - centre) / factor
+    return ramp[:, None] * ramp[None, :]
+
+
+class Upsampler(nn.Module):
+    """``[B, C, h, w] -> [B, K, h*f, w*f]``: the class logits at the input resolution.
+
+    Kinds (``C`` is ``K``, except ``pixelshuffle`` where it is ``K * f * f``):
+
+    - ``nearest`` / ``bilinear``: interpolation, no weights;
+    - ``transposed``: a depthwise ``ConvTranspose2d`` (kernel 2f, stride f) per class, started
+      at the bilinear kernel so it begins as ``bilinear`` and learns from there;
+    - ``pixelshuffle``: the classifier predicts ``f * f`` sub-pixel logits per class which
+      ``PixelShuffle`` lays out (ESPCN, Shi et al., 2016); see :meth:`Segmenter.init_pixelshuffle`.
+    """
+
+    def __init__(self, kind: str, num_classes: int, factor: int = OUTPUT_STRIDE) -> None:
+        super().__init__()
+        if kind not in UPSAMPLERS:
+            raise ModelError(f"unknown upsample {kind!r}; expected one of {', '.join(UPSAMPLERS)}")
+        self.kind, self.factor = kind, factor
+        if kind == "transposed":
+            self.op: nn.Module = nn.ConvTranspose2d(num_classes, num_classes, 2 * factor, factor, factor // 2,
+                                                    groups=num_classes, bias=False)
+            with torch.no_grad():
+                self.op.weight.copy_(bilinear_kernel(factor).expand_as(self.op.weight))
+        elif kind == "pixelshuffle":
+            self.op = nn.PixelShuffle(factor)
+        else:
+            self.op = nn.Identity()
+
+    @property
+    def channels_per_class(self) -> int:
+        """Input channels per class: ``f * f`` for ``pixelshuffle``, else 1."""
+        return self.factor ** 2 if self.kind == "pixelshuffle" else 1
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.kind in ("nearest", "bilinear"):
+            align = False if self.kind == "bilinear" else None
+            return F.interpolate(x, scale_factor=float(self.factor), mode=self.kind, align_corners=align)
+        return self.op(x)
+
+
+class SegFPN(nn.Module):
+    """``(P2, P3, P4, P5) -> [B, width, H/4, W/4]``: top-down fusion of the backbone's four stages.
+
+    Args:
+        in_channels: widths of ``P2..P5`` (strides 4, 8, 16, 32).
+        width: the common width of the laterals and the output.
+        act, norm: see :mod:`rtdet.models.layers`; ``dw``: depthwise-separable 3x3 convolutions.
+    """
+
+    def __init__(self, in_channels: tuple[int, ...], width: int, act: str = "relu", norm: str = "bn",
+                 dw: bool = False) -> None:
+        super().__init__()
+        self.lateral = nn.ModuleList(ConvNormAct(c, width, 1, act=act, norm=norm) for c in in_channels)
+        self.smooth = nn.ModuleList(conv(width, width, 3, act=act, norm=norm, dw=dw) for _ in in_channels[:-1])
+
+    def forward(self, feats: tuple[Tensor, ...]) -> Tensor:
+        x = self.lateral[-1](feats[-1])
+        for i in range(len(feats) - 2, -1, -1):  # stride 16, 8, 4
+            x = self.smooth[i](F.interpolate(x, scale_factor=2.0, mode="nearest") + self.lateral[i](feats[i]))
+        return x
+
+
+class Segmenter(RtdetModel):
+    """CSP backbone -> :class:`SegFPN` -> 3x3 conv -> 1x1 classifier -> :class:`Upsampler`.
+
+    Args:
+        num_classes: ``K``.
+        channels, depths, act, norm, dw_backbone: :class:`rtdet.models.backbones.CSPBackbone` settings.
+        width: FPN and head width; ``dw``: depthwise-separable FPN and head convolutions.
+        upsample: one of :data:`UPSAMPLERS`.
+        dice_gain: of the training loss.
+    """
+
+    task = "segment"
+    output_names = ("logits",)
+
+    def __init__(self, num_classes: int, channels: tuple[int, ...], depths: tuple[int, ...], width: int = 64,
+                 act: str = "relu", norm: str = "bn", dw_backbone: bool = False, dw: bool = False,
+                 upsample: str = SegConfig.upsample, dice_gain: float = 0.0) -> None:
+        super().__init__()
+        if num_classes < 2:
+            raise ModelError(f"a segmenter needs num_classes >= 2, got {num_classes}")
+        self.num_classes = num_classes
+        self.backbone = CSPBackbone(channels, depths, act, norm, dw_backbone)
+        self.neck = SegFPN(tuple(channels[1:]), width, act, norm, dw)
+        self.upsample = Upsampler(upsample, num_classes)
+        self.head = nn.Sequential(conv(width, width, 3, act=act, norm=norm, dw=dw),
+                                  nn.Conv2d(width, num_classes * self.upsample.channels_per_class, 1))
+        if upsample == "pixelshuffle":
+            self.init_pixelshuffle()
+        self.criterion = SegmentationLoss(num_classes, dice_gain)
+
+    def init_pixelshuffle(self) -> None:
+        """ICNR initialisation (Aitken et al., 2017): the ``f * f`` sub-pixel filters of each class start
+        equal, so ``pixelshuffle`` begins as nearest upsampling of one classifier, without checkerboards."""
+        cls, r = self.head[-1], self.upsample.channels_per_class
+        with torch.no_grad():  # PixelShuffle reads channel c * r + j as sub-pixel j of class c
+            cls.weight.copy_(cls.weight[::r].repeat_interleave(r, 0))
+            cls.bias.copy_(cls.bias[::r].repeat_interleave(r, 0))
+
+    def logits(self, images: Tensor) -> Tensor:
+        """``[B, 3, H, W] -> [B, K, H, W]`` (H, W multiples of 32)."""
+        tracing = torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()  # shapes are symbolic then
+        if not tracing and (images.shape[-1] % 32 or images.shape[-2] % 32):
+            raise ValueError(f"segmenter input height and width must be multiples of 32, got "
+                             f"{tuple(images.shape[-2:])}")
+        return self.upsample(self.head(self.neck(self.backbone.features(images))))
+
+    def forward_raw(self, images: Tensor) -> tuple[Tensor]:
+        """Export path: ``(logits float32 [B, K, H, W],)``."""
+        return (self.logits(images).float(),)
+
+    def dynamic_axes(self) -> dict[str, dict[int, str]]:
+        """The export's dynamic axes when ``dynamic``: batch, height and width of ``logits``."""
+        return {"logits": {0: "batch", 2: "height", 3: "width"}}
+
+    def forward(self, images: Tensor, targets: list[dict] | None = None) -> dict[str, Tensor] | list[dict[str, Tensor]]:
+        """Training: the losses (needs ``targets``). Eval: B dicts ``{"logits": float32 [K, H, W]}``."""
+        if self.training:
+            if targets is None:
+                raise ValueError("Segmenter.forward in training mode needs targets (call model.eval() to predict)")
+            return self.criterion(self.logits(images), targets)
+        return [{"logits": x} for x in self.forward_raw(images)[0]]
+
+    def predict_with_loss(self, images: Tensor, targets: list[dict]
+                          ) -> tuple[list[dict[str, Tensor]], dict[str, Tensor]]:
+        """Eval-mode predictions and the losses against ``targets`` from one network pass (for validation)."""
+        logits = self.logits(images)
+        return [{"logits": x} for x in logits.float()], self.criterion(logits, targets)
+
+
+def build_segmenter(name: str, num_classes: int, act: str | None = None, norm: str = "bn",
+                    **overrides: Any) -> Segmenter:
+    """Segmenter ``name`` (``rtdet-seg-n``, ``rtdet-seg-s``) for ``num_classes`` classes.
+
+    Args:
+        act: activation override (``relu``, ``lrelu``, ``silu``, ``frelu``); None or "" keeps the scale's.
+        norm: ``bn`` or ``gn``.
+        overrides: any :class:`Segmenter` keyword (e.g. ``upsample="pixelshuffle"``, ``width=96``).
+
+    ``model.build_args`` rebuilds the same architecture: ``build_segmenter(**model.build_args)``.
+    """
+    if name not in SEG_SCALES:
+        raise ModelError(f"unknown segmenter {name!r}; expected one of {', '.join(SEG_SCALES)}")
+    own = {k: v for k, v in SEG_SCALES[name].items() if k != "scale"}
+    scale = SCALES[SEG_SCALES[name]["scale"]]
+    kwargs = {**{k: scale[k] for k in BACKBONE_KEYS if k in scale}, **own, "upsample": SegConfig.upsample, **overrides,
+              "norm": norm}
+    if act:
+        kwargs["act"] = act
+    model = Segmenter(num_classes, **kwargs)
+    model.build_args = {"name": name, "num_classes": num_classes, "act": kwargs["act"], "norm": norm,
+                        "upsample": kwargs["upsample"], **overrides}
+    return model
+
+
+def apply_seg_settings(model: Segmenter, settings: Any) -> None:
+    """The loss of a :class:`rtdet.config.SegConfig` (``dice_gain``); ``upsample`` is a build argument
+    (:func:`rtdet.models.build_from_config` passes it, see ``section_args`` in :mod:`rtdet.registry`)."""
+    model.criterion = SegmentationLoss(model.num_classes, settings.dice_gain)
+
+
+__all__ = ["SEG_SCALES", "UPSAMPLERS", "Segmenter", "Upsampler", "apply_seg_settings", "build_segmenter"]

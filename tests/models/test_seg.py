@@ -1,0 +1,101 @@
+"""Segmenters: contract, the four upsamplers (and how they start), fusion, rebuilding, backbone transfer, size."""
+
+import pytest
+import torch
+
+from rtdet.config import load_config
+from rtdet.engine.checkpoint import load_pretrained
+from rtdet.errors import ModelError
+from rtdet.models import build_from_config, build_model
+from rtdet.models.info import model_info
+from rtdet.models.seg import SEG_SCALES, UPSAMPLERS, Upsampler, build_segmenter
+from rtdet.registry import MODELS
+from tests.models.test_layers import _randomize_bn
+
+
+def _targets(b, h, w, k=5):
+    """Random masks with values 0..K (K: unlabelled) and an unlabelled top row (255)."""
+    g = torch.Generator().manual_seed(0)
+    return [{"mask": torch.randint(0, k + 1, (h, w), generator=g).index_fill_(0, torch.tensor([0]), 255)}
+            for _ in range(b)]
+
+
+def test_registry_entries_build_segmenters():
+    assert set(SEG_SCALES) == {n for n, s in MODELS.items() if s.task == "segment"}
+    for name in SEG_SCALES:
+        model = build_model(name, 3)
+        assert model.task == "segment" and model.output_names == ("logits",)
+    with pytest.raises(ModelError, match="unknown segmenter"):
+        build_segmenter("rtdet-seg-x", 3)
+    with pytest.raises(ModelError, match="unknown upsample 'cubic'"):
+        build_model("rtdet-seg-n", 3, upsample="cubic")
+    with pytest.raises(ModelError, match="num_classes >= 2"):
+        build_model("rtdet-seg-n", 1)
+
+
+@pytest.mark.parametrize("upsample", UPSAMPLERS)
+def test_contract_in_every_mode(upsample):
+    model = build_model("rtdet-seg-n", 5, upsample=upsample)
+    x = torch.rand(2, 3, 64, 96)
+    losses = model.train()(x, _targets(2, 64, 96))
+    assert set(losses) == {"loss_ce"} and torch.isfinite(losses["loss_ce"])
+    losses["loss_ce"].backward()
+    model.eval()
+    with torch.no_grad():
+        preds = model(x)
+        (raw,) = model.forward_raw(x)
+        both, loss = model.predict_with_loss(x, _targets(2, 64, 96))
+    assert len(preds) == 2 and preds[0]["logits"].shape == (5, 64, 96) and raw.shape == (2, 5, 64, 96)
+    torch.testing.assert_close(torch.stack([p["logits"] for p in both]), raw)
+    assert set(loss) == {"loss_ce"}
+    with pytest.raises(ValueError, match="multiples of 32"):
+        model(torch.rand(1, 3, 60, 64))
+
+
+def test_transposed_starts_as_bilinear_and_pixelshuffle_as_nearest():
+    x = torch.rand(1, 3, 8, 8)
+    with torch.no_grad():
+        diff = Upsampler("transposed", 3)(x) - Upsampler("bilinear", 3)(x)
+    assert diff[..., 4:-4, 4:-4].abs().max() < 1e-6  # equal away from the border (zero padding there)
+    model = build_model("rtdet-seg-n", 4, upsample="pixelshuffle").eval()
+    with torch.no_grad():
+        out = model.forward_raw(torch.rand(1, 3, 64, 64))[0]
+    blocks = out.reshape(1, 4, 16, 4, 16, 4)  # each 4x4 block holds one value per class (ICNR)
+    assert (blocks - blocks[:, :, :, :1, :, :1]).abs().max() == 0
+
+
+def test_fused_equals_unfused_and_rebuilds_from_build_args():
+    model = build_model("rtdet-seg-n", 4, upsample="transposed").eval()
+    _randomize_bn(model)
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        ref = model.forward_raw(x)[0]
+        again = build_segmenter(**model.build_args)
+        again.load_state_dict(model.state_dict())
+        torch.testing.assert_close(again.eval().forward_raw(x)[0], ref)
+        torch.testing.assert_close(model.fuse().forward_raw(x)[0], ref, atol=1e-4, rtol=1e-4)
+    assert model.build_args["upsample"] == "transposed"
+
+
+def test_config_reaches_the_network_and_the_loss():
+    cfg = load_config(None, {"model": "rtdet-seg-n", "upsample": "pixelshuffle", "dice_gain": 0.5, "act": "silu"})
+    model = build_from_config(cfg, 3)
+    assert model.build_args["upsample"] == "pixelshuffle" and model.build_args["act"] == "silu"
+    assert set(model.train()(torch.rand(2, 3, 64, 64), _targets(2, 64, 64, 3))) == {"loss_ce", "loss_dice"}
+
+
+def test_backbone_transfers_from_the_detector_and_the_classifier():
+    seg = build_model("rtdet-seg-n", 4)
+    for name in ("rtdet-n", "rtdet-cls-n"):
+        report = load_pretrained(seg, build_model(name, 10).state_dict())
+        backbone = [k for k in seg.state_dict() if k.startswith("backbone.")]
+        assert sorted(k for k in report.loaded if k.startswith("backbone.")) == sorted(backbone)
+
+
+def test_size_at_camvid_resolution():
+    n = model_info(build_model("rtdet-seg-n", 11), 480)
+    s = model_info(build_model("rtdet-seg-s", 11), 480)
+    assert 0.3e6 < n["params"] < 1e6 and n["gflops"] < 1.5  # 0.56 M, 1.12 GFLOPs measured
+    assert s["params"] > 5 * n["params"] and s["gflops"] > 10 * n["gflops"]
+    assert build_model("rtdet-seg-n", 11, norm="gn").dynamic_axes() == {"logits": {0: "batch", 2: "height",
+                                                                                    3: "width"}}

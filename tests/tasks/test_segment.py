@@ -1,0 +1,267 @@
+"""The segment task on real CamVid street scenes: frames, scores, and every command end to end.
+
+One tiny run (8 training images, 4 validation images, 64 px, 2 epochs) feeds the command
+tests: val reproduces the final numbers, predict delivers what val scores (pixel for pixel),
+exports agree with PyTorch, bench and the Python API run. A separate loop checks that the
+model learns: it overfits four scenes well above the majority class's share.
+"""
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from rtdet.cli import main
+from rtdet.data.segment_aug import letterbox_mask
+from rtdet.data.transforms import letterbox_params
+from rtdet.metrics.segmentation import SegmentationMetric
+from rtdet.models.load import load_trained
+from rtdet.tasks.segment import TASK, annotate, chance, collect, metric_fn, records, to_original
+from tests.data.test_segment import CAMVID, CAMVID_NAMES
+
+TRAIN = ["--model", "rtdet-seg-n", "--imgsz", "64", "--epochs", "2", "--batch", "4", "--workers", "0",
+         "--optimizer", "adamw", "--lr", "0.01", "--warmup-epochs", "0", "--no-ema"]
+
+
+def camvid_subset(folder, n_train=8, n_val=4):
+    """A data.yaml over links to the first CamVid images of each split (value 11 = unlabelled)."""
+    if not (CAMVID / "masks" / "val").is_dir():
+        pytest.skip(f"shared CamVid data absent: {CAMVID}")
+    for split, n in (("train", n_train), ("val", n_val)):
+        for kind in ("images", "masks"):
+            (folder / kind / split).mkdir(parents=True)
+        for f in sorted((CAMVID / "images" / split).glob("*.png"))[:n]:
+            (folder / "images" / split / f.name).symlink_to(f)
+            (folder / "masks" / split / f.name).symlink_to(CAMVID / "masks" / split / f.name)
+    path = folder / "data.yaml"
+    path.write_text(yaml.safe_dump({"train": "images/train", "val": "images/val", "train_masks": "masks/train",
+                                    "val_masks": "masks/val", "names": CAMVID_NAMES, "ignore_index": 11}))
+    return path
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return camvid_subset(tmp_path_factory.mktemp("camvid"))
+
+
+@pytest.fixture(scope="module")
+def run(data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("seg")
+    torch.set_num_threads(1)
+    assert main(["train", *TRAIN, "--data", str(data), "--out", str(out)]) == 0
+    return out
+
+
+# ---------------------------------------------------------------------------------------- frames and scores
+def test_to_original_undoes_the_letterbox_exactly():
+    rng = np.random.default_rng(0)
+    truth = rng.integers(0, 5, (6, 8))
+    big = np.kron(truth, np.ones((2, 2), np.int64))  # the map at twice the size, placed by a letterbox
+    lb = letterbox_params((6, 8), (32, 32))
+    boxed = letterbox_mask(big.astype(np.uint8)[::2, ::2], (32, 32), 255)  # the letterbox of the original
+    assert lb[0] == 4.0
+    got = to_original({"labels": torch.from_numpy(boxed.astype(np.int64))}, lb, (6, 8))
+    np.testing.assert_array_equal(got.numpy(), truth)
+    logits = torch.nn.functional.one_hot(torch.from_numpy(boxed.astype(np.int64)).clamp(max=4), 5).permute(2, 0, 1)
+    got = to_original({"logits": logits.float() * 10}, lb, (6, 8))  # bilinear, then argmax
+    np.testing.assert_array_equal(got.numpy(), truth)
+
+
+def test_collect_and_metric_equal_the_metric_on_whole_masks():
+    rng = np.random.default_rng(1)
+    preds, targets, ref = [], [], SegmentationMetric(4, 255, list("abcd"))
+    for i in range(3):
+        truth = rng.integers(0, 4, (5, 7))
+        truth[0, :3] = 255
+        pred = np.where(rng.random((5, 7)) < 0.7, truth.clip(max=3), rng.integers(0, 4, (5, 7)))
+        ref.update(pred, truth)
+        p, t = collect({"labels": torch.from_numpy(pred)}, {"letterbox": (1.0, 0, 0), "orig_size": (5, 7),
+                                                         "orig_mask": torch.from_numpy(truth), "ignore_index": 255,
+                                                         "image_id": i, "file": f"{i}.png"})
+        preds.append(p)
+        targets.append(t)
+    res = ref.compute()
+    got = metric_fn(list("abcd"))(preds, targets)
+    assert got == {"mIoU": res.miou, "mAcc": res.macc, "aAcc": res.aacc}
+
+
+def test_chance_is_the_majority_class_everywhere(data):
+    from rtdet.config import load_config
+
+    ds = TASK.open_split(load_config(None, {"data": str(data)}), "val")
+    px = ds.report.pixels_per_class
+    metric = SegmentationMetric(11, ds.ignore_index)
+    majority = max(px, key=px.get)
+    for i in range(len(ds)):
+        mask = ds.load_mask(i)
+        metric.update(np.full(mask.shape, majority), mask)
+    assert chance(ds) == pytest.approx(metric.compute().miou)
+
+
+def test_annotate_and_records():
+    image = np.full((40, 60, 3), 100, np.uint8)
+    mask = torch.zeros(40, 60, dtype=torch.uint8)
+    mask[:, 30:] = 2
+    result = {"mask": mask, "pixels": torch.bincount(mask.long().ravel(), minlength=3), "names": ["a", "b", "c"],
+              "alpha": 0.5}
+    drawn = annotate(image, result)
+    assert drawn.shape == image.shape and (drawn != image).any() and (image == 100).all()
+    rec = records(result, "x.jpg", frame=3)
+    assert rec == [{"image": "x.jpg", "mask": "masks/x_000003.png", "pixels": {"a": 1200, "c": 1200}, "frame": 3}]
+
+
+# ---------------------------------------------------------------------------------------- commands
+def test_train_writes_the_run_folder(run):
+    for name in ("weights/best.pt", "results.csv", "results.png", "metrics.json", "iou_per_class.png",
+                 "confusion_matrix.png", "val_predictions.png", "config.yaml"):
+        assert (run / name).is_file(), name
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["names"] == CAMVID_NAMES and len(metrics["confusion_matrix"]) == 11 and 0 <= metrics["mIoU"] <= 1
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert "detect" not in saved and saved["segment"]["overlay_alpha"] == 0.5 and saved["seg"]["upsample"]
+    assert saved["train"]["metric"] == "mIoU" and saved["data"]["degrees"] == 0.0
+    header = (run / "results.csv").read_text().splitlines()[0]
+    assert "mIoU" in header and "val/loss_ce" in header
+    assert load_trained(run / "weights" / "best.pt").task == "segment"
+
+
+def test_val_reproduces_the_final_numbers(run, tmp_path):
+    assert main(["val", "--weights", str(run / "weights" / "best.pt"), "--out", str(tmp_path), "--save-json"]) == 0
+    again, final = (json.loads((p / "metrics.json").read_text()) for p in (tmp_path, run))
+    assert again["confusion_matrix"] == final["confusion_matrix"]
+    recs = json.loads((tmp_path / "predictions.json").read_text())
+    assert len(recs) == 4 and sum(r["pixels"] for r in recs) == final["pixels"]
+
+
+def test_predict_delivers_what_val_scores(run, data, tmp_path):
+    """The class map `predict` writes for an image is the one `collect` scores for it."""
+    best = run / "weights" / "best.pt"
+    src = data.parent / "images" / "val"
+    assert main(["predict", "--weights", str(best), "--source", str(src), "--out", str(tmp_path / "p")]) == 0
+    recs = json.loads((tmp_path / "p" / "predictions.json").read_text())
+    assert len(recs) == 4 and all(set(r) == {"image", "mask", "pixels"} for r in recs)
+    first = recs[0]
+    written = cv2.imread(str(tmp_path / "p" / first["mask"]), cv2.IMREAD_UNCHANGED)
+    assert written.shape == (360, 480) and written.dtype == np.uint8 and written.max() < 11
+    assert sum(first["pixels"].values()) == 360 * 480 and (tmp_path / "p" / first["image"]).is_file()
+    trained = load_trained(best)
+    cfg = trained.config
+    ds = TASK.open_split(cfg, "val")
+    images, targets = next(iter(TASK.build_loader(ds, cfg, False)))
+    with torch.no_grad():
+        pred = trained.model(images[:1].float() / 255)[0]
+    scored = to_original(pred, targets[0]["letterbox"], targets[0]["orig_size"]).numpy()
+    np.testing.assert_array_equal(scored, written)
+    assert main(["predict", "--weights", str(best), "--source", str(src / first["image"]),
+                 "--out", str(tmp_path / "one"), "--overlay-alpha", "0.8"]) == 0
+    assert (tmp_path / "one" / "masks" / first["mask"].split("/")[-1]).is_file()
+
+
+def test_predict_on_a_video(run, data, tmp_path):
+    """The generic video path: an overlay video, one record and one mask PNG per frame."""
+    frames = [cv2.imread(str(f)) for f in sorted((data.parent / "images" / "val").iterdir())[:3]]
+    writer = cv2.VideoWriter(str(tmp_path / "clip.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 5, (480, 360))
+    for f in frames:
+        writer.write(f)
+    writer.release()
+    assert main(["predict", "--weights", str(run / "weights" / "best.pt"), "--source", str(tmp_path / "clip.mp4"),
+                 "--out", str(tmp_path / "p")]) == 0
+    recs = json.loads((tmp_path / "p" / "predictions.json").read_text())
+    assert [r["frame"] for r in recs] == [0, 1, 2] and recs[2]["mask"] == "masks/clip_000002.png"
+    assert (tmp_path / "p" / "clip.mp4").stat().st_size > 0
+    assert len(list((tmp_path / "p" / "masks").glob("clip_*.png"))) == 3
+
+
+def test_exports_agree_with_pytorch(run, data, tmp_path):
+    best = run / "weights" / "best.pt"
+    src = data.parent / "images" / "val"
+    for name, extra in (("logits", []), ("labels", ["--argmax"])):
+        onnx = tmp_path / f"{name}.onnx"
+        assert main(["export", "--weights", str(best), "--out", str(onnx), *extra]) == 0
+        assert main(["predict", "--weights", str(onnx), "--source", str(src), "--out", str(tmp_path / name)]) == 0
+        assert main(["val", "--weights", str(onnx), "--data", str(data), "--out", str(tmp_path / f"v-{name}")]) == 0
+    assert main(["predict", "--weights", str(best), "--source", str(src), "--out", str(tmp_path / "pt")]) == 0
+    for f in sorted((tmp_path / "pt" / "masks").glob("*.png")):
+        pt, ort = (cv2.imread(str(tmp_path / d / "masks" / f.name), cv2.IMREAD_UNCHANGED) for d in ("pt", "logits"))
+        assert (pt != ort).mean() < 1e-3  # near-ties only
+        nearest = cv2.imread(str(tmp_path / "labels" / "masks" / f.name), cv2.IMREAD_UNCHANGED)
+        assert (pt != nearest).mean() < 0.2  # nearest instead of bilinear: class boundaries move
+    final = json.loads((run / "metrics.json").read_text())
+    assert json.loads((tmp_path / "v-logits" / "metrics.json").read_text())["mIoU"] == pytest.approx(final["mIoU"],
+                                                                                                     abs=1e-3)
+    assert main(["bench", "--weights", str(tmp_path / "labels.onnx"), "--runs", "2", "--warmup", "1"]) == 0
+
+
+def test_bench_and_info_of_a_model_name(capsys):
+    assert main(["bench", "--model", "rtdet-seg-n", "--classes", "11", "--imgsz", "64", "--runs", "2",
+                 "--warmup", "1"]) == 0
+    assert "onnxruntime @ 64px" in capsys.readouterr().out
+    assert main(["info", "--model", "rtdet-seg-n", "--imgsz", "480", "--classes", "11"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("rtdet-seg-n: 0.56 M parameters, 1.12 GFLOPs at 480x480 (segment, 11 classes")
+    assert main(["info", "--model", "rtdet-seg-n", "--imgsz", "100"]) == 2
+
+
+def test_python_api(data, tmp_path):
+    from rtdet.api import Model
+
+    m = Model("rtdet-seg-n")
+    metrics = m.train(data=str(data), imgsz=64, epochs=1, batch=4, workers=0, out=str(tmp_path / "api"))
+    assert {"mIoU", "mAcc", "aAcc"} <= set(metrics) and m.task == "segment"
+    assert m.val()["mIoU"] == pytest.approx(metrics["mIoU"])
+    image = cv2.cvtColor(cv2.imread(str(sorted((data.parent / "images" / "val").iterdir())[0])), cv2.COLOR_BGR2RGB)
+    result = m.predict(image)[0]
+    assert result["mask"].shape == (360, 480) and result["pixels"].sum() == 360 * 480
+    assert result["names"] == CAMVID_NAMES
+
+
+def test_settings_that_do_not_apply_are_refused(run, data, tmp_path, capsys):
+    best = str(run / "weights" / "best.pt")
+    for argv in (["train", *TRAIN, "--data", str(data), "--mixup", "0.5", "--out", str(tmp_path)],
+                 ["train", *TRAIN, "--data", str(data), "--mosaic", "0.5", "--out", str(tmp_path)],
+                 ["val", "--weights", best, "--iou", "0.5"],
+                 ["predict", "--weights", best, "--source", best, "--topk", "3"],
+                 ["export", "--weights", best, "--nms"]):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith("rtdet: error:") and "Traceback" not in err, argv
+    assert main(["train", "--model", "rtdet-seg-n", "--epochs", "1", "--out", str(tmp_path)]) == 2
+    assert "needs --data" in capsys.readouterr().err
+    with pytest.raises(Exception, match="--argmax is for segmentation"):
+        from rtdet.deploy.onnx import export_onnx
+        from rtdet.models import build_model
+
+        export_onnx(build_model("rtdet-n", 2), tmp_path / "x.onnx", 64, argmax=True)
+
+
+# ---------------------------------------------------------------------------------------- learning
+def test_overfits_four_street_scenes(data, one_thread):
+    """100 steps (~4 s) on 4 CamVid images at 64 px: pixel accuracy on them far above the majority class's
+    share (measured: aAcc 0.73, majority 0.37, mIoU 0.39; predicting the majority class: mIoU 0.037). Scored in
+    eval mode: BatchNorm's running statistics lag the weights, so 30 steps scored only 0.52."""
+    from rtdet.config import load_config
+    from rtdet.models import build_model
+
+    cfg = load_config(None, {"model": "rtdet-seg-n", "data": str(data), "imgsz": 64, "batch": 4, "workers": 0})
+    ds = TASK.open_split(cfg, "train")
+    images, targets = next(iter(TASK.build_loader(ds, cfg, False)))  # letterboxed, no augmentation
+    torch.manual_seed(0)
+    model = build_model("rtdet-seg-n", 11)
+    opt = torch.optim.AdamW(model.parameters(), lr=0.01)
+    x = images.float() / 255
+    for _ in range(100):
+        loss = sum(model.train()(x, targets).values())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        preds = model.eval()(x)
+    metric = SegmentationMetric(11, 255)
+    for p, t in zip(preds, targets):
+        metric.update(p["logits"].argmax(0), t["mask"])
+    res = metric.compute()
+    majority = res.label_area.max() / res.label_area.sum()
+    assert res.aacc > majority + 0.25 and res.miou > 0.25, (res.aacc, majority, res.miou)
