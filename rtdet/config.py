@@ -88,7 +88,7 @@ class DetectConfig:
     """Settings of the detect task: detection-only augmentation and the decoding of boxes."""
 
     mosaic: float = opt(1.0, "probability of a 4-image mosaic")
-    close_mosaic: int | Auto = opt(AUTO, "turn mosaic off for the last N epochs; auto: 0.15 x epochs, 1 to 10")
+    close_mosaic: int | Auto = opt(AUTO, "turn mosaic off for the last N epochs; auto: a third of the run, 1 to 10")
     multi_scale: bool = opt(False, "train at a random size in [0.5, 1.5] x imgsz per batch")
     rect: bool = opt(False, "rectangular validation batches (less padding)")
     conf: float = opt(0.25, "confidence threshold of delivered detections (predict, export --nms, bench, the API)")

@@ -27,7 +27,7 @@ def test_short_run_takes_adamw_without_accumulation():
     cfg, chosen = resolved(images=160, batch=16, epochs=60)  # the 200-photo case: 600 iterations
     o = cfg.optim
     assert (o.optimizer, o.lr, o.weight_decay, o.nbs) == ("adamw", 0.002, 0.05, 16)
-    assert o.warmup_epochs == 3.0 and cfg.detect.close_mosaic == 9
+    assert o.warmup_epochs == 3.0 and cfg.detect.close_mosaic == 10
     assert set(chosen) == {"optim.optimizer", "optim.lr", "optim.weight_decay", "optim.nbs", "optim.warmup_epochs",
                            "train.ema_tau", "detect.close_mosaic"}
     values = [getattr(cfg.optim, k) for k in ("optimizer", "lr", "weight_decay", "nbs", "warmup_epochs")]
@@ -80,7 +80,7 @@ def test_ema_tau_is_clamped():
     assert ema_tau_for(5) == 1.0 and ema_tau_for(10**7) == 2000.0
 
 
-@pytest.mark.parametrize("epochs,n", [(1, 1), (5, 1), (6, 1), (20, 3), (30, 4), (60, 9), (67, 10), (300, 10)])
+@pytest.mark.parametrize("epochs,n", [(1, 1), (3, 1), (5, 2), (6, 2), (20, 7), (29, 10), (30, 10), (300, 10)])
 def test_auto_close_mosaic(epochs, n):
     assert auto_close_mosaic(epochs) == n
 
@@ -89,12 +89,12 @@ def test_pipeline_reads_auto_close_mosaic(tmp_path):
     from rtdet.config import DataConfig, DetectConfig
     from rtdet.data.pipeline import DetectionPipeline
 
-    pipe = DetectionPipeline([], DataConfig(), train=True, epochs=20, detect=DetectConfig())  # close_mosaic auto: 3
+    pipe = DetectionPipeline([], DataConfig(), train=True, epochs=20, detect=DetectConfig())  # close_mosaic auto: 7
     on = []
     for epoch in range(20):
         pipe.set_epoch(epoch)
         on.append(pipe.mosaic_on())
-    assert on == [True] * 17 + [False] * 3
+    assert on == [True] * 13 + [False] * 7
 
 
 def test_choices_print_one_line_each_with_the_reason():
