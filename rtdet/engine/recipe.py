@@ -3,7 +3,7 @@
 A new user's run differs from the runs a published recipe was tuned on: a few
 hundred photos for 30 epochs on a CPU make a few hundred optimizer steps, where
 the classic YOLO recipe (SGD, lr 0.01, gradients accumulated to 64 images, an EMA
-ramp of 2,000 steps) assumes hundreds of thousands. Left at ``auto`` (the
+ramp of 2,000 updates) assumes hundreds of thousands. Left at ``auto`` (the
 defaults), these settings are resolved once, before training, from facts about
 the run (:class:`RunFacts`), printed with the reason for each value, and saved
 resolved in ``config.yaml`` and the checkpoints (a resumed run uses them as they
@@ -21,7 +21,7 @@ from scratch, rtdet-n, 320 px, batch 16, seed 0, on bccd, coco128 and digits):
 - ``warmup_epochs``: 3 epochs, but at most a tenth of the run.
 - ``ema_tau``: the EMA's ramp, so that its averaging horizon at the end of the run is about
   a tenth of the run: ``tau = S / ln(S / 10)`` for ``S`` optimizer steps (at least 10 steps,
-  at most 2,000, the classic value). A fixed 2,000 leaves the EMA at decay 0.25 after 570
+  at most 2,000, the classic value). A fixed 2,000 leaves the EMA at decay 0.24 after 540
   steps (almost no averaging); a small tau with decay 0.9999 in a short run averages over
   the whole run, early untrained weights included.
 
