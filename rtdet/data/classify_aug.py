@@ -41,6 +41,7 @@ from torch.utils.data import Sampler
 
 from rtdet.data.classify import ClassificationDataset
 from rtdet.data.dataset import ImageError
+from rtdet.data.epoch import EpochDataset
 from rtdet.data.loader import DetectionLoader, EpochSampler, auto_workers, worker_init
 from rtdet.data.transforms import hsv_jitter, random_affine_matrix, random_erasing, warp_image
 
@@ -161,29 +162,21 @@ class ClassifyTransform:
         return out
 
 
-class ClassificationPipeline(torch.utils.data.Dataset):
+class ClassificationPipeline(EpochDataset):
     """``pipe[i] -> (image uint8 [3, S, S], target dict of pipe.dataset)`` with the epoch's randomness.
 
-    The epoch lives in a shared-memory tensor, so ``set_epoch`` in the main
-    process reaches persistent workers too.
+    The epoch (:class:`rtdet.data.epoch.EpochDataset`) reaches persistent workers too.
     """
 
     def __init__(self, dataset: ClassificationDataset, transform: ClassifyTransform, seed: int = 0):
+        super().__init__()
         self.dataset, self.transform, self.seed = dataset, transform, seed
-        self._epoch = torch.zeros(1, dtype=torch.int64).share_memory_()
 
     names = property(lambda self: self.dataset.names)
     report = property(lambda self: self.dataset.report)
 
     def __len__(self) -> int:
         return len(self.dataset)
-
-    def set_epoch(self, epoch: int) -> None:
-        self._epoch[0] = epoch
-
-    @property
-    def epoch(self) -> int:
-        return self._epoch.item()
 
     def __getitem__(self, i: int) -> tuple[np.ndarray, dict[str, Any]]:
         for attempt in range(len(self)):

@@ -27,6 +27,7 @@ import torch
 
 from rtdet.config import AUTO, DataConfig, DetectConfig
 from rtdet.data.dataset import DetectionDataset, ImageError
+from rtdet.data.epoch import EpochDataset
 from rtdet.data.mosaic import cutmix, mixup, mosaic4
 from rtdet.data.transforms import (Sample, apply_matrix, flip_lr, hsv_jitter, letterbox, random_affine_matrix,
                                    random_erasing, scale_translate)
@@ -45,15 +46,15 @@ def auto_close_mosaic(epochs: int) -> int:
     return min(10, max(1, round(epochs / 3)))
 
 
-class DetectionPipeline(torch.utils.data.Dataset):
+class DetectionPipeline(EpochDataset):
     """``pipe[i] -> (image uint8 [S,S,3] RGB, target)`` at the training size; see the module docstring."""
 
     def __init__(self, dataset: DetectionDataset, cfg: DataConfig, train: bool, epochs: int = 0, seed: int = 0,
                  detect: DetectConfig | None = None):
+        super().__init__()
         self.base, self.cfg, self.train, self.epochs, self.seed = dataset, cfg, train, epochs, seed
         self.detect = detect or DetectConfig()  # mosaic settings
         self.imgsz = cfg.imgsz
-        self._epoch = torch.zeros(1, dtype=torch.int64).share_memory_()
         self.rect_shapes: np.ndarray | None = None  # [N, 2] (h, w) per image for rectangular evaluation
 
     names = property(lambda self: self.base.names)
@@ -61,14 +62,6 @@ class DetectionPipeline(torch.utils.data.Dataset):
 
     def __len__(self) -> int:
         return len(self.base)
-
-    def set_epoch(self, epoch: int) -> None:
-        """Select the epoch (seeds augmentation, turns mosaic off for the last ``close_mosaic`` epochs)."""
-        self._epoch[0] = epoch
-
-    @property
-    def epoch(self) -> int:
-        return int(self._epoch[0])
 
     def mosaic_on(self) -> bool:
         d = self.detect

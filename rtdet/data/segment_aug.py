@@ -43,6 +43,7 @@ from torch.utils.data import Sampler
 
 from rtdet.config import DataConfig
 from rtdet.data.dataset import ImageError
+from rtdet.data.epoch import EpochDataset
 from rtdet.data.loader import DetectionLoader, EpochSampler, auto_workers, worker_init
 from rtdet.data.segment import SegmentationDataset
 from rtdet.data.transforms import (hsv_jitter, letterbox, letterbox_params, random_affine_matrix, scale_translate,
@@ -127,32 +128,25 @@ class SegmentAugment:
         return hsv_jitter(out, rng, c.hsv_h, c.hsv_s, c.hsv_v), out_mask, m
 
 
-class SegmentationPipeline(torch.utils.data.Dataset):
+class SegmentationPipeline(EpochDataset):
     """``pipe[i] -> (image uint8 [3,h,w] tensor, {"mask": int64 [h,w], "image_id", "orig_size", "file"})``,
     plus ``"letterbox": (scale, pad_x, pad_y)``, ``"orig_mask"`` (int64 [H, W], the mask in original pixels)
     and ``"ignore_index"`` when evaluating; augmented with the epoch's randomness.
 
-    The epoch lives in a shared-memory tensor, so ``set_epoch`` reaches persistent workers too.
+    The epoch (:class:`rtdet.data.epoch.EpochDataset`) reaches persistent workers too.
     A sample that no longer reads (a file changed after the split was checked) is skipped with a
     warning and the next one is delivered.
     """
 
     def __init__(self, dataset: SegmentationDataset, augment: SegmentAugment, seed: int = 0):
+        super().__init__()
         self.dataset, self.augment, self.seed = dataset, augment, seed
-        self._epoch = torch.zeros(1, dtype=torch.int64).share_memory_()
 
     names = property(lambda self: self.dataset.names)
     report = property(lambda self: self.dataset.report)
 
     def __len__(self) -> int:
         return len(self.dataset)
-
-    def set_epoch(self, epoch: int) -> None:
-        self._epoch[0] = epoch
-
-    @property
-    def epoch(self) -> int:
-        return int(self._epoch.item())
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, dict[str, Any]]:
         for attempt in range(len(self)):

@@ -13,34 +13,12 @@ from typing import Any, Sequence
 import numpy as np
 
 from rtdet.metrics.classification import ClassificationResult
-from rtdet.metrics.plots import MAX_LEGEND, _figure, _save
-
-MAX_CELL_TEXT = 30  # numbers in confusion-matrix cells stay legible only for a few classes
-
+from rtdet.metrics.plots import MAX_LEGEND, _figure, _save, plot_confusion_matrix
 
 def plot_confusion(res: ClassificationResult, path: str | Path) -> Path:
     """Confusion matrix, colour = share of each true class (row-normalised), text = share and count."""
-    cm = res.confusion.astype(np.float64)
-    rows = cm.sum(1, keepdims=True)
-    share = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
-    n = len(res.names)
-    side = min(max(4.8, 0.45 * n + 2.5), 24.0)
-    fig, ax = _figure((side * 1.15, side))
-    im = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
-    fs = max(4, min(9, int(200 / n)))
-    ticks = np.arange(n)
-    ax.set_xticks(ticks, res.names, rotation=90, fontsize=fs)
-    ax.set_yticks(ticks, res.names, fontsize=fs)
-    if n <= MAX_CELL_TEXT:
-        for i in range(n):
-            for j in range(n):
-                if cm[i, j] > 0:
-                    ax.text(j, i, f"{share[i, j]:.2f}\n{int(cm[i, j])}", ha="center", va="center",
-                            fontsize=max(4, fs - 1), color="white" if share[i, j] > 0.5 else "black")
-    ax.set(xlabel="Predicted", ylabel="True",
-           title=f"Confusion matrix (share of true class, count); top-1 {res.top1:.4f}")
-    return _save(fig, Path(path))
+    return plot_confusion_matrix(res.confusion, res.names, path, normalize=True, counts=True,
+                                 title=f"Confusion matrix (share of true class, count); top-1 {res.top1:.4f}")
 
 
 def _curves(ax: Any, curves: list, values: np.ndarray, names: Sequence[str], xy: tuple[int, int]) -> None:

@@ -15,6 +15,7 @@ import numpy as np
 from rtdet.metrics.prf import RECALL_POINTS, PRFResult, normalize_confusion
 
 MAX_LEGEND = 20  # per-class legends beyond this are unreadable
+MAX_CELL_TEXT = 30  # numbers in confusion-matrix cells stay legible only for a few classes
 
 
 def _figure(size: tuple[float, float] = (6.4, 4.8)):
@@ -70,28 +71,34 @@ def plot_f1_curve(res: PRFResult, path: str | Path) -> Path:
     return _save(fig, Path(path))
 
 
-def plot_confusion_matrix(cm: np.ndarray, names: Sequence[str], path: str | Path, normalize: bool = False) -> Path:
-    """Confusion matrix [K+1, K+1] (rows true, columns predicted, last = background) as a heat map."""
-    labels = [*names, "background"]
+def plot_confusion_matrix(cm: np.ndarray, names: Sequence[str], path: str | Path, normalize: bool = False,
+                          title: str = "Confusion matrix", counts: bool = False) -> Path:
+    """Confusion matrix ``cm`` [N, N] (rows true, columns predicted) as a heat map, for every task.
+
+    Colour and cell text are the counts, or with ``normalize`` each true class's share
+    (rows divided by their sums, :func:`rtdet.metrics.prf.normalize_confusion`); ``counts``
+    adds the count under the share. Cell text only up to :data:`MAX_CELL_TEXT` classes.
+    """
     values = normalize_confusion(cm) if normalize else cm.astype(np.float64)
-    n = len(labels)
-    side = min(max(4.8, 0.35 * n + 2.5), 24.0)
+    n = len(names)
+    side = min(max(4.8, 0.45 * n + 2.5), 24.0)
     fig, ax = _figure((side * 1.15, side))
-    im = ax.imshow(values, cmap="Blues", vmin=0, vmax=1 if normalize else max(values.max(), 1))
+    top = 1.0 if normalize else max(values.max(), 1.0)
+    im = ax.imshow(values, cmap="Blues", vmin=0, vmax=top)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     ticks = np.arange(n)
     fs = max(4, min(9, int(200 / n)))
-    ax.set_xticks(ticks, labels, rotation=90, fontsize=fs)
-    ax.set_yticks(ticks, labels, fontsize=fs)
-    if n <= 30:  # numbers in the cells stay legible only for a few classes
-        for i in range(n):
-            for j in range(n):
-                if values[i, j] > 0:
-                    text = f"{values[i, j]:.2f}" if normalize else f"{int(values[i, j])}"
-                    ax.text(j, i, text, ha="center", va="center", fontsize=fs,
-                            color="white" if values[i, j] > 0.5 * values.max() else "black")
-    ax.set(xlabel="Predicted", ylabel="True",
-           title="Confusion matrix" + (" (normalized per true class)" if normalize else ""))
+    ax.set_xticks(ticks, names, rotation=90, fontsize=fs)
+    ax.set_yticks(ticks, names, fontsize=fs)
+    if n <= MAX_CELL_TEXT:
+        shown = values >= 0.005 if normalize else values > 0
+        for i, j in zip(*np.nonzero(shown)):
+            text = f"{values[i, j]:.2f}" if normalize else f"{int(values[i, j])}"
+            if counts and normalize:
+                text += f"\n{int(cm[i, j])}"
+            ax.text(j, i, text, ha="center", va="center", fontsize=max(4, fs - counts),
+                    color="white" if values[i, j] > 0.5 * top else "black")
+    ax.set(xlabel="Predicted", ylabel="True", title=title)
     return _save(fig, Path(path))
 
 
@@ -102,6 +109,7 @@ def save_detection_plots(res: PRFResult, cm: np.ndarray, out_dir: str | Path) ->
     return [
         plot_pr_curves(res, out / "pr_curve.png"),
         plot_f1_curve(res, out / "f1_curve.png"),
-        plot_confusion_matrix(cm, res.names, out / "confusion_matrix.png"),
-        plot_confusion_matrix(cm, res.names, out / "confusion_matrix_normalized.png", normalize=True),
+        plot_confusion_matrix(cm, [*res.names, "background"], out / "confusion_matrix.png"),
+        plot_confusion_matrix(cm, [*res.names, "background"], out / "confusion_matrix_normalized.png", normalize=True,
+                              title="Confusion matrix (normalized per true class)"),
     ]

@@ -10,11 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from rtdet.metrics.plots import _figure, _save
+from rtdet.metrics.plots import _figure, _save, plot_confusion_matrix
 from rtdet.metrics.segmentation import SegmentationResult
-
-MAX_CELL_TEXT = 30  # shares in confusion-matrix cells stay legible only for a few classes
-
 
 def plot_iou(res: SegmentationResult, path: str | Path) -> Path:
     """Horizontal bars of IoU per class (undefined classes marked ``n/a``), mIoU as a dashed line."""
@@ -36,25 +33,8 @@ def plot_iou(res: SegmentationResult, path: str | Path) -> Path:
 
 def plot_confusion(res: SegmentationResult, path: str | Path) -> Path:
     """Confusion matrix of labelled pixels, colour and text = share of each true class (row-normalised)."""
-    cm = res.confusion.astype(np.float64)
-    rows = cm.sum(1, keepdims=True)
-    share = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
-    n = len(res.names)
-    side = min(max(4.8, 0.45 * n + 2.5), 24.0)
-    fig, ax = _figure((side * 1.15, side))
-    im = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
-    fs = max(4, min(9, int(200 / n)))
-    ticks = np.arange(n)
-    ax.set_xticks(ticks, res.names, rotation=90, fontsize=fs)
-    ax.set_yticks(ticks, res.names, fontsize=fs)
-    if n <= MAX_CELL_TEXT:
-        for i, j in zip(*np.nonzero(share >= 0.005)):
-            ax.text(j, i, f"{share[i, j]:.2f}", ha="center", va="center", fontsize=fs,
-                    color="white" if share[i, j] > 0.5 else "black")
-    ax.set(xlabel="Predicted", ylabel="True",
-           title=f"Confusion matrix (share of true-class pixels); mIoU {res.miou:.4f}")
-    return _save(fig, Path(path))
+    return plot_confusion_matrix(res.confusion, res.names, path, normalize=True,
+                                 title=f"Confusion matrix (share of true-class pixels); mIoU {res.miou:.4f}")
 
 
 def save_segmentation_plots(res: SegmentationResult, out_dir: str | Path) -> list[Path]:
