@@ -1,0 +1,158 @@
+"""Attention for the DETR family: textbook multi-head attention and multi-scale deformable attention.
+
+- :class:`MultiheadAttention` is scaled dot-product attention over ``h`` heads (Vaswani et
+  al., 2017) written out step by step: project, split into heads, ``softmax(q k^T / sqrt(d_h))
+  v``, merge, project. It computes what ``torch.nn.MultiheadAttention(batch_first=True)``
+  computes (the tests load the same weights into both), with a boolean mask where ``True``
+  blocks a pair, as in torch.
+- :class:`MSDeformableAttention` (Zhu et al., Deformable DETR, 2021) lets each query look at
+  ``P`` sampled points per head and feature level around its reference box instead of at every
+  token: offsets and weights are predicted from the query, the values are read by bilinear
+  interpolation. :func:`deformable_sample` does the reading with ``grid_sample`` (plain PyTorch,
+  exported to ONNX as ``GridSample``, opset 16+) instead of Deformable DETR's CUDA kernel;
+  the tests compare it with a looped reference.
+
+Coordinates: reference points and boxes are normalized to ``[0, 1]`` of the feature map
+(``cx, cy`` or ``cx, cy, w, h``), the frame of the DETR decoder.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class MultiheadAttention(nn.Module):
+    """``(query [B, Lq, D], key [B, Lk, D], value [B, Lk, D]) -> [B, Lq, D]`` over ``heads`` heads.
+
+    Args:
+        dims: ``D``, divisible by ``heads``.
+        heads: number of heads ``h``; each attends in ``D / h`` dimensions.
+        dropout: dropout on the attention weights (training only).
+    """
+
+    def __init__(self, dims: int, heads: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        if dims % heads:
+            raise ValueError(f"MultiheadAttention: dims {dims} must be divisible by heads {heads}")
+        self.dims, self.heads, self.head_dims = dims, heads, dims // heads
+        self.q_proj, self.k_proj, self.v_proj = nn.Linear(dims, dims), nn.Linear(dims, dims), nn.Linear(dims, dims)
+        self.out_proj = nn.Linear(dims, dims)
+        self.dropout = nn.Dropout(dropout)
+        for lin in (self.q_proj, self.k_proj, self.v_proj, self.out_proj):
+            nn.init.xavier_uniform_(lin.weight)
+            nn.init.zeros_(lin.bias)
+
+    def _split(self, x: Tensor) -> Tensor:
+        """``[B, L, D] -> [B, h, L, D/h]``."""
+        return x.unflatten(-1, (self.heads, self.head_dims)).transpose(1, 2)
+
+    def forward(self, query: Tensor, key: Tensor, value: Tensor, attn_mask: Tensor | None = None) -> Tensor:
+        """``attn_mask`` bool ``[Lq, Lk]`` (or ``[B * h, Lq, Lk]``): True where a query may not look.
+        A query must be allowed at least one key (a fully blocked row has no softmax)."""
+        q, k, v = self._split(self.q_proj(query)), self._split(self.k_proj(key)), self._split(self.v_proj(value))
+        logits = q @ k.transpose(-2, -1) / math.sqrt(self.head_dims)  # [B, h, Lq, Lk]
+        if attn_mask is not None:
+            mask = attn_mask if attn_mask.dim() == 2 else attn_mask.view(logits.shape)
+            logits = logits.masked_fill(mask, float("-inf"))
+        weights = self.dropout(logits.softmax(-1))
+        out = (weights @ v).transpose(1, 2).flatten(2)  # [B, Lq, D]
+        return self.out_proj(out)
+
+
+def deformable_sample(value: Tensor, shapes: list[tuple[int, int]], locations: Tensor, weights: Tensor) -> Tensor:
+    """The weighted sum of bilinearly sampled values: the core of multi-scale deformable attention.
+
+    Args:
+        value (Tensor[B, L, h, d]): every level's feature map flattened row by row and concatenated,
+            ``L = sum(H_l * W_l)``, split into ``h`` heads of ``d`` channels.
+        shapes: ``(H_l, W_l)`` of each of the ``n_l`` levels, in the order of ``value``.
+        locations (Tensor[B, Q, h, n_l, P, 2]): sampling points ``(x, y)`` normalized to ``[0, 1]``
+            of each level (0 and 1 are the outer edges of the border pixels, ``align_corners=False``);
+            points outside read zeros.
+        weights (Tensor[B, Q, h, n_l, P]): attention weight of each point.
+
+    Returns:
+        Tensor[B, Q, h * d].
+    """
+    b, _, heads, d = value.shape
+    q, levels, points = locations.shape[1], locations.shape[3], locations.shape[4]
+    per_level = value.split([hh * ww for hh, ww in shapes], dim=1)
+    grids = 2 * locations - 1  # grid_sample's frame: -1 .. 1
+    samples = []
+    for lvl, (hh, ww) in enumerate(shapes):
+        v = per_level[lvl].permute(0, 2, 3, 1).reshape(b * heads, d, hh, ww)
+        g = grids[:, :, :, lvl].transpose(1, 2).reshape(b * heads, q, points, 2)
+        samples.append(F.grid_sample(v, g, mode="bilinear", padding_mode="zeros", align_corners=False))
+    sampled = torch.stack(samples, dim=-2)  # [B * h, d, Q, n_l, P]
+    w = weights.transpose(1, 2).reshape(b * heads, 1, q, levels, points)
+    return (sampled * w).sum((-1, -2)).view(b, heads * d, q).transpose(1, 2)
+
+
+class MSDeformableAttention(nn.Module):
+    """Multi-scale deformable attention:
+    ``(query [B, Q, D], reference [B, Q, 2 or 4], value [B, L, D], shapes) -> [B, Q, D]``.
+
+    A query at reference point ``(cx, cy)`` samples at ``ref + offset / (W_l, H_l)`` (offsets in
+    pixels of each level); one with a reference box ``(cx, cy, w, h)`` at
+    ``ref + offset / P * (w, h) / 2`` (offsets in half box sizes, RT-DETR's decoder).
+
+    Args:
+        dims: ``D``; heads: ``h`` (divides ``D``); levels: ``n_l``; points: ``P`` per head and level.
+    """
+
+    def __init__(self, dims: int = 256, heads: int = 8, levels: int = 3, points: int = 4) -> None:
+        super().__init__()
+        if dims % heads:
+            raise ValueError(f"MSDeformableAttention: dims {dims} must be divisible by heads {heads}")
+        self.dims, self.heads, self.levels, self.points = dims, heads, levels, points
+        self.sampling_offsets = nn.Linear(dims, heads * levels * points * 2)
+        self.attention_weights = nn.Linear(dims, heads * levels * points)
+        self.value_proj = nn.Linear(dims, dims)
+        self.output_proj = nn.Linear(dims, dims)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Deformable DETR's start: head ``k`` samples along direction ``2 pi k / h``, point ``p`` at
+        distance ``p + 1``; uniform attention weights; Xavier projections."""
+        nn.init.zeros_(self.sampling_offsets.weight)
+        theta = torch.arange(self.heads, dtype=torch.float32) * (2 * math.pi / self.heads)
+        grid = torch.stack([theta.cos(), theta.sin()], -1)
+        grid = grid / grid.abs().max(-1, keepdim=True).values  # onto the unit square's border
+        grid = grid[:, None, None, :].repeat(1, self.levels, self.points, 1)
+        grid = grid * torch.arange(1, self.points + 1, dtype=torch.float32)[None, None, :, None]
+        with torch.no_grad():
+            self.sampling_offsets.bias.copy_(grid.flatten())
+        nn.init.zeros_(self.attention_weights.weight)
+        nn.init.zeros_(self.attention_weights.bias)
+        for lin in (self.value_proj, self.output_proj):
+            nn.init.xavier_uniform_(lin.weight)
+            nn.init.zeros_(lin.bias)
+
+    def forward(self, query: Tensor, reference: Tensor, value: Tensor, shapes: list[tuple[int, int]],
+                value_mask: Tensor | None = None) -> Tensor:
+        """``reference`` [B, Q, 2] points or [B, Q, 4] boxes (cxcywh), normalized; ``value_mask`` bool
+        [B, L], True where a token is padding (read as zeros)."""
+        b, q, _ = query.shape
+        v = self.value_proj(value)
+        if value_mask is not None:
+            v = v.masked_fill(value_mask[..., None], 0.0)
+        v = v.unflatten(-1, (self.heads, self.dims // self.heads))
+        offsets = self.sampling_offsets(query).view(b, q, self.heads, self.levels, self.points, 2)
+        weights = self.attention_weights(query).view(b, q, self.heads, self.levels * self.points)
+        weights = weights.softmax(-1).view(b, q, self.heads, self.levels, self.points)
+        ref = reference[:, :, None, None, None, :]
+        if reference.shape[-1] == 2:
+            wh = torch.tensor([[w, h] for h, w in shapes], dtype=query.dtype, device=query.device)
+            locations = ref + offsets / wh[None, None, None, :, None, :]
+        elif reference.shape[-1] == 4:
+            locations = ref[..., :2] + offsets / self.points * ref[..., 2:] * 0.5
+        else:
+            raise ValueError(f"reference must end in 2 (points) or 4 (boxes), got {tuple(reference.shape)}")
+        return self.output_proj(deformable_sample(v, shapes, locations, weights))
+
+
+__all__ = ["MSDeformableAttention", "MultiheadAttention", "deformable_sample"]
