@@ -45,8 +45,8 @@ class HungarianMatcher:
         pos = self.alpha * (1 - p) ** self.gamma * F.softplus(-logits)
         neg = (1 - self.alpha) * p**self.gamma * F.softplus(logits)
         l1 = torch.cdist(boxes.float(), target_boxes.float(), p=1)
-        xyxy, target_xyxy = box_convert(boxes.float(), "cxcywh", "xyxy"), box_convert(target_boxes.float(), "cxcywh", "xyxy")
-        giou = box_iou(xyxy, target_xyxy, kind="giou")
+        giou = box_iou(box_convert(boxes.float(), "cxcywh", "xyxy"),
+                       box_convert(target_boxes.float(), "cxcywh", "xyxy"), kind="giou")
         return self.cost_class * (pos - neg) + self.cost_l1 * l1 - self.cost_giou * giou
 
     @torch.no_grad()
