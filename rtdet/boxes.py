@@ -35,7 +35,8 @@ def box_convert(boxes: Tensor, in_fmt: str, out_fmt: str, image_size: tuple[int,
     Args:
         boxes (Tensor[..., 4]): boxes in ``in_fmt``.
         in_fmt, out_fmt: one of ``FORMATS``.
-        image_size: ``(height, width)`` in pixels; required when either format is normalized.
+        image_size: ``(height, width)`` in pixels (ints, or 0-dim tensors: the sizes of a traced graph's
+            input); required when either format is normalized.
 
     Returns:
         Tensor[..., 4] in ``out_fmt``, same dtype as ``boxes`` (floating).
@@ -49,7 +50,8 @@ def box_convert(boxes: Tensor, in_fmt: str, out_fmt: str, image_size: tuple[int,
         if image_size is None:
             raise ValueError(f"box_convert({in_fmt!r} -> {out_fmt!r}) needs image_size=(height, width)")
         h, w = image_size
-        scale = boxes.new_tensor([w, h, w, h])
+        # sizes read from a tensor's shape while tracing an export are tensors: keep them symbolic
+        scale = torch.stack([w, h, w, h]).to(boxes) if torch.is_tensor(h) else boxes.new_tensor([w, h, w, h])
     if in_fmt.endswith("n"):
         boxes = boxes * scale
     src, dst = in_fmt.rstrip("n"), out_fmt.rstrip("n")

@@ -44,8 +44,9 @@ def opt(default: Any, help: str) -> Any:
 
 @dataclass
 class ModelConfig:
-    model: str = opt("rtdet-n", "model name: rtdet-n/s/m, faster-rcnn (MobileNetV3-Large-FPN) and faster-rcnn-r50 "
-                     "(ResNet-50-FPN) (detect), rtdet-cls-n/s and lenet (classify), rtdet-seg-n/s (segment)")
+    model: str = opt("rtdet-n", "model name: rtdet-n/s/m, rtdet-detr-n/s, faster-rcnn (MobileNetV3-Large-FPN) and "
+                     "faster-rcnn-r50 (ResNet-50-FPN) (detect), rtdet-cls-n/s and lenet (classify), "
+                     "rtdet-seg-n/s (segment)")
     task: str = opt("", "task (detect, classify, segment); empty: the model's own (a checkpoint records it)")
     num_classes: int = opt(0, "number of classes; 0 takes it from the data set")
     act: str = opt("", "activation override: relu, lrelu, silu, frelu; empty keeps the model's default")
@@ -125,6 +126,32 @@ class YoloConfig:
     box_gain: float = opt(7.5, "weight of the box (IoU) loss")
     cls_gain: float = opt(0.5, "weight of the classification loss")
     dfl_gain: float = opt(1.5, "weight of the distribution focal loss")
+
+
+@dataclass
+class DetrConfig:
+    """The DETR family's network, denoising, loss and matching (rtdet-detr-n/s). Defaults are RT-DETR's
+    (Zhao et al., 2024; rtdetr_pytorch's configs) unless a comment names another source."""
+
+    num_queries: int = opt(300, "object queries: the most objects an image can have detected")
+    embed_dims: int = opt(0, "transformer width; 0: the scale's own, 128 for -n (D-FINE-N's), 256 for -s "
+                          "(RT-DETR-R18's)")
+    num_decoder_layers: int = opt(3, "decoder layers (RT-DETR-R18, D-FINE-N: 3)")
+    num_heads: int = opt(8, "attention heads in the encoder and decoder")
+    num_levels: int = opt(3, "feature levels the decoder reads: the backbone's last 1-3 maps (strides 8, 16, 32)")
+    num_points: int = opt(4, "deformable attention sampling points per head and level")
+    num_denoising: int = opt(100, "about how many contrastive denoising queries in training (0: no denoising)")
+    label_noise: float = opt(0.5, "denoising: twice the probability of a flipped label")
+    box_noise: float = opt(1.0, "denoising: box corner noise, in half box sizes")
+    class_loss: Literal["varifocal", "focal"] = opt("varifocal", "classification loss: varifocal (IoU-aware "
+                                                    "targets, RT-DETR) or focal (Deformable DETR)")
+    class_gain: float = opt(1.0, "weight of the classification loss")
+    l1_gain: float = opt(5.0, "weight of the L1 box loss (normalized cxcywh)")
+    giou_gain: float = opt(2.0, "weight of the GIoU box loss")
+    cost_class: float = opt(2.0, "matching cost weight of the focal class cost")
+    cost_l1: float = opt(5.0, "matching cost weight of the L1 box distance")
+    cost_giou: float = opt(2.0, "matching cost weight of minus the GIoU")
+    backbone_lr_scale: float = opt(0.1, "the backbone's learning rate as a fraction of lr")
 
 
 @dataclass
@@ -226,6 +253,7 @@ class Config:
     classify: ClassifyConfig = field(default_factory=ClassifyConfig)
     segment: SegmentConfig = field(default_factory=SegmentConfig)
     yolo: YoloConfig = field(default_factory=YoloConfig)
+    detr: DetrConfig = field(default_factory=DetrConfig)
     cls: ClsConfig = field(default_factory=ClsConfig)
     rcnn: RcnnConfig = field(default_factory=RcnnConfig)
     seg: SegConfig = field(default_factory=SegConfig)

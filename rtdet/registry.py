@@ -38,13 +38,17 @@ class ModelSpec:
     """One model name: ``builder`` is ``"module:function"``, called as ``function(name, num_classes, **kwargs)``."""
 
     name: str
-    family: str  # yolo, rcnn, cls, seg: models that share an architecture and a loss
+    family: str  # yolo, rcnn, detr, cls, seg: models that share an architecture and a loss
     task: str  # one of TASKS
     section: str | None  # config section of the family's settings (None: the family has none)
     builder: str
     about: str = ""
     recipe: str = ""  # "module:function" resolving the family's "auto" settings (rtdet.engine.recipe); "": none
     section_args: tuple[str, ...] = ()  # settings of ``section`` that shape the network: passed to the builder
+
+
+# the detr section's settings that shape the network (build arguments, recorded in checkpoints)
+DETR_SHAPE = ("num_queries", "embed_dims", "num_decoder_layers", "num_heads", "num_levels", "num_points")
 
 
 def _specs(*specs: ModelSpec) -> dict[str, ModelSpec]:
@@ -66,6 +70,12 @@ MODELS: dict[str, ModelSpec] = _specs(
               "classifier on rtdet-s's backbone"),
     ModelSpec("lenet", "cls", "classify", "cls", "rtdet.models.cls:build_classifier",
               "LeNet-5-style network for 28x28 digits (the classic reference)"),
+    ModelSpec("rtdet-detr-n", "detr", "detect", "detr", "rtdet.models.detr.model:build_detr",
+              "real-time detection transformer (RT-DETR-style) on rtdet-n's backbone, no NMS",
+              section_args=DETR_SHAPE),
+    ModelSpec("rtdet-detr-s", "detr", "detect", "detr", "rtdet.models.detr.model:build_detr",
+              "real-time detection transformer on rtdet-s's backbone (RT-DETR-R18's widths)",
+              section_args=DETR_SHAPE),
     ModelSpec("rtdet-seg-n", "seg", "segment", "seg", "rtdet.models.seg:build_segmenter",
               "semantic segmentation on rtdet-n's backbone, FPN to stride 4", section_args=("upsample",)),
     ModelSpec("rtdet-seg-s", "seg", "segment", "seg", "rtdet.models.seg:build_segmenter",

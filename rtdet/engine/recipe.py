@@ -16,7 +16,8 @@ from scratch, rtdet-n, 320 px, batch 16, seed 0, on bccd, coco128 and digits):
   (no accumulation) while the run is short (< :data:`LONG_RUN_STEPS` optimizer steps
   counted without accumulation): accumulation divides the number of steps, and a
   short run needs every one. Long runs accumulate to 64 as the classic recipe does.
-- ``optimizer``: AdamW for short runs, SGD (momentum 0.937, Nesterov) for long ones.
+- ``optimizer``: AdamW for short runs, SGD (momentum 0.937, Nesterov) for long ones; a family that
+  trains with one optimizer only (DETR: AdamW) uses it at every length.
 - ``lr``, ``weight_decay``: the family's values for the chosen optimizer (:data:`FAMILY_RECIPES`).
 - ``warmup_epochs``: 3 epochs, but at most a tenth of the run.
 - ``ema_tau``: the EMA's ramp, so that its averaging horizon at the end of the run is about
@@ -45,9 +46,13 @@ LONG_RUN_STEPS = 10_000  # optimizer steps (without accumulation) from which the
 # AdamW's decay is decoupled (multiplied by lr), hence 100x SGD's. "default" serves families without an entry.
 # rcnn: SGD as torchvision's detection references train Faster R-CNN (lr 0.02 for 16 images a step, weight decay
 # 1e-4, references/detection/README.md); AdamW as DETR trains its detector (lr 1e-4, weight decay 1e-4).
+# detr: AdamW only, at every run length, as DETR and RT-DETR train (lr 1e-4, weight decay 1e-4, rtdetr_pytorch's
+# optimizer.yml; the backbone at a tenth of it: the model's param_groups_hint, setting detr.backbone_lr_scale).
+# A family whose table names one optimizer uses it whatever the run's length.
 FAMILY_RECIPES: dict[str, dict[str, dict[str, float]]] = {
     "default": {"adamw": {"lr": 0.002, "weight_decay": 0.05}, "sgd": {"lr": 0.01, "weight_decay": 5e-4}},
     "rcnn": {"adamw": {"lr": 1e-4, "weight_decay": 1e-4}, "sgd": {"lr": 0.02, "weight_decay": 1e-4}},
+    "detr": {"adamw": {"lr": 1e-4, "weight_decay": 1e-4}},
 }
 
 
@@ -120,8 +125,11 @@ def optim_choices(cfg: Config, facts: RunFacts) -> list[Choice]:
     optimizer = o.optimizer
     if optimizer == AUTO:
         optimizer = "sgd" if long_run else "adamw"
-        out.append(Choice("optim.optimizer", optimizer, f"{'long' if long_run else 'short'} run, {steps:,} "
-                                                        f"optimizer steps"))
+        why = f"{'long' if long_run else 'short'} run, {steps:,} optimizer steps"
+        only = FAMILY_RECIPES.get(facts.family, {})
+        if len(only) == 1:
+            optimizer, why = next(iter(only)), f"the {facts.family} family trains with {next(iter(only))} only"
+        out.append(Choice("optim.optimizer", optimizer, why))
     recipe = family_recipe(facts.family, optimizer)
     for name in ("lr", "weight_decay"):
         if getattr(o, name) == AUTO:

@@ -3,7 +3,8 @@
 Each family lives in its own module and follows the contract of
 :class:`rtdet.models.base.RtdetModel`: the YOLO-style detectors
 (:mod:`rtdet.models.yolo`, ``rtdet-n/s/m``), torchvision's Faster R-CNN
-(:mod:`rtdet.models.faster_rcnn`, ``faster-rcnn``, ``faster-rcnn-r50``), the classifiers (:mod:`rtdet.models.cls`,
+(:mod:`rtdet.models.faster_rcnn`, ``faster-rcnn``, ``faster-rcnn-r50``), the detection transformers
+(:mod:`rtdet.models.detr`, ``rtdet-detr-n/s``), the classifiers (:mod:`rtdet.models.cls`,
 ``rtdet-cls-n/s``, ``lenet``) and the segmenters (:mod:`rtdet.models.seg`, ``rtdet-seg-n/s``). The registry (name -> family, task, config
 section, builder) is torch-free so the command line can list it cheaply.
 """

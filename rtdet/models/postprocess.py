@@ -1,5 +1,8 @@
 """Decoding: raw head outputs -> boxes and scores -> confidence filter -> NMS -> ``max_det``.
 
+Set-prediction detectors (the DETR family) need no suppression: ``method="none"`` keeps the
+``max_det`` best (box, class) pairs above ``conf`` (:func:`topk_postprocess`).
+
 :func:`decode` turns the head's logits into xyxy boxes in input pixels and
 per-class probabilities; it is pure tensor code and is what an exported ONNX
 graph computes (see :meth:`rtdet.models.yolo.YOLO.forward_raw`).
@@ -11,6 +14,7 @@ detect task's :func:`rtdet.tasks.detect.to_original`.
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
 from rtdet.boxes import clip_boxes
@@ -62,7 +66,8 @@ def postprocess(
             candidate, whatever ``multi_label`` says, as in torchvision's RoI heads).
         scores (Tensor[B, N, K]): probabilities.
         conf: keep (box, class) pairs with score above this.
-        iou, method: NMS threshold and method (``nms``, ``agnostic``, ``soft``, ``diou``).
+        iou, method: NMS threshold and method (``nms``, ``agnostic``, ``soft``, ``diou``; ``none``: no NMS, see
+            :func:`topk_postprocess`, which takes ``boxes [B, N, 4]`` only).
         max_det: detections kept per image after NMS.
         multi_label: a box may be reported for every class above ``conf`` (helps mAP a
             little); otherwise only for its best class (faster, what deployment wants).
@@ -73,6 +78,8 @@ def postprocess(
         B dicts: ``boxes`` float [D, 4] xyxy input pixels, ``scores`` float [D],
         ``labels`` int64 [D]; sorted by score, ``D <= max_det``.
     """
+    if method == "none":
+        return topk_postprocess(boxes, scores, conf, max_det, image_size)
     out = []
     per_class = boxes.dim() == 4
     for b, s in zip(boxes, scores):
@@ -82,4 +89,31 @@ def postprocess(
             bx = clip_boxes(bx, image_size)
         keep, kept_scores = non_max_suppression(bx, sc, cls, method, iou, max_det)
         out.append({"boxes": bx[keep], "scores": kept_scores, "labels": cls[keep].long()})
+    return out
+
+
+def topk_postprocess(boxes: Tensor, scores: Tensor, conf: float = 0.001, max_det: int = 300,
+                     image_size: tuple[int, int] | None = None) -> list[dict[str, Tensor]]:
+    """Per-image detections without suppression: the ``max_det`` best (box, class) pairs, those above ``conf``.
+
+    The decoding of set-prediction detectors (DETR, RT-DETR): each query predicts one object, so
+    no two queries need suppressing; a query may be reported for several classes.
+
+    Args:
+        boxes (Tensor[B, N, 4]): xyxy in input pixels. scores (Tensor[B, N, K]): probabilities.
+        image_size: ``(height, width)`` to clip boxes to, if given.
+
+    Returns:
+        B dicts: ``boxes`` float [D, 4], ``scores`` float [D], ``labels`` int64 [D]; sorted by score,
+        ``D <= max_det``.
+    """
+    k = scores.shape[-1]
+    top, index = scores.float().flatten(1).topk(min(max_det, scores.shape[1] * k), dim=1)
+    out = []
+    for b, s, i in zip(boxes, top, index):
+        keep = s > conf
+        bx = b[torch.div(i[keep], k, rounding_mode="floor")].float()
+        if image_size is not None:
+            bx = clip_boxes(bx, image_size)
+        out.append({"boxes": bx, "scores": s[keep], "labels": (i[keep] % k).long()})
     return out

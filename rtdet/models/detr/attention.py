@@ -63,13 +63,12 @@ class MultiheadAttention(nn.Module):
         return self.out_proj(out)
 
 
-def deformable_sample(value: Tensor, shapes: list[tuple[int, int]], locations: Tensor, weights: Tensor) -> Tensor:
+def deformable_sample(values: list[Tensor], locations: Tensor, weights: Tensor) -> Tensor:
     """The weighted sum of bilinearly sampled values: the core of multi-scale deformable attention.
 
     Args:
-        value (Tensor[B, L, h, d]): every level's feature map flattened row by row and concatenated,
-            ``L = sum(H_l * W_l)``, split into ``h`` heads of ``d`` channels.
-        shapes: ``(H_l, W_l)`` of each of the ``n_l`` levels, in the order of ``value``.
+        values: per level ``l`` the value map Tensor[B * h, d, H_l, W_l] (``h`` heads of ``d`` channels,
+            image-major: row ``b * h + k`` is head ``k`` of image ``b``).
         locations (Tensor[B, Q, h, n_l, P, 2]): sampling points ``(x, y)`` normalized to ``[0, 1]``
             of each level (0 and 1 are the outer edges of the border pixels, ``align_corners=False``);
             points outside read zeros.
@@ -77,24 +76,22 @@ def deformable_sample(value: Tensor, shapes: list[tuple[int, int]], locations: T
 
     Returns:
         Tensor[B, Q, h * d].
+
+    Every reshape keeps the batch and the map sizes symbolic (no size is computed in Python), so a
+    traced ONNX graph takes any batch and input size.
     """
-    b, _, heads, d = value.shape
-    q, levels, points = locations.shape[1], locations.shape[3], locations.shape[4]
-    per_level = value.split([hh * ww for hh, ww in shapes], dim=1)
-    grids = 2 * locations - 1  # grid_sample's frame: -1 .. 1
-    samples = []
-    for lvl, (hh, ww) in enumerate(shapes):
-        v = per_level[lvl].permute(0, 2, 3, 1).reshape(b * heads, d, hh, ww)
-        g = grids[:, :, :, lvl].transpose(1, 2).reshape(b * heads, q, points, 2)
-        samples.append(F.grid_sample(v, g, mode="bilinear", padding_mode="zeros", align_corners=False))
-    sampled = torch.stack(samples, dim=-2)  # [B * h, d, Q, n_l, P]
-    w = weights.transpose(1, 2).reshape(b * heads, 1, q, levels, points)
-    return (sampled * w).sum((-1, -2)).view(b, heads * d, q).transpose(1, 2)
+    heads = locations.shape[2]
+    grids = (2 * locations - 1).transpose(1, 2).flatten(0, 1)  # grid_sample's frame -1 .. 1: [B * h, Q, n_l, P, 2]
+    sampled = torch.stack([F.grid_sample(v, grids[:, :, lvl], mode="bilinear", padding_mode="zeros",
+                                         align_corners=False) for lvl, v in enumerate(values)], dim=-2)
+    w = weights.transpose(1, 2).flatten(0, 1)[:, None]  # [B * h, 1, Q, n_l, P]
+    out = (sampled * w).sum((-1, -2))  # [B * h, d, Q]
+    return out.unflatten(0, (-1, heads)).flatten(1, 2).transpose(1, 2)
 
 
 class MSDeformableAttention(nn.Module):
     """Multi-scale deformable attention:
-    ``(query [B, Q, D], reference [B, Q, 2 or 4], value [B, L, D], shapes) -> [B, Q, D]``.
+    ``(query [B, Q, D], reference [B, Q, 2 or 4], maps [B, D, H_l, W_l] per level) -> [B, Q, D]``.
 
     A query at reference point ``(cx, cy)`` samples at ``ref + offset / (W_l, H_l)`` (offsets in
     pixels of each level); one with a reference box ``(cx, cy, w, h)`` at
@@ -132,27 +129,28 @@ class MSDeformableAttention(nn.Module):
             nn.init.xavier_uniform_(lin.weight)
             nn.init.zeros_(lin.bias)
 
-    def forward(self, query: Tensor, reference: Tensor, value: Tensor, shapes: list[tuple[int, int]],
-                value_mask: Tensor | None = None) -> Tensor:
-        """``reference`` [B, Q, 2] points or [B, Q, 4] boxes (cxcywh), normalized; ``value_mask`` bool
-        [B, L], True where a token is padding (read as zeros)."""
-        b, q, _ = query.shape
-        v = self.value_proj(value)
-        if value_mask is not None:
-            v = v.masked_fill(value_mask[..., None], 0.0)
-        v = v.unflatten(-1, (self.heads, self.dims // self.heads))
-        offsets = self.sampling_offsets(query).view(b, q, self.heads, self.levels, self.points, 2)
-        weights = self.attention_weights(query).view(b, q, self.heads, self.levels * self.points)
-        weights = weights.softmax(-1).view(b, q, self.heads, self.levels, self.points)
+    def values(self, maps: list[Tensor]) -> list[Tensor]:
+        """The projected value maps, per level ``[B, D, H, W] -> [B * h, D / h, H, W]``."""
+        head_dims = self.dims // self.heads
+        return [self.value_proj(m.permute(0, 2, 3, 1)).unflatten(-1, (self.heads, head_dims))
+                .permute(0, 3, 4, 1, 2).flatten(0, 1) for m in maps]
+
+    def forward(self, query: Tensor, reference: Tensor, maps: list[Tensor]) -> Tensor:
+        """``reference`` [B, Q, 2] points or [B, Q, 4] boxes (cxcywh), normalized; ``maps`` the ``n_l``
+        feature maps [B, D, H_l, W_l] to attend to. With points, the offsets are in pixels of each map: a
+        traced graph then keeps the map sizes of the trace (boxes keep them symbolic)."""
+        offsets = self.sampling_offsets(query).unflatten(-1, (self.heads, self.levels, self.points, 2))
+        weights = self.attention_weights(query).unflatten(-1, (self.heads, self.levels * self.points))
+        weights = weights.softmax(-1).unflatten(-1, (self.levels, self.points))
         ref = reference[:, :, None, None, None, :]
         if reference.shape[-1] == 2:
-            wh = torch.tensor([[w, h] for h, w in shapes], dtype=query.dtype, device=query.device)
+            wh = torch.tensor([[m.shape[-1], m.shape[-2]] for m in maps], dtype=query.dtype, device=query.device)
             locations = ref + offsets / wh[None, None, None, :, None, :]
         elif reference.shape[-1] == 4:
             locations = ref[..., :2] + offsets / self.points * ref[..., 2:] * 0.5
         else:
             raise ValueError(f"reference must end in 2 (points) or 4 (boxes), got {tuple(reference.shape)}")
-        return self.output_proj(deformable_sample(v, shapes, locations, weights))
+        return self.output_proj(deformable_sample(self.values(maps), locations, weights))
 
 
 __all__ = ["MSDeformableAttention", "MultiheadAttention", "deformable_sample"]

@@ -51,47 +51,42 @@ def _bilinear(img: torch.Tensor, x: float, y: float) -> torch.Tensor:
     return out
 
 
-def _looped(value, shapes, locations, weights):
-    b, _, heads, d = value.shape
-    _, q, _, levels, points, _ = locations.shape
-    starts = [0]
-    for h, w in shapes:
-        starts.append(starts[-1] + h * w)
-    out = torch.zeros(b, q, heads, d, dtype=value.dtype)
+def _looped(values, locations, weights):
+    """values: per level [B, h, d, H, W]."""
+    b, q, heads, levels, points, _ = locations.shape
+    d = values[0].shape[2]
+    out = torch.zeros(b, q, heads, d, dtype=values[0].dtype)
     for bi in range(b):
         for qi in range(q):
             for hi in range(heads):
-                for li, (h, w) in enumerate(shapes):
-                    img = value[bi, starts[li]:starts[li + 1], hi].T.reshape(d, h, w)
+                for li in range(levels):
                     for pi in range(points):
                         x, y = locations[bi, qi, hi, li, pi].tolist()
-                        out[bi, qi, hi] += weights[bi, qi, hi, li, pi] * _bilinear(img, x, y)
+                        out[bi, qi, hi] += weights[bi, qi, hi, li, pi] * _bilinear(values[li][bi, hi], x, y)
     return out.flatten(2)
 
 
 def test_deformable_sample_equals_a_looped_reference():
     torch.manual_seed(0)
-    shapes = [(6, 5), (3, 4), (2, 2)]
-    value = torch.randn(2, sum(h * w for h, w in shapes), 2, 3, dtype=torch.float64)
+    values = [torch.randn(2, 2, 3, h, w, dtype=torch.float64) for h, w in [(6, 5), (3, 4), (2, 2)]]
     locations = torch.rand(2, 4, 2, 3, 3, 2, dtype=torch.float64) * 1.2 - 0.1  # some points outside
     weights = torch.rand(2, 4, 2, 3, 3, dtype=torch.float64)
-    got = deformable_sample(value, shapes, locations, weights)
-    torch.testing.assert_close(got, _looped(value, shapes, locations, weights))
+    got = deformable_sample([v.flatten(0, 1) for v in values], locations, weights)
+    torch.testing.assert_close(got, _looped(values, locations, weights))
 
 
 def test_deformable_attention_shapes_and_reference_kinds():
     torch.manual_seed(0)
     attn = MSDeformableAttention(dims=32, heads=4, levels=2, points=3)
-    shapes = [(4, 6), (2, 3)]
-    value = torch.randn(2, 30, 32)
+    maps = [torch.randn(2, 32, 4, 6), torch.randn(2, 32, 2, 3)]
     query = torch.randn(2, 5, 32)
     for ref in (torch.rand(2, 5, 2), torch.rand(2, 5, 4)):
-        out = attn(query, ref, value, shapes)
+        out = attn(query, ref, maps)
         assert out.shape == (2, 5, 32) and torch.isfinite(out).all()
     out.sum().backward()
     assert attn.sampling_offsets.weight.grad.abs().sum() > 0  # the offsets learn through grid_sample
     with pytest.raises(ValueError, match="end in 2"):
-        attn(query, torch.rand(2, 5, 3), value, shapes)
+        attn(query, torch.rand(2, 5, 3), maps)
 
 
 def test_deformable_attention_starts_looking_around_the_reference():
