@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from rtdet.errors import ModelError
 
@@ -45,10 +46,14 @@ class ModelSpec:
     about: str = ""
     recipe: str = ""  # "module:function" resolving the family's "auto" settings (rtdet.engine.recipe); "": none
     section_args: tuple[str, ...] = ()  # settings of ``section`` that shape the network: passed to the builder
+    # decoding settings the family fixes whatever the config says, as (name, value) pairs: a set-prediction
+    # detector (DETR) has no duplicates to suppress, so every backend decodes its outputs without NMS
+    decoding: tuple[tuple[str, Any], ...] = ()
 
 
 # the detr section's settings that shape the network (build arguments, recorded in checkpoints)
 DETR_SHAPE = ("num_queries", "embed_dims", "num_decoder_layers", "num_heads", "num_levels", "num_points")
+NO_NMS = (("method", "none"),)  # rtdet.models.postprocess.postprocess: the top max_det (box, class) pairs
 
 
 def _specs(*specs: ModelSpec) -> dict[str, ModelSpec]:
@@ -72,10 +77,10 @@ MODELS: dict[str, ModelSpec] = _specs(
               "LeNet-5-style network for 28x28 digits (the classic reference)"),
     ModelSpec("rtdet-detr-n", "detr", "detect", "detr", "rtdet.models.detr.model:build_detr",
               "real-time detection transformer (RT-DETR-style) on rtdet-n's backbone, no NMS",
-              section_args=DETR_SHAPE),
+              section_args=DETR_SHAPE, decoding=NO_NMS),
     ModelSpec("rtdet-detr-s", "detr", "detect", "detr", "rtdet.models.detr.model:build_detr",
               "real-time detection transformer on rtdet-s's backbone (RT-DETR-R18's widths)",
-              section_args=DETR_SHAPE),
+              section_args=DETR_SHAPE, decoding=NO_NMS),
     ModelSpec("rtdet-seg-n", "seg", "segment", "seg", "rtdet.models.seg:build_segmenter",
               "semantic segmentation on rtdet-n's backbone, FPN to stride 4", section_args=("upsample",)),
     ModelSpec("rtdet-seg-s", "seg", "segment", "seg", "rtdet.models.seg:build_segmenter",
@@ -88,3 +93,9 @@ def model_spec(name: str) -> ModelSpec:
     if name not in MODELS:
         raise ModelError(f"unknown model {name!r}; expected one of {', '.join(MODELS)}")
     return MODELS[name]
+
+
+def fixed_decoding(name: str) -> dict[str, Any]:
+    """The decoding settings model ``name`` fixes (see :attr:`ModelSpec.decoding`); {} for an unknown name."""
+    spec = MODELS.get(name)
+    return dict(spec.decoding) if spec else {}

@@ -33,13 +33,18 @@ BACKENDS = ("torch", "onnxruntime")
 class Backend:
     """Raw-output inference. Attributes: ``names`` (class names), ``imgsz`` (default input size), ``name``
     (the runtime), ``task`` (detect, classify), ``output_names``, ``category_ids`` (the training data set's
-    own id of each class, e.g. COCO's non-contiguous ids, or None)."""
+    own id of each class, e.g. COCO's non-contiguous ids, or None), ``decoding`` (the decoding settings
+    the model's family fixes, :func:`rtdet.registry.fixed_decoding`: DETR's outputs are decoded without NMS)."""
 
     name = "backend"
     category_ids: list | None = None
 
-    def __init__(self, names: list[str], imgsz: int, task: str, output_names: tuple[str, ...]) -> None:
+    def __init__(self, names: list[str], imgsz: int, task: str, output_names: tuple[str, ...],
+                 model: str = "") -> None:
+        from rtdet.registry import fixed_decoding
+
         self.names, self.imgsz, self.task, self.output_names = list(names), int(imgsz), task, tuple(output_names)
+        self.decoding = fixed_decoding(model)
 
     def __call__(self, images: Tensor) -> tuple[Tensor, ...]:
         raise NotImplementedError
@@ -53,7 +58,7 @@ class TorchBackend(Backend):
     def __init__(self, model: nn.Module, names: list[str], imgsz: int = 320) -> None:
         import copy
 
-        super().__init__(names, imgsz, model.task, model.output_names)
+        super().__init__(names, imgsz, model.task, model.output_names, getattr(model, "build_args", {}).get("name", ""))
         self.model = copy.deepcopy(model).float().fuse()
         self.device = next(self.model.parameters()).device
 
@@ -87,7 +92,7 @@ class OrtBackend(Backend):
             raise ModelError(f"{path} was exported with --nms (output 'detections'); rtdet's backends take the "
                              "raw-output export: re-export without --nms")
         outputs = tuple(o.name for o in self.session.get_outputs())
-        super().__init__(meta["names"], meta["imgsz"], meta["task"], outputs)
+        super().__init__(meta["names"], meta["imgsz"], meta["task"], outputs, meta["model"])
         self.path, self.dynamic, self.category_ids = Path(path), meta["dynamic"], meta["category_ids"]
 
     def __call__(self, images: Tensor) -> tuple[Tensor, ...]:
@@ -214,11 +219,12 @@ def infer(backend: Backend, images: list[np.ndarray], imgsz: int | None = None,
     """
     task = get_task(backend.task)
     size = imgsz or backend.imgsz
+    settings = {**(settings or {}), **backend.decoding}
     out = []
     with host_threads(backend):
         for image in images:
             x, geometry = task.preprocess(image, size)
-            result = task.decode(backend(x), geometry, image.shape, backend.names, settings or {})
+            result = task.decode(backend(x), geometry, image.shape, backend.names, settings)
             if backend.category_ids:
                 result["category_ids"] = [backend.category_ids[int(c)] for c in result["labels"]]
             out.append(result)
@@ -234,12 +240,12 @@ class BackendModel(nn.Module):
 
     def __init__(self, backend: Backend, settings: dict[str, Any]) -> None:
         super().__init__()
-        self.backend, self.num_classes, self.settings = backend, len(backend.names), dict(settings)
+        self.backend, self.num_classes, self.settings = backend, len(backend.names), {**settings, **backend.decoding}
         self.task = get_task(backend.task)
         self._dummy = nn.Parameter(torch.zeros(0), requires_grad=False)  # gives next(parameters()) a device
 
     def set_postprocess(self, **settings: Any) -> None:
-        self.settings.update(settings)
+        self.settings.update(settings, **self.backend.decoding)
 
     def forward(self, images: Tensor, targets: Any = None) -> list[dict[str, Tensor]]:
         return self.task.predictions(self.backend(images.cpu()), tuple(images.shape[-2:]), self.settings)

@@ -34,6 +34,15 @@ def test_short_run_takes_adamw_without_accumulation():
     assert AUTO not in values + [cfg.train.ema_tau, cfg.detect.close_mosaic]  # nothing left unresolved
 
 
+@pytest.mark.parametrize("epochs", [10, 1000])
+def test_detr_family_trains_with_adamw_at_every_length(epochs):
+    cfg, chosen = resolved({"model": "rtdet-detr-n"}, images=1600, batch=16, epochs=epochs, family="detr")
+    assert (cfg.optim.optimizer, cfg.optim.lr, cfg.optim.weight_decay) == ("adamw", 1e-4, 1e-4)
+    assert cfg.optim.nbs == (64 if epochs == 1000 else 16)  # accumulation still follows the run's length
+    sgd, _ = resolved({"model": "rtdet-detr-n", "optimizer": "sgd"}, epochs=epochs, family="detr")
+    assert sgd.optim.optimizer == "sgd" and sgd.optim.lr == 0.01  # an explicit optimizer wins
+
+
 def test_long_run_takes_the_classic_sgd_recipe():
     n = LONG_RUN_STEPS * 16 // 100  # 100 epochs of this set make exactly LONG_RUN_STEPS iterations
     cfg, _ = resolved(images=n, batch=16, epochs=100)

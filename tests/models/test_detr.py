@@ -88,6 +88,26 @@ def test_eval_is_the_top_k_of_the_export_outputs(one_thread):
     torch.testing.assert_close(dets[0]["scores"], q[q > 0.01])
 
 
+def test_backends_decode_without_nms_whatever_the_settings(one_thread):
+    """val/predict through a backend decode the export outputs as eval mode does: no NMS (the registry's
+    decoding for the family), even when the run's settings name an NMS method."""
+    from rtdet.deploy.runtime import BackendModel, TorchBackend
+
+    torch.manual_seed(0)
+    model = build_model("rtdet-detr-n", num_classes=3, **SMALL).fuse()  # the backend's fused copy is the same
+    settings = {"conf": 0.001, "iou": 0.1, "method": "nms", "max_det": 40}
+    model.set_postprocess(**settings)
+    backend = TorchBackend(model, ["a", "b", "c"], 64)
+    assert backend.decoding == {"method": "none"}
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        want = model(x)
+    for got, exp in zip(BackendModel(backend, settings)(x), want):
+        assert len(got["boxes"]) == 40  # NMS at IoU 0.1 would have removed overlapping queries
+        for k in ("boxes", "scores", "labels"):
+            assert torch.equal(got[k], exp[k])
+
+
 def test_predict_with_loss_equals_eval_predictions(one_thread):
     torch.manual_seed(0)
     model = build_model("rtdet-detr-n", num_classes=3, **SMALL)
@@ -187,6 +207,9 @@ def test_onnx_export_matches_pytorch(tmp_path, one_thread):
     report = {}
     path = export_onnx(model, tmp_path / "detr.onnx", imgsz=128, dynamic=True, names=["a", "b", "c"], report=report)
     assert report["boxes"] <= 1e-3 and report["scores"] <= 1e-4  # rtdet's parity check on real photos passed
+    from rtdet.deploy.runtime import OrtBackend
+
+    assert OrtBackend(path, threads=1).decoding == {"method": "none"}  # the metadata names the model
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     x = torch.rand(2, 3, 96, 160)  # another batch and size than the export's
     with torch.no_grad():

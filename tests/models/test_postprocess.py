@@ -94,3 +94,15 @@ def test_a_box_per_class_makes_every_pair_above_conf_a_candidate():
     torch.testing.assert_close(det["scores"], torch.tensor([0.6, 0.4, 0.3]))
     torch.testing.assert_close(det["boxes"], torch.tensor([[0.0, 0.0, 10.0, 10.0], [60.0, 0.0, 80.0, 40.0],
                                                            [30.0, 30.0, 50.0, 70.0]]))
+
+
+def test_topk_decoding_keeps_overlaps_and_reports_a_box_per_class():
+    """method "none" (set-prediction detectors): the best (box, class) pairs, nothing suppressed."""
+    boxes = torch.tensor([[[0.0, 0.0, 10.0, 10.0], [0.0, 0.0, 10.0, 10.5], [50.0, 50.0, 90.0, 70.0]]])
+    scores = torch.tensor([[[0.9, 0.6], [0.8, 0.01], [0.002, 0.3]]])
+    out = postprocess(boxes, scores, conf=0.05, max_det=3, method="none", image_size=(64, 80))[0]
+    assert out["scores"].tolist() == pytest.approx([0.9, 0.8, 0.6])  # overlapping twins both kept
+    assert out["labels"].tolist() == [0, 0, 1]  # query 0 reported under both of its classes
+    assert torch.equal(out["boxes"][2], boxes[0, 0])
+    out = postprocess(boxes, scores, conf=0.05, max_det=10, method="none", image_size=(64, 80))[0]
+    assert len(out["scores"]) == 4 and torch.equal(out["boxes"][3], torch.tensor([50.0, 50.0, 80.0, 64.0]))  # clipped

@@ -98,7 +98,8 @@ class HybridEncoder(nn.Module):
         for i, low in enumerate(reversed(x[:-1])):
             high = self.lateral[i](inner[0])
             inner[0] = high
-            inner.insert(0, self.top_down[i](torch.cat([F.interpolate(high, scale_factor=2.0, mode="nearest"), low], 1)))
+            up = F.interpolate(high, scale_factor=2.0, mode="nearest")
+            inner.insert(0, self.top_down[i](torch.cat([up, low], 1)))
         # bottom-up: each finer result, downsampled by a stride-2 conv, is fused into the next coarser one
         outs = [inner[0]]
         for i, high in enumerate(inner[1:]):

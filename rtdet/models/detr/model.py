@@ -173,7 +173,8 @@ class DETR(RtdetModel):
             return self.criterion(self.network(images, normalized, all_layers=True), normalized)
         return self.detections(*self.forward_raw(images), size)
 
-    def predict_with_loss(self, images: Tensor, targets: list[dict]) -> tuple[list[dict[str, Tensor]], dict[str, Tensor]]:
+    def predict_with_loss(self, images: Tensor, targets: list[dict]
+                          ) -> tuple[list[dict[str, Tensor]], dict[str, Tensor]]:
         """Eval-mode detections and the losses from one network pass: every layer's and the proposals' set
         losses, without the denoising ones (denoising is a training device)."""
         size = (images.shape[-2], images.shape[-1])
@@ -183,7 +184,8 @@ class DETR(RtdetModel):
 
     def param_groups_hint(self) -> dict[str, Any]:
         """The backbone trains at ``backbone_lr_scale`` times the learning rate (RT-DETR: 0.1)."""
-        return {f"backbone.{name}": {"lr_scale": self.backbone_lr_scale} for name, _ in self.backbone.named_parameters()}
+        scale = {"lr_scale": self.backbone_lr_scale}
+        return {f"backbone.{name}": scale for name, _ in self.backbone.named_parameters()}
 
     def parity_align(self, reference: tuple[np.ndarray, ...],
                      exported: tuple[np.ndarray, ...]) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
