@@ -91,21 +91,25 @@ def deformable_sample(values: list[Tensor], locations: Tensor, weights: Tensor) 
 
 class MSDeformableAttention(nn.Module):
     """Multi-scale deformable attention:
-    ``(query [B, Q, D], reference [B, Q, 2 or 4], maps [B, D, H_l, W_l] per level) -> [B, Q, D]``.
+    ``(query [B, Q, D], reference [B, Q, 4 or 2], maps [B, D, H_l, W_l] per level) -> [B, Q, D]``.
 
-    A query at reference point ``(cx, cy)`` samples at ``ref + offset / (W_l, H_l)`` (offsets in
-    pixels of each level); one with a reference box ``(cx, cy, w, h)`` at
-    ``ref + offset / P * (w, h) / 2`` (offsets in half box sizes, RT-DETR's decoder).
+    A query with a reference box ``(cx, cy, w, h)`` samples at ``ref + offset / P * (w, h) / 2``
+    (offsets in half box sizes, RT-DETR's decoder); one at a reference point ``(cx, cy)`` at
+    ``ref + offset / (W_l, H_l)`` (offsets in pixels of each level, Deformable DETR's encoder).
 
     Args:
         dims: ``D``; heads: ``h`` (divides ``D``); levels: ``n_l``; points: ``P`` per head and level.
+        reference: ``box`` or ``point``.
     """
 
-    def __init__(self, dims: int = 256, heads: int = 8, levels: int = 3, points: int = 4) -> None:
+    def __init__(self, dims: int = 256, heads: int = 8, levels: int = 3, points: int = 4,
+                 reference: str = "box") -> None:
         super().__init__()
         if dims % heads:
             raise ValueError(f"MSDeformableAttention: dims {dims} must be divisible by heads {heads}")
-        self.dims, self.heads, self.levels, self.points = dims, heads, levels, points
+        if reference not in ("box", "point"):
+            raise ValueError(f"MSDeformableAttention: reference must be 'box' or 'point', got {reference!r}")
+        self.dims, self.heads, self.levels, self.points, self.reference = dims, heads, levels, points, reference
         self.sampling_offsets = nn.Linear(dims, heads * levels * points * 2)
         self.attention_weights = nn.Linear(dims, heads * levels * points)
         self.value_proj = nn.Linear(dims, dims)
@@ -136,20 +140,21 @@ class MSDeformableAttention(nn.Module):
                 .permute(0, 3, 4, 1, 2).flatten(0, 1) for m in maps]
 
     def forward(self, query: Tensor, reference: Tensor, maps: list[Tensor]) -> Tensor:
-        """``reference`` [B, Q, 2] points or [B, Q, 4] boxes (cxcywh), normalized; ``maps`` the ``n_l``
-        feature maps [B, D, H_l, W_l] to attend to. With points, the offsets are in pixels of each map: a
-        traced graph then keeps the map sizes of the trace (boxes keep them symbolic)."""
+        """``reference`` [B, Q, 4] boxes (cxcywh) or [B, Q, 2] points, normalized; ``maps`` the ``n_l`` feature
+        maps [B, D, H_l, W_l] to attend to. With points, the offsets are in pixels of each map: a traced
+        graph then keeps the map sizes of the trace (boxes keep them symbolic)."""
+        size = 4 if self.reference == "box" else 2
+        if not torch.jit.is_tracing() and reference.shape[-1] != size:
+            raise ValueError(f"reference {self.reference}es must be [B, Q, {size}], got {tuple(reference.shape)}")
         offsets = self.sampling_offsets(query).unflatten(-1, (self.heads, self.levels, self.points, 2))
         weights = self.attention_weights(query).unflatten(-1, (self.heads, self.levels * self.points))
         weights = weights.softmax(-1).unflatten(-1, (self.levels, self.points))
         ref = reference[:, :, None, None, None, :]
-        if reference.shape[-1] == 2:
-            wh = torch.tensor([[m.shape[-1], m.shape[-2]] for m in maps], dtype=query.dtype, device=query.device)
-            locations = ref + offsets / wh[None, None, None, :, None, :]
-        elif reference.shape[-1] == 4:
+        if self.reference == "box":
             locations = ref[..., :2] + offsets / self.points * ref[..., 2:] * 0.5
         else:
-            raise ValueError(f"reference must end in 2 (points) or 4 (boxes), got {tuple(reference.shape)}")
+            wh = torch.tensor([[m.shape[-1], m.shape[-2]] for m in maps], dtype=query.dtype, device=query.device)
+            locations = ref + offsets / wh[None, None, None, :, None, :]
         return self.output_proj(deformable_sample(self.values(maps), locations, weights))
 
 

@@ -77,16 +77,16 @@ def test_deformable_sample_equals_a_looped_reference():
 
 def test_deformable_attention_shapes_and_reference_kinds():
     torch.manual_seed(0)
-    attn = MSDeformableAttention(dims=32, heads=4, levels=2, points=3)
     maps = [torch.randn(2, 32, 4, 6), torch.randn(2, 32, 2, 3)]
     query = torch.randn(2, 5, 32)
-    for ref in (torch.rand(2, 5, 2), torch.rand(2, 5, 4)):
+    for kind, ref in (("point", torch.rand(2, 5, 2)), ("box", torch.rand(2, 5, 4))):
+        attn = MSDeformableAttention(dims=32, heads=4, levels=2, points=3, reference=kind)
         out = attn(query, ref, maps)
         assert out.shape == (2, 5, 32) and torch.isfinite(out).all()
-    out.sum().backward()
-    assert attn.sampling_offsets.weight.grad.abs().sum() > 0  # the offsets learn through grid_sample
-    with pytest.raises(ValueError, match="end in 2"):
-        attn(query, torch.rand(2, 5, 3), maps)
+        out.sum().backward()
+        assert attn.sampling_offsets.weight.grad.abs().sum() > 0  # the offsets learn through grid_sample
+    with pytest.raises(ValueError, match=r"reference boxes must be \[B, Q, 4\]"):
+        attn(query, torch.rand(2, 5, 2), maps)
 
 
 def test_deformable_attention_starts_looking_around_the_reference():
