@@ -29,9 +29,21 @@ def test_multihead_attention_equals_torch(dims, heads):
     q, k, v = torch.randn(2, 5, dims), torch.randn(2, 7, dims), torch.randn(2, 7, dims)
     mask = torch.rand(5, 7) < 0.4
     mask[:, 0] = False  # every query keeps one key
-    for m in (None, mask):
+    for m in (None, mask, mask.repeat(2 * heads, 1, 1)):
         want = ref(q, k, v, attn_mask=m, need_weights=False)[0]
         torch.testing.assert_close(ours(q, k, v, attn_mask=m), want, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(ours(q, k, v, attn_mask=m), _textbook(ours, q, k, v, m), rtol=1e-5, atol=1e-5)
+
+
+def _textbook(mha: MultiheadAttention, query, key, value, mask):
+    """softmax(q k^T / sqrt(d_h)) v per head, written out."""
+    b, h, d = query.shape[0], mha.heads, mha.head_dims
+    q, k, v = (proj(x).view(b, -1, h, d).transpose(1, 2) for proj, x in
+               ((mha.q_proj, query), (mha.k_proj, key), (mha.v_proj, value)))
+    logits = q @ k.transpose(-2, -1) / math.sqrt(d)
+    if mask is not None:
+        logits = logits.masked_fill(mask.view(-1, *logits.shape[1:]) if mask.dim() == 3 else mask, float("-inf"))
+    return mha.out_proj((logits.softmax(-1) @ v).transpose(1, 2).reshape(b, -1, h * d))
 
 
 def test_multihead_attention_rejects_indivisible_heads():
