@@ -59,7 +59,9 @@ def box_head(dims: int) -> MLP:
 
 def anchors(shapes: list[tuple[int, int]], device: torch.device, size: float = 0.05) -> Tensor:
     """Inverse-sigmoid anchor boxes [1, L, 4] (cxcywh), one per token: centred on its cell, ``size * 2^l``
-    wide and high on level ``l`` (finest first), as RT-DETR places them."""
+    wide and high on level ``l`` (finest first), as RT-DETR places them. RT-DETR also takes the tokens
+    whose anchor centre lies within 1% of the border out of the selection; here every token competes
+    (the clamp in :func:`inverse_sigmoid` keeps those anchors finite)."""
     out = []
     for lvl, (h, w) in enumerate(shapes):
         y, x = torch.meshgrid(torch.arange(h, dtype=torch.float32, device=device),

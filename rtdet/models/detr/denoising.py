@@ -27,8 +27,9 @@ from rtdet.boxes import box_convert
 
 
 def inverse_sigmoid(x: Tensor, eps: float = 1e-5) -> Tensor:
-    """``log(x / (1 - x))`` with ``x`` clamped to ``[eps, 1 - eps]`` (finite for boxes on the border)."""
-    x = x.clamp(eps, 1 - eps)
+    """``log(x / (1 - x))`` with ``x`` clamped to ``[eps, 1 - eps]`` (finite for boxes on the border), in float32:
+    ``1 - eps`` rounds to 1 in float16 and bfloat16 (mixed precision), which would make it infinite."""
+    x = x.float().clamp(eps, 1 - eps)
     return torch.log(x / (1 - x))
 
 
