@@ -29,3 +29,16 @@ def test_flops_scale_with_area_and_match_a_hand_count():
     model = build_model("rtdet-n", 3)
     assert count_flops(model, 128) * 4 == count_flops(model, 256)
     assert model_info(model, 64)["params"] == sum(p.numel() for p in model.parameters())
+
+
+def test_flops_count_fused_attention_on_the_cpu():
+    class Attend(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.unused = torch.nn.Parameter(torch.zeros(1))  # count_flops reads the device from a parameter
+
+        def forward(self, x):  # x [1, 3, H, W] -> q = k = v [1, 2, 12, 8]
+            q = x.new_ones(1, 2, 12, 8)
+            return torch.nn.functional.scaled_dot_product_attention(q, q, q)
+
+    assert count_flops(Attend(), 32) == 2 * (2 * 2 * 12 * 12 * 8)  # q k^T and weights v
