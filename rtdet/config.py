@@ -218,8 +218,8 @@ class TrainConfig:
                               "on CPUs too)")
     ema: bool = opt(True, "keep an exponential moving average of the weights")
     ema_decay: float = opt(0.9999, "EMA decay (ramped up over the first iterations)")
-    ema_tau: float | Auto = opt(AUTO, "EMA ramp: decay * (1 - exp(-updates / ema_tau)); auto: the EMA averages "
-                                "over about the last tenth of the run")
+    ema_tau: float = opt(2000.0, "EMA ramp: decay * (1 - exp(-updates / ema_tau)); short runs then keep the EMA "
+                         "close to the last weights (ramps scaled to the run measured no better, benchmarks/recipe.md)")
     patience: int = opt(50, "stop after this many validations without improvement; 0 disables")
     val_interval: int = opt(1, "validate every N epochs")
     metric: str = opt("", "validation metric that picks best.pt and drives early stopping; empty: the task's own "

@@ -385,12 +385,22 @@ NOT_RUN: dict[str, str] = {
     "make test": "runs this test suite (it would run itself)",
     '.venv/bin/python -m pytest tests/metrics -q': "the test runner itself",
     '.venv/bin/python -m pytest -m "not slow" -q': "the test runner itself",
-    ".venv/bin/python benchmarks/vs_ultralytics.py --epochs 5": "needs the peer's .venv-peer (Ultralytics)",
+    ".venv/bin/python benchmarks/vs_ultralytics.py --data ../shared/data/bccd --epochs 30 --threads 1":
+        "needs the peer's .venv-peer (Ultralytics); trains four models for about an hour",
+    ".venv/bin/python benchmarks/vs_ultralytics.py --data ../shared/data/coco128/annotations/instances_val2017.json "
+    "--epochs 60 --threads 1 --models rtdet-n yolo11n yolov8n": "needs the peer's .venv-peer; trains three models",
+    ".venv/bin/python benchmarks/vs_ultralytics.py --data digits --epochs 3 --threads 1 --models rtdet-n yolo11n":
+        "needs the peer's .venv-peer; trains two models",
+    ".venv/bin/python benchmarks/vs_ultralytics.py --data ../shared/data/bccd --epochs 2 --out runs/vs_speed":
+        "needs the peer's .venv-peer; trains four models",
+    ".venv/bin/python benchmarks/recipe.py --data ../shared/data/bccd --epochs 30": "a benchmark: trains rtdet-n "
+                                                                                   "six times on BCCD",
     ".venv/bin/python benchmarks/vs_ultralytics.py": "needs the peer's own .venv-peer (Ultralytics); "
                                                      "a benchmark that trains two models for minutes",
     ".venv/bin/python benchmarks/vs_ultralytics_speed.py --runs 600": "needs the peer's .venv-peer (Ultralytics)",
     ".venv/bin/python benchmarks/vs_ultralytics_speed.py --runs 600 --weights runs/demo/weights/best.onnx "
-    "--peer-weights runs/vs_ultralytics/yolo11n/weights/best.pt": "needs the peer's .venv-peer and its trained weights",
+    "--peer-weights runs/vs_ultralytics/digits/yolo11n/weights/best.pt": "needs the peer's .venv-peer and its trained "
+                                                                        "weights",
     ".venv/bin/python benchmarks/vs_ultralytics_speed.py": "needs the peer's .venv-peer (Ultralytics)",
     ".venv/bin/python benchmarks/metrics.py [--quick]": "a benchmark: prints timings, writes nothing to check",
     ".venv/bin/python benchmarks/cli_startup.py": "a benchmark: times whole processes for minutes, writes nothing",

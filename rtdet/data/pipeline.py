@@ -38,10 +38,9 @@ def auto_close_mosaic(epochs: int) -> int:
 
     A third of the run, 1 to 10 epochs: the classic recipe's 10 for runs of 30 epochs or
     more (YOLOv8's default), and for a short run enough epochs on whole images to adapt
-    to them. Measured on BCCD (rtdet-n, 30 epochs, AdamW): the last 10 epochs without
-    mosaic gave mAP50-95 0.548, the last 4 gave 0.530 (with another EMA ramp too; the
-    curves show the gain arriving as mosaic stops, ``benchmarks/recipe.md``); the digits
-    demo's 2 of 6 is this rule's value too.
+    to them. Measured on BCCD (rtdet-n, 30 epochs, AdamW, all else equal): the last 10
+    epochs without mosaic gave mAP50-95 0.547, the last 4 gave 0.535
+    (``benchmarks/recipe.md``); the digits demo's 2 of 6 is this rule's value too.
     """
     return min(10, max(1, round(epochs / 3)))
 

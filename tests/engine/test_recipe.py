@@ -1,15 +1,13 @@
-"""The adaptive recipe: each ``auto`` rule, explicit settings winning, and the EMA horizon it promises."""
+"""The adaptive recipe: each ``auto`` rule and explicit settings winning."""
 
 from __future__ import annotations
-
-import math
 
 import pytest
 
 from rtdet.cli import build_parser
 from rtdet.config import AUTO, load_config
 from rtdet.data.pipeline import auto_close_mosaic
-from rtdet.engine.recipe import LONG_RUN_STEPS, RunFacts, ema_tau_for, format_choices, resolve_recipe
+from rtdet.engine.recipe import LONG_RUN_STEPS, RunFacts, format_choices, resolve_recipe
 from rtdet.tasks import get_task
 
 
@@ -29,9 +27,10 @@ def test_short_run_takes_adamw_without_accumulation():
     assert (o.optimizer, o.lr, o.weight_decay, o.nbs) == ("adamw", 0.002, 0.05, 16)
     assert o.warmup_epochs == 3.0 and cfg.detect.close_mosaic == 10
     assert set(chosen) == {"optim.optimizer", "optim.lr", "optim.weight_decay", "optim.nbs", "optim.warmup_epochs",
-                           "train.ema_tau", "detect.close_mosaic"}
+                           "detect.close_mosaic"}
     values = [getattr(cfg.optim, k) for k in ("optimizer", "lr", "weight_decay", "nbs", "warmup_epochs")]
-    assert AUTO not in values + [cfg.train.ema_tau, cfg.detect.close_mosaic]  # nothing left unresolved
+    assert AUTO not in values + [cfg.detect.close_mosaic]  # nothing left unresolved
+    assert cfg.train.ema_tau == 2000.0  # not adapted: measured no better (benchmarks/recipe.md)
 
 
 @pytest.mark.parametrize("epochs", [10, 1000])
@@ -48,7 +47,6 @@ def test_long_run_takes_the_classic_sgd_recipe():
     cfg, _ = resolved(images=n, batch=16, epochs=100)
     assert (cfg.optim.optimizer, cfg.optim.lr, cfg.optim.weight_decay, cfg.optim.nbs) == ("sgd", 0.01, 5e-4, 64)
     assert cfg.optim.warmup_epochs == 3.0 and cfg.detect.close_mosaic == 10
-    assert cfg.train.ema_tau == pytest.approx(2500 / math.log(250), abs=0.1)  # 10,000 iterations / 4 accumulated
     cfg, _ = resolved(images=n - 16, batch=16, epochs=100)  # one iteration per epoch fewer: short
     assert cfg.optim.optimizer == "adamw"
 
@@ -57,7 +55,7 @@ def test_distributed_runs_count_every_process():
     # 2 processes x batch 8 == 1 process x batch 16: same iterations, same choices, the same global nbs
     one, _ = resolved(images=320, batch=16, epochs=10)
     two, _ = resolved(images=320, batch=8, epochs=10, world_size=2)
-    assert one.optim == two.optim and one.train.ema_tau == two.train.ema_tau
+    assert one.optim == two.optim
 
 
 def test_explicit_settings_win_and_steer_the_rest():
@@ -68,25 +66,15 @@ def test_explicit_settings_win_and_steer_the_rest():
     assert "optim.lr" not in cfg.given or cfg.given == load_config(None, {"optimizer": "sgd", "lr": 0.02,
                                                                           "close_mosaic": 0}).given
     cfg, chosen = resolved({"nbs": 64}, images=160, batch=16, epochs=60)  # accumulation 4: 150 steps
-    assert cfg.optim.nbs == 64 and cfg.train.ema_tau == pytest.approx(150 / math.log(15), abs=0.1)
+    assert cfg.optim.nbs == 64 and "optim.nbs" not in chosen
+    assert "150 optimizer steps" in next(c.reason for c in resolve_recipe(
+        load_config(None, {"nbs": 64}), facts(images=160, batch=16, epochs=60))[1] if c.key == "optim.optimizer")
 
 
 def test_warmup_is_at_most_a_tenth_of_the_run():
     for epochs in (1, 5, 20, 30, 300):
         cfg, _ = resolved(epochs=epochs)
         assert cfg.optim.warmup_epochs == pytest.approx(min(3.0, 0.1 * epochs))
-
-
-@pytest.mark.parametrize("steps", [100, 570, 1500, 10_000])
-def test_ema_horizon_at_the_end_is_a_tenth_of_the_run(steps):
-    """ModelEMA's decay after ``steps`` updates is 0.9999 (1 - exp(-steps / tau)): its averaging horizon
-    1 / (1 - decay) should be ~steps / 10, not the whole run (tau too small) nor nothing (tau too large)."""
-    decay = 0.9999 * (1 - math.exp(-steps / ema_tau_for(steps)))
-    assert 1 / (1 - decay) == pytest.approx(steps / 10, rel=0.15)
-
-
-def test_ema_tau_is_clamped():
-    assert ema_tau_for(5) == 1.0 and ema_tau_for(10**7) == 2000.0
 
 
 @pytest.mark.parametrize("epochs,n", [(1, 1), (3, 1), (5, 2), (6, 2), (20, 7), (29, 10), (30, 10), (300, 10)])
@@ -109,7 +97,7 @@ def test_pipeline_reads_auto_close_mosaic(tmp_path):
 def test_choices_print_one_line_each_with_the_reason():
     _, choices = resolve_recipe(load_config(None, {}), facts(), get_task("detect").recipe)
     text = format_choices(choices)
-    assert len(text.splitlines()) == len(choices) == 7
+    assert len(text.splitlines()) == len(choices) == 6
     assert "optimizer     = adamw" in text and "600 iterations (60 epochs x 10)" in text
 
 
