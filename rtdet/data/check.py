@@ -53,6 +53,8 @@ def format_reports(datasets: list[DetectionDataset]) -> str:
     names = datasets[0].names if datasets else []
     head = f"classes: {len(names)} ({', '.join(names[:10])}{', ...' if len(names) > 10 else ''})"
     verdict = "OK: no problems found" if n == 0 else f"FAILED: {n} problem(s) found"
+    warned = sum(len(ds.report.warnings) for ds in datasets)
+    verdict += f" ({warned} suspicious label(s) kept: see the warnings above)" if warned else ""
     return "\n".join([head, *blocks, verdict])
 
 

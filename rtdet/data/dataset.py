@@ -34,6 +34,8 @@ from rtdet.errors import RtdetError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 # The stored pixel grid is what annotations refer to, so EXIF rotation is ignored.
+TINY_BOX_PX = 1.0  # a box this narrow or short in original pixels is kept but warned about (a likely labelling slip,
+# e.g. VOC's xmin == xmax, which the inclusive 1-based convention makes one pixel wide)
 _IMREAD_FLAGS = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
 
 
@@ -286,6 +288,9 @@ class DatasetBuilder:
         w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
         self.parts["areas"].append(w * h if areas is None else np.asarray(areas, np.float64))
         r = self.report
+        for j in np.flatnonzero(np.minimum(w, h) <= TINY_BOX_PX):
+            r.warn(str(file), f"box {j} ({self.names[labels[j]] if 0 <= labels[j] < len(self.names) else labels[j]}) "
+                              f"is {w[j]:g} x {h[j]:g} px: kept; check the label")
         r.images += 1
         r.boxes += n
         r.empty_images += n == 0

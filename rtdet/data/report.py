@@ -4,7 +4,9 @@ Every reader records the problems it meets as :class:`Problem` objects (file,
 line, message) in a :class:`Report` instead of raising or dropping data
 silently. A sample with a problem is left out of the data set and counted, so a
 training run starts, says how many samples it skipped and why, and
-``rtdet data check`` exits non-zero listing each one.
+``rtdet data check`` exits non-zero listing each one. A *warning* is a label that
+is kept but probably wrong (e.g. a box one pixel wide): listed the same way,
+without failing the check.
 """
 
 from __future__ import annotations
@@ -37,9 +39,14 @@ class Report:
     per_class: Counter = field(default_factory=Counter)  # class index -> boxes
     problems: list[Problem] = field(default_factory=list)
     skipped_images: int = 0  # images left out because of a problem
+    warnings: list[Problem] = field(default_factory=list)  # kept, but worth a look
 
     def add(self, file: str, message: str, line: int | None = None) -> None:
         self.problems.append(Problem(str(file), message, line))
+
+    def warn(self, file: str, message: str, line: int | None = None) -> None:
+        """Record a label that is kept but probably wrong."""
+        self.warnings.append(Problem(str(file), message, line))
 
     @property
     def ok(self) -> bool:
@@ -66,6 +73,9 @@ class Report:
             return out
         if self.problems:
             out.append(f"{len(self.problems)} problems in {self.name} were skipped (`rtdet data check` lists them)")
+        if self.warnings:
+            out.append(f"{len(self.warnings)} suspicious labels in {self.name} were kept (`rtdet data check` lists "
+                       f"them)")
         missing = [n for c, n in enumerate(names) if self.per_class.get(c, 0) == 0]
         if missing:
             out.append(f"class(es) without any training {unit}: {', '.join(missing)} (they cannot be learned)")
@@ -98,4 +108,10 @@ class Report:
         lines += [f"    {p}" for p in shown]
         if len(shown) < len(self.problems):
             lines.append(f"    ... and {len(self.problems) - len(shown)} more")
+        if self.warnings:
+            warned = self.warnings if max_problems <= 0 else self.warnings[:max_problems]
+            lines.append(f"  warnings (kept): {len(self.warnings)}")
+            lines += [f"    {p}" for p in warned]
+            if len(warned) < len(self.warnings):
+                lines.append(f"    ... and {len(self.warnings) - len(warned)} more")
         return "\n".join(lines)

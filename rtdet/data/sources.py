@@ -28,6 +28,26 @@ def _yaml_kind(path: Path) -> dict:
     return cfg if isinstance(cfg, dict) else {}
 
 
+def coco_folder_json(folder: Path, split: str) -> Path | None:
+    """The COCO json of ``split`` in a COCO folder (``annotations/*.json`` beside the images), or None when
+    ``folder`` is not one. The json whose name holds the split ("instances_val2017.json" for ``val``) is
+    chosen; a folder with a single json uses it for every split (as a single json file does).
+
+    Raises:
+        DataFormatError: several jsons and none names the split.
+    """
+    ann = folder / "annotations"
+    jsons = sorted(ann.glob("*.json")) if ann.is_dir() else []
+    if not jsons or next(ann.glob("*.xml"), None) is not None:
+        return None
+    if len(jsons) == 1:
+        return jsons[0]
+    named = [j for j in jsons if split in j.stem]
+    if not named:
+        raise DataFormatError(f"{ann}: no json for the '{split}' split (have: {', '.join(j.name for j in jsons)})")
+    return min(named, key=lambda j: len(j.name))  # "instances_val2017" before "person_keypoints_val2017"
+
+
 def open_dataset(spec: str | Path, split: str, root: str | Path | None = None,
                  images: str | Path | None = None, decode: bool = True) -> DetectionDataset:
     """The ``split`` ("train", "val", ...) of the data set named by ``spec``.
@@ -35,7 +55,8 @@ def open_dataset(spec: str | Path, split: str, root: str | Path | None = None,
     Args:
         spec: ``digits``; a YOLO ``data.yaml``; a COCO ``.json`` (one file serves
             every split); a yaml whose splits are COCO jsons (``train: a.json``,
-            optional ``train_images: dir``); a VOC tree; or a folder with ``data.yaml``.
+            optional ``train_images: dir``); a VOC tree; a COCO folder (``annotations/*.json``, see
+            :func:`coco_folder_json`); or a folder with ``data.yaml``.
         root: where the digits set lives (generated there if absent; default ``datasets/digits``).
         images: COCO image folder (inferred from the json's location when None).
         decode: decode every image to judge it (False: read headers only, faster, but a
@@ -62,6 +83,8 @@ def open_dataset(spec: str | Path, split: str, root: str | Path | None = None,
         return read_yolo(path, split, decode)
     if path.is_dir() and (path / "data.yaml").is_file():
         return read_yolo(path / "data.yaml", split, decode)
+    if path.is_dir() and (coco := coco_folder_json(path, split)) is not None:
+        return read_coco(coco, images, decode=decode)
     if path.is_dir():
         return read_voc(path, split, decode=decode)
     raise DataFormatError(f"data set {spec!r} not found: expected 'digits', a data.yaml, a COCO json or a VOC folder")
@@ -82,6 +105,9 @@ def dataset_splits(spec: str | Path, root: str | Path | None = None) -> list[str
         if not any(isinstance(cfg.get(k), str) and cfg[k].lower().endswith(".json") for k in ("train", "val", "test")):
             cfg = load_data_yaml(path)
         return [k for k in ("train", "val", "test") if cfg.get(k)]
+    if path.is_dir() and coco_folder_json(path, "train") is not None:
+        jsons = sorted((path / "annotations").glob("*.json"))
+        return [k for k in ("train", "val", "test") if any(k in j.stem for j in jsons)] or [jsons[0].stem]
     if path.is_dir():
         return voc_splits(path)
     raise DataFormatError(f"data set {spec!r} not found")

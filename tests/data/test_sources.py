@@ -1,5 +1,7 @@
 """open_dataset: every kind of `data` setting resolves to a DetectionDataset."""
 
+import json
+
 import pytest
 import yaml
 
@@ -41,3 +43,23 @@ def test_voc_tree(voc_mini):
 def test_unknown_is_a_clear_error(tmp_path):
     with pytest.raises(DataFormatError, match="not found"):
         open_dataset(tmp_path / "nope.txt", "train")
+
+
+def test_coco_folder(coco128, tmp_path):
+    """A folder holding ``annotations/*.json`` and the images reads as COCO: the json named for the split,
+    or the only json for every split."""
+    ann, images = coco128
+    folder = ann.parent.parent
+    assert len(open_dataset(folder, "train")) == len(open_dataset(folder, "val")) == 128
+    two = tmp_path / "coco"
+    (two / "annotations").mkdir(parents=True)
+    data = json.loads(ann.read_text())
+    few = {**data, "images": data["images"][:3],
+           "annotations": [a for a in data["annotations"] if a["image_id"] in {i["id"] for i in data["images"][:3]}]}
+    for name in ("instances_train2017.json", "instances_val2017.json"):
+        (two / "annotations" / name).write_text(json.dumps(few if "val" in name else data))
+    (two / "images").symlink_to(images)
+    assert len(open_dataset(two, "val", images=images)) == 3 and len(open_dataset(two, "train", images=images)) == 128
+    assert dataset_splits(two) == ["train", "val"]
+    with pytest.raises(DataFormatError, match="no json for the 'test' split"):
+        open_dataset(two, "test", images=images)

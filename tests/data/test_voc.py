@@ -92,3 +92,21 @@ def test_jpg_in_upper_case_is_found(voc_mini, tmp_path):
     xml = root / "Annotations" / "000001.xml"
     xml.write_text(xml.read_text().replace("<filename>000001.jpg</filename>", ""))
     assert read_voc(root, "trainval").report.ok
+
+
+def test_single_pixel_boxes_of_bccd_are_kept_and_warned():
+    """BCCD as published has two RBC boxes with xmin == xmax and ymin == ymax (inclusive VOC pixels):
+    they stay in the data set as 1 x 1 px boxes and the report names both."""
+    from rtdet.deploy.images import shared_data_dir
+
+    root = shared_data_dir() / "bccd"
+    if not root.is_dir():
+        pytest.skip("needs ../shared/data/bccd (real photos)")
+    ds = read_voc(root, "trainval")
+    assert ds.report.ok and len(ds) == 292 and ds.report.boxes == 3943  # nothing skipped, nothing dropped
+    warned = sorted((w.file.rsplit("/", 1)[-1], w.message) for w in ds.report.warnings)
+    assert warned == [("BloodImage_00338.jpg", "box 12 (RBC) is 1 x 1 px: kept; check the label"),
+                      ("BloodImage_00343.jpg", "box 3 (RBC) is 1 x 1 px: kept; check the label")]
+    i = next(i for i in range(len(ds)) if ds.file(i).endswith("BloodImage_00338.jpg"))
+    box = ds.annotations(i)["boxes"][12]
+    assert box[2] - box[0] == 1 and box[3] - box[1] == 1
