@@ -77,7 +77,8 @@ class DataConfig:
     hsv_v: float = opt(0.4, "value jitter (fraction)")
     degrees: float = opt(0.0, "random rotation range in degrees (+/-)")
     translate: float = opt(0.1, "random translation (fraction of image size, +/-)")
-    scale: float = opt(0.5, "random scale gain (+/-)")
+    scale: float | Auto = opt(AUTO, "random scale gain (+/-); auto: 0.25 for a short run (< 10,000 iterations), the "
+                                    "classic 0.5 for a long one")
     shear: float = opt(0.0, "random shear in degrees (+/-)")
     mixup: float = opt(0.0, "probability of mixup")
     cutmix: float = opt(0.0, "probability of cutmix")

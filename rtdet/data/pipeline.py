@@ -29,7 +29,7 @@ from rtdet.config import AUTO, DataConfig, DetectConfig
 from rtdet.data.dataset import DetectionDataset, ImageError
 from rtdet.data.epoch import EpochDataset
 from rtdet.data.mosaic import cutmix, mixup, mosaic4
-from rtdet.data.transforms import (Sample, apply_matrix, flip_lr, hsv_jitter, letterbox, random_affine_matrix,
+from rtdet.data.transforms import (Sample, apply_matrix, auto_scale, flip_lr, hsv_jitter, letterbox, random_affine_matrix,
                                    random_erasing, scale_translate)
 
 
@@ -107,7 +107,8 @@ class DetectionPipeline(EpochDataset):
             smp = mosaic4([self._load_resized(int(j)) for j in (i, *others)], size, rng)
         else:
             smp = self._load_resized(i)
-        m = random_affine_matrix(rng, smp.image.shape[:2], (size, size), c.degrees, c.translate, c.scale, c.shear)
+        m = random_affine_matrix(rng, smp.image.shape[:2], (size, size), c.degrees, c.translate,
+                                 auto_scale(c.scale), c.shear)
         return apply_matrix(smp, m, (size, size))
 
     def _train_item(self, i: int) -> tuple[np.ndarray, dict[str, Any]]:

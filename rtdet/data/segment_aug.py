@@ -46,7 +46,7 @@ from rtdet.data.dataset import ImageError
 from rtdet.data.epoch import EpochDataset
 from rtdet.data.loader import DetectionLoader, EpochSampler, auto_workers, worker_init
 from rtdet.data.segment import SegmentationDataset
-from rtdet.data.transforms import (hsv_jitter, letterbox, letterbox_params, random_affine_matrix, scale_translate,
+from rtdet.data.transforms import (auto_scale, hsv_jitter, letterbox, letterbox_params, random_affine_matrix, scale_translate,
                                    transform_boxes, warp_image)
 
 MIN_WARP_SCALE = 0.5  # below this a bilinear warp aliases: the image is first shrunk with area averaging
@@ -102,7 +102,8 @@ class SegmentAugment:
         """A random 3x3 matrix from an image of ``shape = (h, w)`` to the output: flip, scale, rotate, shear, crop."""
         c = self.cfg
         base = letterbox_params(shape, self.size)[0]
-        m = random_affine_matrix(rng, shape, self.size, c.degrees, c.translate, c.scale, c.shear, base_scale=base)
+        m = random_affine_matrix(rng, shape, self.size, c.degrees, c.translate, auto_scale(c.scale), c.shear,
+                                 base_scale=base)
         m = random_crop_shift(m, shape, self.size, rng)
         if c.fliplr > 0 and rng.random() < c.fliplr:
             m = m @ flip_matrix(shape[1])

@@ -31,11 +31,12 @@ def open_split(cfg: Any, split: str) -> Any:
 def augment(cfg: Any) -> Any:
     """The :class:`rtdet.data.classify_aug.ClassifyAugment` of the run's settings."""
     from rtdet.data.classify_aug import ClassifyAugment
+    from rtdet.data.transforms import auto_scale
 
     d = cfg.data
     return ClassifyAugment(crop_scale=(min(cfg.classify.crop_scale, 1.0), 1.0), fliplr=d.fliplr, degrees=d.degrees,
-                           translate=d.translate, scale=d.scale, shear=d.shear, hsv_h=d.hsv_h, hsv_s=d.hsv_s,
-                           hsv_v=d.hsv_v, erasing=d.erasing, mixup=d.mixup, cutmix=d.cutmix)
+                           translate=d.translate, scale=auto_scale(d.scale), shear=d.shear, hsv_h=d.hsv_h,
+                           hsv_s=d.hsv_s, hsv_v=d.hsv_v, erasing=d.erasing, mixup=d.mixup, cutmix=d.cutmix)
 
 
 def build_loader(dataset: Any, cfg: Any, train: bool, *, epochs: int = 0, seed: int = 0, sampler: Any = None) -> Any:

@@ -26,10 +26,11 @@ def test_short_run_takes_adamw_without_accumulation():
     o = cfg.optim
     assert (o.optimizer, o.lr, o.weight_decay, o.nbs) == ("adamw", 0.002, 0.05, 16)
     assert o.warmup_epochs == 3.0 and cfg.detect.close_mosaic == 10
+    assert cfg.data.scale == 0.25  # weaker scale jitter for a short run
     assert set(chosen) == {"optim.optimizer", "optim.lr", "optim.weight_decay", "optim.nbs", "optim.warmup_epochs",
-                           "detect.close_mosaic"}
+                           "detect.close_mosaic", "data.scale"}
     values = [getattr(cfg.optim, k) for k in ("optimizer", "lr", "weight_decay", "nbs", "warmup_epochs")]
-    assert AUTO not in values + [cfg.detect.close_mosaic]  # nothing left unresolved
+    assert AUTO not in values + [cfg.detect.close_mosaic, cfg.data.scale]  # nothing left unresolved
     assert cfg.train.ema_tau == 2000.0  # not adapted: measured no better (benchmarks/recipe.md)
 
 
@@ -46,9 +47,9 @@ def test_long_run_takes_the_classic_sgd_recipe():
     n = LONG_RUN_STEPS * 16 // 100  # 100 epochs of this set make exactly LONG_RUN_STEPS iterations
     cfg, _ = resolved(images=n, batch=16, epochs=100)
     assert (cfg.optim.optimizer, cfg.optim.lr, cfg.optim.weight_decay, cfg.optim.nbs) == ("sgd", 0.01, 5e-4, 64)
-    assert cfg.optim.warmup_epochs == 3.0 and cfg.detect.close_mosaic == 10
+    assert cfg.optim.warmup_epochs == 3.0 and cfg.detect.close_mosaic == 10 and cfg.data.scale == 0.5
     cfg, _ = resolved(images=n - 16, batch=16, epochs=100)  # one iteration per epoch fewer: short
-    assert cfg.optim.optimizer == "adamw"
+    assert cfg.optim.optimizer == "adamw" and cfg.data.scale == 0.25
 
 
 def test_distributed_runs_count_every_process():
@@ -97,7 +98,7 @@ def test_pipeline_reads_auto_close_mosaic(tmp_path):
 def test_choices_print_one_line_each_with_the_reason():
     _, choices = resolve_recipe(load_config(None, {}), facts(), get_task("detect").recipe)
     text = format_choices(choices)
-    assert len(text.splitlines()) == len(choices) == 6
+    assert len(text.splitlines()) == len(choices) == 7
     assert "optimizer     = adamw" in text and "600 iterations (60 epochs x 10)" in text
 
 
@@ -108,3 +109,18 @@ def test_cli_takes_auto_or_a_number(capsys):
     with pytest.raises(SystemExit):
         parser.parse_args(["train", "--nbs", "3.5"])
     assert "invalid int or 'auto' value: '3.5'" in capsys.readouterr().err
+
+
+def test_auto_scale_reaches_every_augmenter():
+    """An explicit scale wins; ``auto`` left unresolved (a pipeline built outside a run) is the short run's."""
+    from rtdet.config import DataConfig
+    from rtdet.data.transforms import SCALE_JITTER, auto_scale
+
+    assert auto_scale(0.7) == 0.7 and auto_scale(AUTO) == SCALE_JITTER["short"] == 0.25
+    assert auto_scale(AUTO, long_run=True) == SCALE_JITTER["long"] == 0.5
+    cfg, chosen = resolved({"scale": 0.9})
+    assert cfg.data.scale == 0.9 and "data.scale" not in chosen
+    assert DataConfig().scale == AUTO
+    from rtdet.tasks.classify import augment
+
+    assert augment(load_config(None, {"model": "rtdet-cls-n"})).scale == 0.25
