@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import io
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -82,8 +83,8 @@ class FileFinder:
         return None
 
 
-def probe_image(path: str | Path, decode: bool = True) -> tuple[int, int]:
-    """``(height, width)`` of an image file; raises ImageError saying why the file cannot be used.
+def probe_image(path: str | Path | bytes, decode: bool = True) -> tuple[int, int]:
+    """``(height, width)`` of an image file (or of its bytes); raises ImageError saying why it cannot be used.
 
     A file is judged by decoding it, not by its bytes: with ``decode`` the whole
     file goes through the decoder (a JPEG at 1/8 scale, which still reads every
@@ -96,14 +97,9 @@ def probe_image(path: str | Path, decode: bool = True) -> tuple[int, int]:
     False`` (rtdet never changes it); with it set to True, Pillow pads a
     truncated file instead of raising.
     """
-    path = Path(path)
-    if not path.is_file():
+    if not isinstance(path, bytes) and not Path(path).is_file():
         raise ImageError("image file not found")
-    try:
-        im = Image.open(path)
-    except Exception as e:  # PIL raises many types for broken files
-        raise ImageError(f"unreadable image ({type(e).__name__}: {e})") from None
-    with im:
+    with _open(path) as im:
         w, h = im.size
         if decode:
             try:
@@ -115,6 +111,20 @@ def probe_image(path: str | Path, decode: bool = True) -> tuple[int, int]:
     if w <= 0 or h <= 0:
         raise ImageError(f"image has size {w}x{h}")
     return h, w
+
+
+def image_header(data: bytes) -> tuple[int, int, str]:
+    """``(height, width, format)`` from an image's header alone (Pillow's format name: ``JPEG``, ``PNG``,
+    ``WEBP``, ...); raises ImageError when Pillow recognises no image format in ``data``."""
+    with _open(data) as im:
+        return im.size[1], im.size[0], str(im.format)
+
+
+def _open(source: str | Path | bytes) -> Image.Image:
+    try:
+        return Image.open(io.BytesIO(source) if isinstance(source, bytes) else Path(source))
+    except Exception as e:  # PIL raises many types for broken files
+        raise ImageError(f"unreadable image ({type(e).__name__}: {e})") from None
 
 
 def probe_images(paths: list, decode: bool = True, threads: int = 8) -> list[tuple[int, int] | ImageError]:
@@ -139,6 +149,14 @@ def read_image(path: str | Path) -> np.ndarray:
     img = cv2.imread(str(path), _IMREAD_FLAGS)
     if img is None:
         raise ImageError(f"{path}: cannot decode image")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def decode_image(data: bytes) -> np.ndarray:
+    """:func:`read_image` for a file's bytes (an upload): the same decoder and flags, so the same pixels."""
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), _IMREAD_FLAGS)
+    if img is None:
+        raise ImageError("cannot decode image")
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 

@@ -34,17 +34,20 @@ class Backend:
     """Raw-output inference. Attributes: ``names`` (class names), ``imgsz`` (default input size), ``name``
     (the runtime), ``task`` (detect, classify), ``output_names``, ``category_ids`` (the training data set's
     own id of each class, e.g. COCO's non-contiguous ids, or None), ``decoding`` (the decoding settings
-    the model's family fixes, :func:`rtdet.registry.fixed_decoding`: DETR's outputs are decoded without NMS)."""
+    the model's family fixes, :func:`rtdet.registry.fixed_decoding`: DETR's outputs are decoded without NMS),
+    ``model`` (the model's name, e.g. ``rtdet-n``; empty when unknown), ``fixed_imgsz`` (the only input size
+    the backend takes, or None when any size works)."""
 
     name = "backend"
     category_ids: list | None = None
+    fixed_imgsz: int | None = None
 
     def __init__(self, names: list[str], imgsz: int, task: str, output_names: tuple[str, ...],
                  model: str = "") -> None:
         from rtdet.registry import fixed_decoding
 
         self.names, self.imgsz, self.task, self.output_names = list(names), int(imgsz), task, tuple(output_names)
-        self.decoding = fixed_decoding(model)
+        self.model, self.decoding = model, fixed_decoding(model)
 
     def __call__(self, images: Tensor) -> tuple[Tensor, ...]:
         raise NotImplementedError
@@ -94,6 +97,7 @@ class OrtBackend(Backend):
         outputs = tuple(o.name for o in self.session.get_outputs())
         super().__init__(meta["names"], meta["imgsz"], meta["task"], outputs, meta["model"])
         self.path, self.dynamic, self.category_ids = Path(path), meta["dynamic"], meta["category_ids"]
+        self.fixed_imgsz = None if self.dynamic else self.imgsz
 
     def __call__(self, images: Tensor) -> tuple[Tensor, ...]:
         x = images.float().cpu().numpy()

@@ -16,7 +16,8 @@ to the next:
   geometry)``; ``predictions(outputs tuple of tensors [B, ...], input (H, W), settings) -> B
   eval-mode predictions`` (what the PyTorch model returns in eval mode, from the export
   outputs, so an ONNX Runtime session can stand in for the model);
-  ``decode(outputs, geometry, image shape, names, settings) -> result`` for one image; ``annotate(image, result) -> image``; ``records(result,
+  ``decode(outputs, geometry, image shape, names, settings) -> result`` for one image; ``response(result) ->
+  dict`` the HTTP API's JSON answer for it (``rtdet serve``); ``annotate(image, result) -> image``; ``records(result,
   image_name) -> list of json-ready dicts``; ``save(result, out_dir, image_name, frame) -> [paths]`` the files
   ``predict`` writes for a result besides its annotated picture (segment: the class-index mask PNG);
   ``settings(cfg) -> dict`` the decoding settings of delivered results;
@@ -64,6 +65,7 @@ class Task:
     preprocess: Callable[..., Any]
     predictions: Callable[..., list[dict]]
     decode: Callable[..., Any]
+    response: Callable[[dict], dict]
     annotate: Callable[..., Any]
     records: Callable[..., list[dict]]
     settings: Callable[..., dict[str, Any]]

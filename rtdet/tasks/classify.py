@@ -188,7 +188,14 @@ def records(result: dict[str, Any], image_name: str, frame: int | None = None) -
     return [rec]
 
 
+
+def response(result: dict[str, Any]) -> dict[str, Any]:
+    """The HTTP API's answer for one image (``rtdet serve``): ``{"top": [{"class_id", "class_name",
+    "probability"}]}``, the top-k classes, most probable first, rounded as :func:`records` rounds them."""
+    return {"top": [{"class_id": int(c), "class_name": n, "probability": round(float(p), 6)}
+                    for c, n, p in zip(result["labels"].tolist(), result["names"], result["scores"].tolist())]}
+
 TASK = Task(name="classify", metric="top1", open_split=open_split, build_loader=build_loader, collect=collect,
             metric_fn=metric_fn, final_report=final_report, summary=summary, preprocess=preprocess,
-            predictions=predictions, decode=decode, annotate=annotate, records=records, settings=settings,
-            chance=chance)
+            predictions=predictions, decode=decode, response=response, annotate=annotate, records=records,
+            settings=settings, chance=chance)

@@ -211,6 +211,22 @@ def records(result: dict[str, Any], image_name: str, frame: int | None = None) -
     return recs
 
 
+
+def response(result: dict[str, Any]) -> dict[str, Any]:
+    """The HTTP API's answer for one image (``rtdet serve``): ``{"detections": [{"class_id", "class_name", "score",
+    "box": {"x1", "y1", "x2", "y2"}}]}``, boxes xyxy in original pixels, sorted by score, rounded as
+    :func:`records` rounds them (0.01 px, scores to 1e-5); each adds ``category_id`` when the model knows it."""
+    ids = result.get("category_ids")
+    dets = []
+    for k, (box, score, label, name) in enumerate(zip(
+            result["boxes"].tolist(), result["scores"].tolist(), result["labels"].tolist(), result["names"])):
+        det = {"class_id": int(label), "class_name": name, "score": round(score, 5),
+               "box": dict(zip(("x1", "y1", "x2", "y2"), (round(v, 2) for v in box)))}
+        if ids:
+            det["category_id"] = ids[k]
+        dets.append(det)
+    return {"detections": dets}
+
 TINY = 4.0  # pixels: a box whose shorter side is below this at the training size is hard to learn (stride 8)
 
 
@@ -249,6 +265,6 @@ def recipe(cfg: Any, facts: Any) -> list:
 TASK = Task(name="detect", metric="AP", reports=REPORTS, open_split=open_split, build_loader=build_loader,
             collect=collect,
             metric_fn=metric_fn, final_report=final_report, summary=summary, preprocess=preprocess,
-            predictions=predictions, decode=decode,
+            predictions=predictions, decode=decode, response=response,
             annotate=annotate, records=records, settings=settings, recipe=recipe,
             diagnose=diagnose)

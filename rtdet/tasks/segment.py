@@ -275,14 +275,23 @@ def mask_file(image_name: str, frame: int | None = None) -> str:
     return f"masks/{stem}.png" if frame is None else f"masks/{stem}_{frame:06d}.png"
 
 
-def save(result: dict[str, Any], out_dir: Path, image_name: str, frame: int | None = None) -> list[Path]:
-    """Write the class-index mask PNG of :func:`mask_file` (8-bit; 16-bit above 256 classes); returns its path."""
+def mask_png(result: dict[str, Any]) -> bytes:
+    """The result's class-index mask as a grey PNG file's bytes: the class of every original pixel, 8-bit
+    (16-bit above 256 classes)."""
     import cv2
 
+    mask = result["mask"].numpy()
+    ok, data = cv2.imencode(".png", mask if mask.dtype == np.uint8 else mask.astype(np.uint16))
+    if not ok:
+        raise ValueError(f"OpenCV could not encode a {mask.shape[1]}x{mask.shape[0]} mask as PNG")
+    return data.tobytes()
+
+
+def save(result: dict[str, Any], out_dir: Path, image_name: str, frame: int | None = None) -> list[Path]:
+    """Write the class-index mask PNG (:func:`mask_png`) to :func:`mask_file`; returns its path."""
     path = Path(out_dir) / mask_file(image_name, frame)
     path.parent.mkdir(parents=True, exist_ok=True)
-    mask = result["mask"].numpy()
-    cv2.imwrite(str(path), mask if mask.dtype == np.uint8 else mask.astype(np.uint16))
+    path.write_bytes(mask_png(result))
     return [path]
 
 
@@ -297,7 +306,19 @@ def records(result: dict[str, Any], image_name: str, frame: int | None = None) -
     return [rec]
 
 
+
+def response(result: dict[str, Any]) -> dict[str, Any]:
+    """The HTTP API's answer for one image (``rtdet serve``): ``{"mask": {"png": base64 of :func:`mask_png`,
+    "width", "height"}, "classes": the K class names (a mask value is an index into them), "pixels": {class
+    name: pixels} of the classes present}``, as ``predict`` writes the mask file and its record."""
+    import base64
+
+    h, w = result["mask"].shape
+    counts = result["pixels"].tolist()
+    return {"mask": {"png": base64.b64encode(mask_png(result)).decode("ascii"), "width": int(w), "height": int(h)},
+            "classes": list(result["names"]), "pixels": {n: c for n, c in zip(result["names"], counts) if c}}
+
 TASK = Task(name="segment", metric="mIoU", open_split=open_split, build_loader=build_loader, collect=collect,
             metric_fn=metric_fn, final_report=final_report, summary=summary, preprocess=preprocess,
-            predictions=predictions, decode=decode, annotate=annotate, records=records, settings=settings,
-            chance=chance, save=save)
+            predictions=predictions, decode=decode, response=response, annotate=annotate, records=records,
+            settings=settings, chance=chance, save=save)
