@@ -48,6 +48,7 @@ VAL_SETTINGS = ("data", "root", "split", "imgsz", "batch", "workers", "rect", "v
 PREDICT_SETTINGS = ("imgsz", "conf", "iou", "max_det", "nms", "topk", "overlay_alpha", "backend")
 EXPORT_SETTINGS = ("imgsz", "conf", "iou", "max_det")
 BENCH_SETTINGS = ("imgsz", "conf", "iou", "max_det", "nms", "topk")
+SERVE_SETTINGS = PREDICT_SETTINGS  # the server's defaults; a request may change conf, iou, max_det, topk, imgsz
 
 
 def add_config_flags(parser: argparse.ArgumentParser, sections: tuple[str, ...] = (),
@@ -252,6 +253,44 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from rtdet.deploy.runtime import load_backend
+    from rtdet.tasks import get_task
+
+    try:
+        from rtdet.serve.app import create_app
+        from rtdet.serve.server import listen, run, url
+    except ModuleNotFoundError as e:
+        raise C.ConfigError(f"rtdet serve needs the serve extra (pip install 'rtdet[serve]'): {e}") from None
+    for flag, value, ok, expected in (("--workers", args.workers, args.workers >= 1, ">= 1"),
+                                      ("--queue", args.queue, args.queue >= 0, ">= 0"),
+                                      ("--max-mb", args.max_mb, args.max_mb > 0, "> 0"),
+                                      ("--port", args.port, 0 <= args.port < 65536, "0 to 65535")):
+        if not ok:
+            raise C.ConfigError(f"rtdet serve: {flag} must be {expected}, got {value:g}")
+    cfg, imgsz = _deploy_config(args)
+    backend = load_backend(args.weights, _backend_name(args, cfg), args.threads, imgsz)
+    C.refuse_other_tasks(cfg, backend.task)
+    if imgsz and backend.fixed_imgsz not in (None, imgsz):
+        raise C.ConfigError(f"{args.weights} is a static graph for {backend.fixed_imgsz} px input, not --imgsz {imgsz}")
+    backend.imgsz = imgsz or backend.imgsz  # the size of requests that name none
+    app = create_app(backend, get_task(backend.task).settings(cfg), Path(args.weights).name, args.workers, args.queue,
+                     int(args.max_mb * 1e6))
+    try:
+        sock = listen(args.host, args.port)
+    except OSError as e:
+        raise C.ConfigError(f"rtdet serve: cannot listen on {args.host}:{args.port}: {e.strerror or e}") from None
+    where = url(sock)
+    print(f"rtdet serve: {Path(args.weights).name} ({backend.model or 'model'}, {backend.task}, "
+          f"{len(backend.names)} classes, {backend.name}, {backend.imgsz} px) on {where}\n"
+          f"  page {where}/  API docs {where}/docs\n"
+          f"  {args.workers} workers, queue {args.queue}, requests up to {args.max_mb:g} MB; Ctrl+C stops", flush=True)
+    how = run(app, sock)
+    stats = app.state.pool.stats()
+    print(f"rtdet serve: stopped ({how}): {stats['done']} predictions, {stats['refused']} refused as busy", flush=True)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rtdet", description="Train, evaluate and deploy real-time vision models (detect, classify, segment)."
@@ -316,6 +355,24 @@ def build_parser() -> argparse.ArgumentParser:
                    "a CPU the model has to itself, slower on a shared one)")
     add_config_flags(p, names=BENCH_SETTINGS)
     p.set_defaults(handler=_cmd_bench)
+
+    p = sub.add_parser("serve", help="HTTP inference server with a web page (needs the serve extra)",
+                       description="Serve a model over HTTP: the page at /, the API (GET /health, GET /v1/models, "
+                       "POST /v1/predict) documented at /docs. Decoding flags are the defaults of requests that "
+                       "omit them. Stops cleanly on SIGINT/SIGTERM.")
+    p.add_argument("--weights", required=True, help="checkpoint (.pt) or exported model (.onnx)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine "
+                   "only; 0.0.0.0: every network interface)")
+    p.add_argument("--port", type=int, default=8000, help="TCP port (default: 8000; 0: a free one, printed)")
+    p.add_argument("--workers", type=int, default=2, help="threads running the model, sharing one copy of it "
+                   "(default: 2)")
+    p.add_argument("--queue", type=int, default=16, help="requests that may wait for a worker; more are refused "
+                   "with 503 and Retry-After (default: 16)")
+    p.add_argument("--max-mb", type=float, default=20.0, help="largest request body in MB; larger ones get 413 "
+                   "(default: 20)")
+    p.add_argument("--threads", type=int, help="inference threads of the model (default: one per core)")
+    add_config_flags(p, names=SERVE_SETTINGS)
+    p.set_defaults(handler=_cmd_serve)
 
     p = sub.add_parser("info", help="print a model's parameters and GFLOPs")
     p.add_argument("--model", default="rtdet-n", help="model name (default: rtdet-n)")
