@@ -281,7 +281,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     except OSError as e:
         raise C.ConfigError(f"rtdet serve: cannot listen on {args.host}:{args.port}: {e.strerror or e}") from None
     where = url(sock)
-    print(f"rtdet serve: {Path(args.weights).name} ({backend.model or 'model'}, {backend.task}, "
+    print(f"rtdet serve: {Path(args.weights).name} ({backend.model_name or 'model'}, {backend.task}, "
           f"{len(backend.names)} classes, {backend.name}, {backend.imgsz} px) on {where}\n"
           f"  page {where}/  API docs {where}/docs\n"
           f"  {args.workers} workers, queue {args.queue}, requests up to {args.max_mb:g} MB; Ctrl+C stops", flush=True)

@@ -35,7 +35,7 @@ class Backend:
     (the runtime), ``task`` (detect, classify), ``output_names``, ``category_ids`` (the training data set's
     own id of each class, e.g. COCO's non-contiguous ids, or None), ``decoding`` (the decoding settings
     the model's family fixes, :func:`rtdet.registry.fixed_decoding`: DETR's outputs are decoded without NMS),
-    ``model`` (the model's name, e.g. ``rtdet-n``; empty when unknown), ``fixed_imgsz`` (the only input size
+    ``model_name`` (e.g. ``rtdet-n``; empty when unknown), ``fixed_imgsz`` (the only input size
     the backend takes, or None when any size works)."""
 
     name = "backend"
@@ -47,7 +47,7 @@ class Backend:
         from rtdet.registry import fixed_decoding
 
         self.names, self.imgsz, self.task, self.output_names = list(names), int(imgsz), task, tuple(output_names)
-        self.model, self.decoding = model, fixed_decoding(model)
+        self.model_name, self.decoding = model, fixed_decoding(model)
 
     def __call__(self, images: Tensor) -> tuple[Tensor, ...]:
         raise NotImplementedError

@@ -128,7 +128,7 @@ def model_info(backend: Backend, settings: dict[str, Any], weights: str, applies
     """What ``GET /v1/models`` says about the model (see :class:`rtdet.serve.schemas.ModelInfo`)."""
     from rtdet.data.preview import colour
 
-    return {"name": weights, "model": backend.model, "task": backend.task, "classes": backend.names,
+    return {"name": weights, "model": backend.model_name, "task": backend.task, "classes": backend.names,
             "colors": ["#%02x%02x%02x" % tuple(colour(k)) for k in range(len(backend.names))],
             "imgsz": backend.imgsz, "fixed_imgsz": backend.fixed_imgsz is not None, "backend": backend.name,
             "parameters": list(applies), "defaults": {**settings, **backend.decoding, "imgsz": backend.imgsz}}
