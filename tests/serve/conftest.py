@@ -17,6 +17,7 @@ from rtdet.config import config_to_dict, load_config
 from rtdet.deploy.images import image_files, shared_data_dir
 from rtdet.models import build_model
 from tests.deploy.conftest import NAMES, make_model
+from tests.models.test_layers import _randomize_bn
 
 pytest.importorskip("fastapi", reason="rtdet serve needs the serve extra (pip install 'rtdet[serve]')")
 httpx = pytest.importorskip("httpx", reason="the server tests' HTTP client is httpx (the dev extra)")
@@ -32,6 +33,21 @@ def save_checkpoint(model: torch.nn.Module, names: list[str], path: Path, imgsz:
     return path
 
 
+def make_segmenter(num_classes: int = 3) -> torch.nn.Module:
+    """rtdet-seg-n with random BatchNorm statistics and its classifier's bias centred on a sample photo's mean
+    logits, so that each class wins somewhere (untrained, it labels nearly every pixel alike)."""
+    from rtdet.deploy.images import sample_images, to_input
+
+    torch.manual_seed(0)
+    model = build_model("rtdet-seg-n", num_classes)
+    _randomize_bn(model)
+    model.eval()
+    x, _ = to_input(sample_images(1)[0], 128)
+    with torch.no_grad():
+        model.head[-1].bias -= model(x)[0]["logits"].mean((1, 2))
+    return model
+
+
 @pytest.fixture(scope="session")
 def weights(tmp_path_factory) -> dict[str, Path]:
     """``detect`` (.pt, 160 px), ``detect-onnx`` (its static 160 px export), ``classify`` and ``segment`` (.pt)."""
@@ -42,8 +58,7 @@ def weights(tmp_path_factory) -> dict[str, Path]:
     out = {"detect": save_checkpoint(make_model(), NAMES, folder / "det.pt", 160),
            "classify": save_checkpoint(build_model("rtdet-cls-n", 3).eval(), ["cat", "dog", "fox"],
                                        folder / "cls.pt", 64),
-           "segment": save_checkpoint(build_model("rtdet-seg-n", 3).eval(), ["sky", "road", "car"],
-                                      folder / "seg.pt", 128)}
+           "segment": save_checkpoint(make_segmenter(), ["sky", "road", "car"], folder / "seg.pt", 128)}
     out["detect-onnx"] = export_onnx(out["detect"], folder / "det.onnx", imgsz=160)
     return out
 
