@@ -74,6 +74,7 @@ class Run:
     rc: int = 0
     slow: bool = False
     xfail: str = ""  # a known bug, fixed elsewhere: the run may fail (xfail, not strict)
+    client: Callable[[str, Path], None] | None = None  # a server: talks to it at its printed URL, then SIGINT stops it
 
 
 # ----------------------------------------------------------------------------- checks of output contents
@@ -235,6 +236,19 @@ def check_seg_predict(ws: Path, _: Outcome) -> None:
         assert mask.shape == (360, 480) and mask.max() < 11 and sum(r["pixels"].values()) == 360 * 480
 
 
+def talk_to_server(url: str, ws: Path) -> None:
+    """What a person does with `rtdet serve`: the page, the model's description, a prediction on a photo."""
+    import httpx
+
+    assert httpx.get(f"{url}/", timeout=60).text.startswith("<!doctype html>")
+    (model,) = httpx.get(f"{url}/v1/models", timeout=60).json()["models"]
+    assert model["task"] == "detect" and len(model["classes"]) == 10 and model["name"] == "best.onnx"
+    photo = sorted((ws / "datasets/digits/images/val").glob("*.jpg"))[0]
+    answer = httpx.post(f"{url}/v1/predict", files={"file": (photo.name, photo.read_bytes())}, data={"conf": 0.001},
+                        timeout=60).json()
+    assert answer["detections"] and answer["image"]["width"] > 0
+
+
 # ----------------------------------------------------------------------------- the table
 
 WEIGHTS = "runs/digits/weights"
@@ -376,6 +390,10 @@ RUNS: dict[str, Run] = {
         out=("wrote bench.json",), check=check_bench),
     "rtdet bench --model rtdet-n --imgsz 320": Run(
         "bench-model", "--imgsz 64 --runs 3 --warmup 1", slow=True, out=("FPS",)),
+    "rtdet serve --weights runs/digits/weights/best.onnx --port 8000": Run(
+        "serve", "--port 0", needs=("export",), slow=True, client=talk_to_server,
+        out=("rtdet serve: best.onnx (rtdet-n, detect, 10 classes, onnxruntime, 64 px) on http://127.0.0.1:",
+             "rtdet serve: stopped (SIGINT): 1 predictions")),
 }
 
 NOT_RUN: dict[str, str] = {
@@ -412,6 +430,9 @@ NOT_RUN: dict[str, str] = {
     ".venv/bin/python benchmarks/vs_torchvision_seg.py": "a benchmark: trains three segmenters on CamVid for hours",
     ".venv/bin/python benchmarks/vs_torchvision_seg.py --upsample": "a benchmark: trains rtdet-seg-n four times on "
                                                                     "CamVid",
+    ".venv/bin/python benchmarks/serve_load.py --weights runs/coco128/weights/best.pt":
+        "a benchmark: minutes of load on rtdet serve (3 x 400 requests and 2,000 of the bad-input mix) beside "
+        "rtdet bench; tests/serve start the same server and exercise every answer and refusal",
 }
 
 # ----------------------------------------------------------------------------- reading the README
@@ -567,7 +588,28 @@ class Workspace:
             setup(self.root)
             return None
         line = BY_NAME[name]
-        return self._execute(shlex.split(line) + shlex.split(RUNS[line].extra))
+        argv = shlex.split(line) + shlex.split(RUNS[line].extra)
+        return self._serve(argv, RUNS[line].client) if RUNS[line].client else self._execute(argv)
+
+    def _serve(self, argv: list[str], client: Callable[[str, Path], None]) -> Outcome:
+        """A server line: its own process; ``client`` talks to it once it prints its address; SIGINT stops it."""
+        import signal
+
+        started = time.time()
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+        proc = subprocess.Popen([sys.executable, "-m", "rtdet", *argv[1:]], cwd=self.root, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            first = proc.stdout.readline()
+            if " on http://" in first:
+                client(first.split(" on ")[-1].strip(), self.root)
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+        return Outcome(proc.returncode, first + out, err, started)
 
     def _execute(self, argv: list[str]) -> Outcome:
         started = time.time()

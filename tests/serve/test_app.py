@@ -213,7 +213,7 @@ def test_openapi_docs_and_page_are_served_from_here(servers):
     assert "image" in body["application/json"]["schema"]["properties"]
     assert {"413", "415", "422", "503"} <= set(spec["paths"]["/v1/predict"]["post"]["responses"])
     for page, assets in (("/docs", ("/docs-static/swagger-ui-bundle.js", "/docs-static/swagger-ui.css")),
-                         ("/", ("/page/page.js", "/page/page.css"))):
+                         ("/redoc", ("/docs-static/redoc.standalone.js",)), ("/", ("/page/page.js", "/page/page.css"))):
         html = httpx.get(f"{base}{page}").text
         assert "http://" not in html.replace(base, "") and "https://" not in html
         for asset in assets:

@@ -1,0 +1,250 @@
+"""`rtdet serve` under load, on this machine's loopback only, beside `rtdet bench` in the same run.
+
+    .venv/bin/python benchmarks/serve_load.py --weights runs/x/weights/best.pt [--imgsz 320] [--workers 2]
+
+1. The model: a ``.pt`` is exported to a static ONNX file at ``--imgsz`` (an ``.onnx`` is used as it is; without
+   ``--weights``, an untrained rtdet-n with 80 classes).
+2. ``rtdet bench --weights that.onnx``: single-stream frames per second (letterbox + network + decoding, JPEG
+   decoding excluded), the reference of the ratios below.
+3. ``rtdet serve`` in its own process on 127.0.0.1 (a free port); clients are threads of this process, each with
+   one keep-alive connection, posting coco128 photos as multipart uploads in turn.
+4. For 1, 4 and 16 concurrent clients: ``--requests`` requests (after a warm-up), bounded by ``--max-s`` seconds:
+   throughput, latency p50 / p95 / p99 (the client's round trip) and the answers' status codes.
+5. The bad-input mix: ``--soak`` requests at 4 clients, every 10th a corrupt file (cut JPEGs, random bytes, text,
+   an empty file, a BMP): every status counted (5xx must be 0), and the server's resident memory (VmRSS) every
+   500 requests.
+
+Prints the tables (markdown) and the machine's load average before and after; ``--json OUT`` keeps the numbers.
+Every request goes to 127.0.0.1 and every loop is bounded in count and time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import io
+import json
+import os
+import queue
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+BOUNDARY = "rtdet-load-boundary"
+
+
+def onnx_model(weights: str | None, imgsz: int, folder: Path) -> Path:
+    """The ONNX file to serve (see the module docstring, step 1)."""
+    from rtdet.deploy.onnx import export_onnx
+
+    if weights and weights.endswith(".onnx"):
+        return Path(weights)
+    if weights:
+        return export_onnx(weights, folder / "model.onnx", imgsz=imgsz)
+    from rtdet.models import build_model
+
+    model = build_model("rtdet-n", 80).eval()
+    return export_onnx(model, folder / "model.onnx", imgsz=imgsz, names=[str(i) for i in range(80)])
+
+
+def bench_fps(onnx: Path, folder: Path, runs: int) -> dict:
+    """`rtdet bench --weights onnx` in its own process: its --json summary."""
+    out = folder / "bench.json"
+    cmd = [sys.executable, "-m", "rtdet", "bench", "--weights", str(onnx), "--runs", str(runs), "--json", str(out)]
+    done = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=900)
+    if done.returncode:
+        raise SystemExit(f"rtdet bench failed:\n{done.stderr[-2000:]}")
+    print(done.stdout.strip())
+    return json.loads(out.read_text())
+
+
+def _env() -> dict:
+    return {**os.environ, "PYTHONPATH": str(ROOT)}
+
+
+class Server:
+    """`rtdet serve` in its own process on a free loopback port."""
+
+    def __init__(self, onnx: Path, workers: int, queue_size: int, threads: int | None) -> None:
+        cmd = [sys.executable, "-m", "rtdet", "serve", "--weights", str(onnx), "--port", "0", "--workers",
+               str(workers), "--queue", str(queue_size)] + (["--threads", str(threads)] if threads else [])
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True)
+        first = self.proc.stdout.readline()
+        if " on http://" not in first:
+            self.proc.kill()
+            raise SystemExit(f"rtdet serve did not start: {first}{self.proc.stderr.read()[-2000:]}")
+        host_port = first.split(" on http://")[-1].strip()
+        self.host, self.port = host_port.rsplit(":", 1)[0], int(host_port.rsplit(":", 1)[1])
+        print(first.strip())
+
+    def rss_mb(self) -> float:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def stop(self) -> None:
+        self.proc.send_signal(2)
+        try:
+            self.proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def multipart(name: str, data: bytes) -> bytes:
+    head = (f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n"
+            "Content-Type: application/octet-stream\r\n\r\n").encode()
+    return head + data + f"\r\n--{BOUNDARY}--\r\n".encode()
+
+
+def bodies(n_bad_every: int = 0, seed: int = 0) -> list[tuple[bytes, bool]]:
+    """(multipart body, is a good image) for coco128's photos; with ``n_bad_every``, every such request is
+    one of the corrupt kinds instead."""
+    from PIL import Image
+
+    from rtdet.deploy.images import image_files, shared_data_dir
+
+    files = image_files(shared_data_dir() / "coco128" / "images")
+    if not files:
+        raise SystemExit("coco128 is absent (../shared/data/coco128): the load test posts its photos")
+    good = [(multipart(f.name, f.read_bytes()), True) for f in files]
+    if not n_bad_every:
+        return good
+    rng = np.random.default_rng(seed)
+    jpeg = files[0].read_bytes()
+    bmp = io.BytesIO()
+    Image.new("RGB", (64, 48)).save(bmp, format="BMP")
+    bad = [multipart("cut.jpg", jpeg[: len(jpeg) // 3]), multipart("noise.jpg", rng.bytes(20_000)),
+           multipart("notes.png", b"not an image at all"), multipart("empty.jpg", b""),
+           multipart("old.bmp", bmp.getvalue())]
+    mixed = []
+    for i in range(len(good) * n_bad_every):
+        bad_one = bad[(i // n_bad_every) % len(bad)]  # the kinds in turn
+        mixed.append((bad_one, False) if i % n_bad_every == n_bad_every - 1 else good[i % len(good)])
+    return mixed
+
+
+def load(server: Server, clients: int, requests: int, max_s: float, payloads: list[tuple[bytes, bool]],
+         on_progress=None) -> dict:
+    """``requests`` posts from ``clients`` threads (stopping at ``max_s`` seconds): latencies and status codes."""
+    todo: queue.Queue = queue.Queue()
+    for i in range(requests):
+        todo.put(i)
+    latencies, statuses, lock = [], Counter(), threading.Lock()
+    deadline = time.perf_counter() + max_s
+
+    def client() -> None:
+        conn = http.client.HTTPConnection(server.host, server.port, timeout=120)
+        headers = {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}
+        while time.perf_counter() < deadline:
+            try:
+                i = todo.get_nowait()
+            except queue.Empty:
+                break
+            body, _ = payloads[i % len(payloads)]
+            t0 = time.perf_counter()
+            try:
+                conn.request("POST", "/v1/predict", body=body, headers=headers)
+                resp = conn.getresponse()
+                resp.read()
+                status = resp.status
+            except (OSError, http.client.HTTPException) as e:
+                status = type(e).__name__
+                conn.close()
+                conn = http.client.HTTPConnection(server.host, server.port, timeout=120)
+            took = time.perf_counter() - t0
+            with lock:
+                latencies.append(took)
+                statuses[status] += 1
+                n = len(latencies)
+            if on_progress:
+                on_progress(n)
+        conn.close()
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    ms = np.array(latencies) * 1e3
+    return {"clients": clients, "requests": len(latencies), "seconds": wall, "per_s": len(latencies) / wall,
+            "p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95)),
+            "p99_ms": float(np.percentile(ms, 99)), "statuses": {str(k): v for k, v in sorted(statuses.items(),
+                                                                                             key=str)}}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--weights", help=".pt or .onnx (default: an untrained rtdet-n, 80 classes)")
+    p.add_argument("--imgsz", type=int, default=320)
+    p.add_argument("--workers", type=int, default=2, help="rtdet serve --workers")
+    p.add_argument("--threads", type=int, help="rtdet serve --threads (default: one per core)")
+    p.add_argument("--queue", type=int, default=16, help="rtdet serve --queue")
+    p.add_argument("--clients", type=int, nargs="+", default=[1, 4, 16])
+    p.add_argument("--requests", type=int, default=400, help="requests per client count")
+    p.add_argument("--soak", type=int, default=2000, help="requests of the bad-input mix")
+    p.add_argument("--max-s", type=float, default=300, help="seconds per phase at most")
+    p.add_argument("--bench-runs", type=int, default=300)
+    p.add_argument("--json", metavar="OUT")
+    args = p.parse_args()
+
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory(prefix="rtdet-serve-load-") as tmp:
+        onnx = onnx_model(args.weights, args.imgsz, Path(tmp))
+        bench = bench_fps(onnx, Path(tmp), args.bench_runs)
+        server = Server(onnx, args.workers, args.queue, args.threads)
+        try:
+            good = bodies()
+            load(server, 2, 40, 60, good)  # warm-up: sessions, allocators, connections
+            rows = [load(server, c, args.requests, args.max_s, good) for c in args.clients]
+            rss = [(0, server.rss_mb())]
+
+            def sample(n: int) -> None:
+                if n % 500 == 0:
+                    rss.append((n, server.rss_mb()))
+
+            soak = load(server, 4, args.soak, args.max_s * 3, bodies(n_bad_every=10), sample)
+            soak["rss_mb"] = rss
+        finally:
+            server.stop()
+    load_after = os.getloadavg()
+    report = {"bench": bench, "rows": rows, "soak": soak, "workers": args.workers, "threads": args.threads,
+              "imgsz": args.imgsz, "weights": args.weights or "untrained rtdet-n", "cpus": os.cpu_count(),
+              "load_before": load_before, "load_after": load_after}
+    print_tables(report)
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2))
+        print(f"wrote {args.json}")
+
+
+def print_tables(r: dict) -> None:
+    fps = r["bench"]["fps"]
+    print(f"\nrtdet bench (single stream, same ONNX file): {fps:.1f} FPS, median {r['bench']['median_ms']:.1f} ms")
+    print(f"rtdet serve --workers {r['workers']}" + (f" --threads {r['threads']}" if r["threads"] else "") +
+          f", {r['imgsz']} px, coco128 JPEG uploads; load average {r['load_before'][0]:.1f} before, "
+          f"{r['load_after'][0]:.1f} after ({r['cpus']} CPUs)\n")
+    print("| clients | requests | requests/s | vs bench FPS | p50 ms | p95 ms | p99 ms | statuses |")
+    print("|---|---|---|---|---|---|---|---|")
+    for row in [*r["rows"], {**r["soak"], "clients": f"{r['soak']['clients']}, 10% corrupt"}]:
+        statuses = ", ".join(f"{k}: {v}" for k, v in row["statuses"].items())
+        print(f"| {row['clients']} | {row['requests']} | {row['per_s']:.1f} | {row['per_s'] / fps:.0%} | "
+              f"{row['p50_ms']:.1f} | {row['p95_ms']:.1f} | {row['p99_ms']:.1f} | {statuses} |")
+    server_errors = sum(v for k, v in r["soak"]["statuses"].items() if k.startswith("5") or not k.isdigit())
+    rss = ", ".join(f"{mb:.0f}" for _, mb in r["soak"]["rss_mb"])
+    print(f"\nbad-input mix: {server_errors} server errors (5xx or broken connections); server memory (VmRSS, MB) "
+          f"every 500 requests: {rss}")
+
+
+if __name__ == "__main__":
+    main()
