@@ -29,6 +29,7 @@ import torch
 from fastapi import Request
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.requests import ClientDisconnect
 from fastapi_offline import FastAPIOffline
 
 from rtdet.deploy.runtime import Backend, infer
@@ -42,24 +43,51 @@ PAGE = Path(str(resources.files("rtdet.serve") / "page"))
 MAX_PIXELS = 100_000_000  # pixels of an uploaded image at most (a 10,000 x 10,000 photo): ~300 MB once decoded
 
 
-def create_app(backend: Backend, settings: dict[str, Any], weights: str = "", workers: int = 1, queue: int = 16,
-               max_bytes: int = 20_000_000) -> Any:
-    """The ASGI app serving ``backend``.
+class Predictor:
+    """One model's predictions: a request's parameters checked into decoding settings, and one image run
+    (on a pool thread) through :func:`rtdet.deploy.runtime.infer` into the task's answer.
 
     Args:
         settings: the task's decoding settings (:meth:`rtdet.tasks.base.Task.settings`): a request's
             parameters override them one by one.
+    """
+
+    def __init__(self, backend: Backend, settings: dict[str, Any]) -> None:
+        self.backend, self.settings, self.task = backend, dict(settings), get_task(backend.task)
+        self.applies = tuple(p for p in schemas.PARAMS if p == "imgsz" or p in settings)  # the model's parameters
+        if backend.name == "onnxruntime":
+            # decoding's torch ops (NMS, filtering) stay on the worker's own thread next to ONNX Runtime's
+            # (what infer's host_threads does per call; set once here since several workers enter it at once)
+            torch.set_num_threads(1)
+
+    def decoding(self, raw: dict[str, Any]) -> tuple[dict[str, Any], int | None]:
+        """``(decoding settings, imgsz or None)`` for a request's parameters as sent; RequestError when bad."""
+        params = check_params(raw, self.applies, self.backend.fixed_imgsz)
+        return {**self.settings, **{k: v for k, v in params.items() if k in self.settings}}, params.get("imgsz")
+
+    def __call__(self, payload: bytes | str, decoding: dict[str, Any], imgsz: int | None) -> tuple[dict, dict]:
+        """``(answer without timing_ms, seconds per stage: decode, inference, encode)`` for one upload."""
+        t0 = time.perf_counter()
+        image = load_image(payload, MAX_PIXELS)
+        t1 = time.perf_counter()
+        result = infer(self.backend, [image], imgsz, decoding)[0]
+        t2 = time.perf_counter()
+        answer = {"task": self.task.name, "image": {"width": image.shape[1], "height": image.shape[0]},
+                  **self.task.response(result)}
+        return answer, {"decode": t1 - t0, "inference": t2 - t1, "encode": time.perf_counter() - t2}
+
+
+def create_app(backend: Backend, settings: dict[str, Any], weights: str = "", workers: int = 1, queue: int = 16,
+               max_bytes: int = 20_000_000) -> Any:
+    """The ASGI app serving ``backend`` with decoding ``settings`` (see :class:`Predictor`).
+
+    Args:
         weights: the weights file's name, reported by ``/v1/models``.
-        workers, queue: the pool (:class:`rtdet.serve.pool.InferencePool`).
+        workers, queue: the pool (:class:`rtdet.serve.pool.InferencePool`), reachable as ``app.state.pool``.
         max_bytes: the largest request body; larger ones get 413.
     """
-    pool = InferencePool(workers, queue)
-    task = get_task(backend.task)
-    if backend.name == "onnxruntime":
-        # decoding's torch ops (NMS, filtering) stay on the worker's own thread next to ONNX Runtime's
-        # (what infer's host_threads does per call; set once here since several workers enter it at once)
-        torch.set_num_threads(1)
-    applies = tuple(p for p in schemas.PARAMS if p == "imgsz" or p in settings)
+    pool, predictor = InferencePool(workers, queue), Predictor(backend, settings)
+    info = model_info(backend, predictor.settings, weights, predictor.applies)
 
     @asynccontextmanager
     async def lifespan(app: Any):
@@ -81,22 +109,9 @@ def create_app(backend: Backend, settings: dict[str, Any], weights: str = "", wo
     async def health() -> dict:
         return {"status": "ok", "pool": pool.stats()}
 
-    info = model_info(backend, settings, weights, applies)
-
     @app.get("/v1/models", response_model=schemas.Models, summary="the model served")
     async def models() -> dict:
         return {"models": [info]}
-
-    def predict_job(payload: bytes | str, decoding: dict[str, Any], imgsz: int | None) -> tuple[dict, dict]:
-        t0 = time.perf_counter()
-        image = load_image(payload, MAX_PIXELS)
-        t1 = time.perf_counter()
-        result = infer(backend, [image], imgsz, decoding)[0]
-        t2 = time.perf_counter()
-        body = {"task": task.name, "image": {"width": image.shape[1], "height": image.shape[0]},
-                **task.response(result)}
-        stages = {"decode": t1 - t0, "inference": t2 - t1, "encode": time.perf_counter() - t2}
-        return body, stages
 
     @app.post("/v1/predict", summary="run the model on one image", openapi_extra=PREDICT_BODY,
               response_model=schemas.PredictAnswer, responses=PROBLEMS)
@@ -107,13 +122,14 @@ def create_app(backend: Backend, settings: dict[str, Any], weights: str = "", wo
         try:
             body = await read_body(request.headers, request.stream(), max_bytes)
             payload, raw = await parse_body(request.headers, body, dict(request.query_params))
-            params = check_params(raw, applies, backend.fixed_imgsz)
-            decoding = {**settings, **{k: v for k, v in params.items() if k in settings}}
-            (answer, stages), waited = await pool.run(predict_job, payload, decoding, params.get("imgsz"))
+            decoding, imgsz = predictor.decoding(raw)
+            (answer, stages), waited = await pool.run(predictor, payload, decoding, imgsz)
         except RequestError as e:
             return JSONResponse({"detail": str(e)}, status_code=e.status)
         except Busy as e:
             return JSONResponse({"detail": str(e)}, status_code=503, headers={"Retry-After": str(e.retry_after)})
+        except ClientDisconnect:  # gone before its body arrived: nobody to answer, nothing to log
+            return JSONResponse({"detail": "client disconnected"}, status_code=400)
         except Exception as e:  # a fault of the server, not of the request: answered, logged, and serving goes on
             log.exception("POST /v1/predict failed")
             return JSONResponse({"detail": f"internal error: {type(e).__name__}: {e}"}, status_code=500)
@@ -151,7 +167,11 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
         (503, "every worker busy and the queue full: retry after the Retry-After header's seconds"),
     )}
 
-PREDICT_BODY = {"requestBody": {"required": True, "content": {
-    "multipart/form-data": {"schema": schemas.PredictForm.model_json_schema()},
-    "application/json": {"schema": schemas.PredictJSON.model_json_schema()},
-}}}
+PREDICT_BODY = {
+    "requestBody": {"required": True, "content": {
+        "multipart/form-data": {"schema": schemas.PredictForm.model_json_schema()},
+        "application/json": {"schema": schemas.PredictJSON.model_json_schema()}}},
+    "parameters": [{"name": name, "in": "query", "required": False, "schema": spec,
+                    "description": spec.get("description", "")}
+                   for name, spec in schemas.PredictParams.model_json_schema()["properties"].items()],
+}

@@ -6,6 +6,7 @@ once and then shows the server's answer at its value; nothing the page or /docs 
 """
 
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -31,7 +32,8 @@ def browser(tmp_path_factory):
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in (*FLAGS, f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
+    fake_camera = ("--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream")  # Chromium's test camera
+    for flag in (*FLAGS, *fake_camera, f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(120)
@@ -168,3 +170,20 @@ def test_classification_lists_the_apis_top_classes(browser, weights, photos):
     assert browser.execute_script("return window.rtdet.drawn") == api["top"]
     rows = browser.find_elements("css selector", "#results tbody tr")
     assert [r.find_elements("css selector", "td")[1].text for r in rows] == [t["class_name"] for t in api["top"]]
+
+
+def test_webcam_frames_are_sent_and_drawn_until_stopped(browser, site):
+    browser.get(site + "/")
+    _wait(browser, "return document.getElementById('status').dataset.state === 'ready'")
+    browser.find_element("id", "webcam").click()
+    _wait(browser, "return window.rtdet.requests >= 3")  # one frame after another
+    size = browser.execute_script("const v = document.getElementById('video'); return [v.videoWidth, v.videoHeight]")
+    answer = browser.execute_script("return window.rtdet.answer")
+    assert [answer["image"]["width"], answer["image"]["height"]] == size and size[0] > 0
+    assert browser.execute_script("return window.rtdet.drawn") == answer["detections"]
+    browser.find_element("id", "webcam").click()
+    assert browser.find_element("id", "webcam").text == "Start webcam"
+
+    sent = browser.execute_script("return window.rtdet.requests")
+    time.sleep(1.0)
+    assert browser.execute_script("return window.rtdet.requests") <= sent + 1  # at most the one in flight
