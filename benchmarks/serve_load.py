@@ -4,15 +4,21 @@
 
 1. The model: a ``.pt`` is exported to a static ONNX file at ``--imgsz`` (an ``.onnx`` is used as it is; without
    ``--weights``, an untrained rtdet-n with 80 classes).
-2. ``rtdet bench --weights that.onnx``: single-stream frames per second (letterbox + network + decoding, JPEG
-   decoding excluded), the reference of the ratios below.
-3. ``rtdet serve`` in its own process on 127.0.0.1 (a free port); clients are threads of this process, each with
+2. ``rtdet serve`` in its own process on 127.0.0.1 (a free port); clients are threads of this process, each with
    one keep-alive connection, posting coco128 photos as multipart uploads in turn.
-4. For 1, 4 and 16 concurrent clients: ``--requests`` requests (after a warm-up), bounded by ``--max-s`` seconds:
-   throughput, latency p50 / p95 / p99 (the client's round trip) and the answers' status codes.
-5. The bad-input mix: ``--soak`` requests at 4 clients, every 10th a corrupt file (cut JPEGs, random bytes, text,
+3. For 1, 4 and 16 concurrent clients: ``--requests`` requests (after a warm-up), bounded by ``--max-s`` seconds:
+   throughput, latency p50 / p95 / p99 (the client's round trip), the answers' status codes and the server's own
+   median times (``timing_ms``: decoding the upload, inference = letterbox + network + decoding).
+4. The bad-input mix: ``--soak`` requests at 4 clients, every 10th a corrupt file (cut JPEGs, random bytes, text,
    an empty file, a BMP): every status counted (5xx must be 0), and the server's resident memory (VmRSS) every
    500 requests.
+5. ``rtdet bench``'s measurement (:func:`rtdet.deploy.bench.run_bench` on the same ONNX file, loaded as ``rtdet bench
+   --weights`` loads it: single stream, letterbox + network + decoding, JPEG decoding excluded) runs in this
+   process while the server idles, in slices interleaved with the server's: every phase is cut into ``--slices``
+   parts, each a bench slice of ``--bench-frames`` frames and then its share of the requests. On a machine shared
+   with other jobs the load changes from second to second; slices side by side see the same conditions. A phase's
+   ratio is its requests per second (count / wall time) over the bench slices' frames per second (count / the
+   frames' own time); the bench's own FPS (1000 / median frame time) is shown beside it.
 
 Prints the tables (markdown) and the machine's load average before and after; ``--json OUT`` keeps the numbers.
 Every request goes to 127.0.0.1 and every loop is bounded in count and time.
@@ -55,15 +61,13 @@ def onnx_model(weights: str | None, imgsz: int, folder: Path) -> Path:
     return export_onnx(model, folder / "model.onnx", imgsz=imgsz, names=[str(i) for i in range(80)])
 
 
-def bench_fps(onnx: Path, folder: Path, runs: int) -> dict:
-    """`rtdet bench --weights onnx` in its own process: its --json summary."""
-    out = folder / "bench.json"
-    cmd = [sys.executable, "-m", "rtdet", "bench", "--weights", str(onnx), "--runs", str(runs), "--json", str(out)]
-    done = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=900)
-    if done.returncode:
-        raise SystemExit(f"rtdet bench failed:\n{done.stderr[-2000:]}")
-    print(done.stdout.strip())
-    return json.loads(out.read_text())
+def bench_slice(backend, frames: int) -> tuple[int, float, float]:
+    """``(frames, seconds they took, median ms)`` of ``rtdet bench``'s loop on ``backend`` (see step 5); the
+    seconds are the frames' own (the stages' mean times), not the reading of its sample images."""
+    from rtdet.deploy.bench import run_bench
+
+    result = run_bench(backend, runs=frames, warmup=2)
+    return frames, frames * sum(s["mean_ms"] for s in result.stages.values()) / 1e3, result.median_ms
 
 
 def _env() -> dict:
@@ -139,7 +143,7 @@ def load(server: Server, clients: int, requests: int, max_s: float, payloads: li
     todo: queue.Queue = queue.Queue()
     for i in range(requests):
         todo.put(i)
-    latencies, statuses, lock = [], Counter(), threading.Lock()
+    latencies, statuses, timings, lock = [], Counter(), [], threading.Lock()
     deadline = time.perf_counter() + max_s
 
     def client() -> None:
@@ -152,19 +156,24 @@ def load(server: Server, clients: int, requests: int, max_s: float, payloads: li
                 break
             body, _ = payloads[i % len(payloads)]
             t0 = time.perf_counter()
+            timing = None
             try:
                 conn.request("POST", "/v1/predict", body=body, headers=headers)
                 resp = conn.getresponse()
-                resp.read()
+                answer = resp.read()
                 status = resp.status
             except (OSError, http.client.HTTPException) as e:
                 status = type(e).__name__
                 conn.close()
                 conn = http.client.HTTPConnection(server.host, server.port, timeout=120)
             took = time.perf_counter() - t0
+            if status == 200:
+                timing = json.loads(answer)["timing_ms"]
             with lock:
                 latencies.append(took)
                 statuses[status] += 1
+                if timing:
+                    timings.append(timing)
                 n = len(latencies)
             if on_progress:
                 on_progress(n)
@@ -179,9 +188,9 @@ def load(server: Server, clients: int, requests: int, max_s: float, payloads: li
     wall = time.perf_counter() - t0
     ms = np.array(latencies) * 1e3
     return {"clients": clients, "requests": len(latencies), "seconds": wall, "per_s": len(latencies) / wall,
-            "p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95)),
-            "p99_ms": float(np.percentile(ms, 99)), "statuses": {str(k): v for k, v in sorted(statuses.items(),
-                                                                                             key=str)}}
+            "latencies_ms": ms, "statuses": {str(k): v for k, v in statuses.items()},
+            "server_ms": {k: float(np.median([t[k] for t in timings])) for k in ("decode", "inference", "total")}
+            if timings else {}}
 
 
 def main() -> None:
@@ -195,54 +204,92 @@ def main() -> None:
     p.add_argument("--requests", type=int, default=400, help="requests per client count")
     p.add_argument("--soak", type=int, default=2000, help="requests of the bad-input mix")
     p.add_argument("--max-s", type=float, default=300, help="seconds per phase at most")
-    p.add_argument("--bench-runs", type=int, default=300)
+    p.add_argument("--slices", type=int, default=8, help="bench and load slices per phase (step 5)")
+    p.add_argument("--bench-frames", type=int, default=60, help="frames per bench slice")
     p.add_argument("--json", metavar="OUT")
     args = p.parse_args()
 
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="rtdet-serve-load-") as tmp:
         onnx = onnx_model(args.weights, args.imgsz, Path(tmp))
-        bench = bench_fps(onnx, Path(tmp), args.bench_runs)
+        from rtdet.deploy.runtime import load_backend
+
+        backend = load_backend(onnx, "onnxruntime", args.threads)  # what `rtdet bench --weights` runs
         server = Server(onnx, args.workers, args.queue, args.threads)
         try:
-            good = bodies()
+            good, mixed = bodies(), bodies(n_bad_every=10)
             load(server, 2, 40, 60, good)  # warm-up: sessions, allocators, connections
-            rows = [load(server, c, args.requests, args.max_s, good) for c in args.clients]
-            rss = [(0, server.rss_mb())]
+            bench_slice(backend, 20)
+            rows = []
+            for c in [*args.clients, 0]:  # 0: the bad-input mix at 4 clients
+                rss = [(0, server.rss_mb())]
 
-            def sample(n: int) -> None:
-                if n % 500 == 0:
-                    rss.append((n, server.rss_mb()))
+                def sample(n: int) -> None:
+                    if n % 500 == 0:
+                        rss.append((n, server.rss_mb()))
 
-            soak = load(server, 4, args.soak, args.max_s * 3, bodies(n_bad_every=10), sample)
-            soak["rss_mb"] = rss
+                total = args.soak if c == 0 else args.requests
+                parts, benches = [], []
+                for k in range(args.slices):
+                    benches.append(bench_slice(backend, args.bench_frames))
+                    n = total // args.slices + (k < total % args.slices)
+                    done = sum(x["requests"] for x in parts)
+                    parts.append(load(server, c or 4, n, args.max_s / args.slices, mixed if c == 0 else good,
+                                      (lambda i, done=done: sample(done + i)) if c == 0 else None))
+                row = merge(parts, benches)
+                if c == 0:
+                    row.update(clients=4, corrupt=0.1, rss_mb=rss)
+                rows.append(row)
+                print(f"{row['clients']} clients{' (bad-input mix)' if c == 0 else ''}: {row['per_s']:.1f} "
+                      f"requests/s, bench {row['bench_per_s']:.1f} frames/s in the slices beside it", flush=True)
         finally:
             server.stop()
-    load_after = os.getloadavg()
-    report = {"bench": bench, "rows": rows, "soak": soak, "workers": args.workers, "threads": args.threads,
-              "imgsz": args.imgsz, "weights": args.weights or "untrained rtdet-n", "cpus": os.cpu_count(),
-              "load_before": load_before, "load_after": load_after}
+    report = {"rows": rows, "workers": args.workers, "threads": args.threads, "imgsz": args.imgsz,
+              "weights": args.weights or "untrained rtdet-n", "cpus": os.cpu_count(),
+              "load_before": load_before, "load_after": os.getloadavg()}
     print_tables(report)
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))
         print(f"wrote {args.json}")
 
 
+def merge(parts: list[dict], benches: list[tuple[int, float, float]]) -> dict:
+    """One phase from its slices: requests/s over all of them, latency percentiles over every request, statuses
+    summed, server times (median of the slices' medians), and the bench slices' frames/s and median FPS."""
+    latencies = np.concatenate([p["latencies_ms"] for p in parts])
+    statuses = Counter()
+    for p in parts:
+        statuses.update(p["statuses"])
+    seconds = sum(p["seconds"] for p in parts)
+    return {"clients": parts[0]["clients"], "requests": len(latencies), "seconds": seconds,
+            "per_s": len(latencies) / seconds, "p50_ms": float(np.percentile(latencies, 50)),
+            "p95_ms": float(np.percentile(latencies, 95)), "p99_ms": float(np.percentile(latencies, 99)),
+            "statuses": dict(sorted(statuses.items())),
+            "server_ms": {k: float(np.median([p["server_ms"][k] for p in parts if p["server_ms"]]))
+                          for k in ("decode", "inference", "total")},
+            "bench_per_s": sum(b[0] for b in benches) / sum(b[1] for b in benches),
+            "bench_fps_median": 1000 / float(np.median([b[2] for b in benches]))}
+
+
 def print_tables(r: dict) -> None:
-    fps = r["bench"]["fps"]
-    print(f"\nrtdet bench (single stream, same ONNX file): {fps:.1f} FPS, median {r['bench']['median_ms']:.1f} ms")
-    print(f"rtdet serve --workers {r['workers']}" + (f" --threads {r['threads']}" if r["threads"] else "") +
-          f", {r['imgsz']} px, coco128 JPEG uploads; load average {r['load_before'][0]:.1f} before, "
-          f"{r['load_after'][0]:.1f} after ({r['cpus']} CPUs)\n")
-    print("| clients | requests | requests/s | vs bench FPS | p50 ms | p95 ms | p99 ms | statuses |")
-    print("|---|---|---|---|---|---|---|---|")
-    for row in [*r["rows"], {**r["soak"], "clients": f"{r['soak']['clients']}, 10% corrupt"}]:
+    print(f"\nrtdet serve --workers {r['workers']}" + (f" --threads {r['threads']}" if r["threads"] else "") +
+          f", {r['imgsz']} px ONNX, coco128 JPEG uploads (640x480 mostly); load average {r['load_before'][0]:.1f} "
+          f"before, {r['load_after'][0]:.1f} after ({r['cpus']} CPUs)\n")
+    print("| clients | requests | requests/s | rtdet bench frames/s beside it (FPS by median) | ratio | p50 ms | "
+          "p95 ms | p99 ms | server: decode / inference ms | statuses |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for row in r["rows"]:
+        who = f"{row['clients']}, 10% corrupt" if row.get("corrupt") else str(row["clients"])
         statuses = ", ".join(f"{k}: {v}" for k, v in row["statuses"].items())
-        print(f"| {row['clients']} | {row['requests']} | {row['per_s']:.1f} | {row['per_s'] / fps:.0%} | "
-              f"{row['p50_ms']:.1f} | {row['p95_ms']:.1f} | {row['p99_ms']:.1f} | {statuses} |")
-    server_errors = sum(v for k, v in r["soak"]["statuses"].items() if k.startswith("5") or not k.isdigit())
-    rss = ", ".join(f"{mb:.0f}" for _, mb in r["soak"]["rss_mb"])
-    print(f"\nbad-input mix: {server_errors} server errors (5xx or broken connections); server memory (VmRSS, MB) "
+        srv = row["server_ms"]
+        print(f"| {who} | {row['requests']} | {row['per_s']:.1f} | {row['bench_per_s']:.1f} "
+              f"({row['bench_fps_median']:.1f}) | {row['per_s'] / row['bench_per_s']:.0%} | {row['p50_ms']:.1f} | "
+              f"{row['p95_ms']:.1f} | {row['p99_ms']:.1f} | {srv['decode']:.1f} / {srv['inference']:.1f} | "
+              f"{statuses} |")
+    soak = r["rows"][-1]
+    errors = sum(v for k, v in soak["statuses"].items() if k.startswith("5") or not k.isdigit())
+    rss = ", ".join(f"{mb:.0f}" for _, mb in soak["rss_mb"])
+    print(f"\nbad-input mix: {errors} server errors (5xx or broken connections); server memory (VmRSS, MB) "
           f"every 500 requests: {rss}")
 
 

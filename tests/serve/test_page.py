@@ -187,3 +187,20 @@ def test_webcam_frames_are_sent_and_drawn_until_stopped(browser, site):
     sent = browser.execute_script("return window.rtdet.requests")
     time.sleep(1.0)
     assert browser.execute_script("return window.rtdet.requests") <= sent + 1  # at most the one in flight
+
+
+def test_a_dropped_file_is_sent_like_a_chosen_one(browser, site):
+    import base64
+
+    photo, api = _photo_with_detections(site)
+    browser.get(site + "/")
+    _wait(browser, "return document.getElementById('status').dataset.state === 'ready'")
+    browser.execute_script("""
+        const bytes = Uint8Array.from(atob(arguments[0]), (c) => c.charCodeAt(0));
+        const dt = new DataTransfer();
+        dt.items.add(new File([bytes], arguments[1], { type: "image/jpeg" }));
+        document.getElementById("drop").dispatchEvent(new DragEvent("drop", { dataTransfer: dt, bubbles: true,
+                                                                              cancelable: true }));""",
+                           base64.b64encode(photo.read_bytes()).decode(), photo.name)
+    _wait(browser, "return window.rtdet.requests === 1 && document.getElementById('status').dataset.state === 'done'")
+    assert browser.execute_script("return window.rtdet.drawn") == api["detections"]
