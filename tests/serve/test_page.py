@@ -15,6 +15,7 @@ from rtdet.deploy.images import image_files, shared_data_dir
 from rtdet.data.preview import colour
 from tests.serve.conftest import app_for, httpx, running
 
+pytestmark = pytest.mark.slow  # a browser driving the page: seconds per test
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

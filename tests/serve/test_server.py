@@ -18,6 +18,7 @@ import pytest
 from rtdet.cli import main
 from tests.serve.conftest import httpx
 
+pytestmark = pytest.mark.slow  # whole rtdet processes: seconds per test
 ROOT = Path(__file__).resolve().parents[2]
 
 
