@@ -18,7 +18,9 @@
    parts, each a bench slice of ``--bench-frames`` frames and then its share of the requests. On a machine shared
    with other jobs the load changes from second to second; slices side by side see the same conditions. A phase's
    ratio is its requests per second (count / wall time) over the bench slices' frames per second (count / the
-   frames' own time); the bench's own FPS (1000 / median frame time) is shown beside it.
+   frames' own time); the bench's own FPS (1000 / median frame time) is shown beside it. CPU time does not
+   depend on the load: the server process's CPU per request and the bench's per frame (both all threads) say
+   what a request costs beyond a bench frame (the upload's JPEG decoding above all).
 
 Prints the tables (markdown) and the machine's load average before and after; ``--json OUT`` keeps the numbers.
 Every request goes to 127.0.0.1 and every loop is bounded in count and time.
@@ -61,13 +63,34 @@ def onnx_model(weights: str | None, imgsz: int, folder: Path) -> Path:
     return export_onnx(model, folder / "model.onnx", imgsz=imgsz, names=[str(i) for i in range(80)])
 
 
-def bench_slice(backend, frames: int) -> tuple[int, float, float]:
-    """``(frames, seconds they took, median ms)`` of ``rtdet bench``'s loop on ``backend`` (see step 5); the
-    seconds are the frames' own (the stages' mean times), not the reading of its sample images."""
+def bench_slice(backend, frames: int, reading_cpu_s: float) -> tuple[int, float, float, float]:
+    """``(frames, seconds they took, median ms, CPU seconds per frame)`` of ``rtdet bench``'s loop on ``backend``
+    (see step 5); seconds and CPU are the frames' own: the stages' mean times, and this process's CPU time less
+    ``reading_cpu_s`` (what reading the bench's sample images costs, see :func:`reading_cpu`)."""
     from rtdet.deploy.bench import run_bench
 
-    result = run_bench(backend, runs=frames, warmup=2)
-    return frames, frames * sum(s["mean_ms"] for s in result.stages.values()) / 1e3, result.median_ms
+    warmup, cpu = 2, process_cpu()
+    result = run_bench(backend, runs=frames, warmup=warmup)
+    cpu_per_frame = (process_cpu() - cpu - reading_cpu_s) / (frames + warmup)
+    return frames, frames * sum(s["mean_ms"] for s in result.stages.values()) / 1e3, result.median_ms, cpu_per_frame
+
+
+def process_cpu(pid: int | None = None) -> float:
+    """User + system CPU seconds of a process (all its threads) so far; this one by default."""
+    fields = Path(f"/proc/{pid or os.getpid()}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def reading_cpu(task: str = "detect") -> float:
+    """CPU seconds :func:`rtdet.deploy.bench.run_bench` spends reading its sample images (median of 3)."""
+    from rtdet.deploy.images import sample_images
+
+    costs = []
+    for _ in range(3):
+        cpu = process_cpu()
+        sample_images(16, task=task)
+        costs.append(process_cpu() - cpu)
+    return sorted(costs)[1]
 
 
 def _env() -> dict:
@@ -89,6 +112,9 @@ class Server:
         host_port = first.split(" on http://")[-1].strip()
         self.host, self.port = host_port.rsplit(":", 1)[0], int(host_port.rsplit(":", 1)[1])
         print(first.strip())
+
+    def cpu_s(self) -> float:
+        return process_cpu(self.proc.pid)
 
     def rss_mb(self) -> float:
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
@@ -219,7 +245,8 @@ def main() -> None:
         try:
             good, mixed = bodies(), bodies(n_bad_every=10)
             load(server, 2, 40, 60, good)  # warm-up: sessions, allocators, connections
-            bench_slice(backend, 20)
+            reading = reading_cpu()
+            bench_slice(backend, 20, reading)
             rows = []
             for c in [*args.clients, 0]:  # 0: the bad-input mix at 4 clients
                 rss = [(0, server.rss_mb())]
@@ -229,14 +256,16 @@ def main() -> None:
                         rss.append((n, server.rss_mb()))
 
                 total = args.soak if c == 0 else args.requests
-                parts, benches = [], []
+                parts, benches, server_cpu = [], [], 0.0
                 for k in range(args.slices):
-                    benches.append(bench_slice(backend, args.bench_frames))
+                    benches.append(bench_slice(backend, args.bench_frames, reading))
                     n = total // args.slices + (k < total % args.slices)
-                    done = sum(x["requests"] for x in parts)
+                    done, cpu = sum(x["requests"] for x in parts), server.cpu_s()
                     parts.append(load(server, c or 4, n, args.max_s / args.slices, mixed if c == 0 else good,
                                       (lambda i, done=done: sample(done + i)) if c == 0 else None))
+                    server_cpu += server.cpu_s() - cpu
                 row = merge(parts, benches)
+                row["server_cpu_ms"] = 1e3 * server_cpu / row["requests"]
                 if c == 0:
                     row.update(clients=4, corrupt=0.1, rss_mb=rss)
                 rows.append(row)
@@ -268,7 +297,8 @@ def merge(parts: list[dict], benches: list[tuple[int, float, float]]) -> dict:
             "server_ms": {k: float(np.median([p["server_ms"][k] for p in parts if p["server_ms"]]))
                           for k in ("decode", "inference", "total")},
             "bench_per_s": sum(b[0] for b in benches) / sum(b[1] for b in benches),
-            "bench_fps_median": 1000 / float(np.median([b[2] for b in benches]))}
+            "bench_fps_median": 1000 / float(np.median([b[2] for b in benches])),
+            "bench_cpu_ms": 1e3 * float(np.median([b[3] for b in benches]))}
 
 
 def print_tables(r: dict) -> None:
@@ -276,8 +306,8 @@ def print_tables(r: dict) -> None:
           f", {r['imgsz']} px ONNX, coco128 JPEG uploads (640x480 mostly); load average {r['load_before'][0]:.1f} "
           f"before, {r['load_after'][0]:.1f} after ({r['cpus']} CPUs)\n")
     print("| clients | requests | requests/s | rtdet bench frames/s beside it (FPS by median) | ratio | p50 ms | "
-          "p95 ms | p99 ms | server: decode / inference ms | statuses |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "p95 ms | p99 ms | server: decode / inference ms | CPU ms per request (bench: per frame) | statuses |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for row in r["rows"]:
         who = f"{row['clients']}, 10% corrupt" if row.get("corrupt") else str(row["clients"])
         statuses = ", ".join(f"{k}: {v}" for k, v in row["statuses"].items())
@@ -285,7 +315,7 @@ def print_tables(r: dict) -> None:
         print(f"| {who} | {row['requests']} | {row['per_s']:.1f} | {row['bench_per_s']:.1f} "
               f"({row['bench_fps_median']:.1f}) | {row['per_s'] / row['bench_per_s']:.0%} | {row['p50_ms']:.1f} | "
               f"{row['p95_ms']:.1f} | {row['p99_ms']:.1f} | {srv['decode']:.1f} / {srv['inference']:.1f} | "
-              f"{statuses} |")
+              f"{row['server_cpu_ms']:.1f} ({row['bench_cpu_ms']:.1f}) | {statuses} |")
     soak = r["rows"][-1]
     errors = sum(v for k, v in soak["statuses"].items() if k.startswith("5") or not k.isdigit())
     rss = ", ".join(f"{mb:.0f}" for _, mb in soak["rss_mb"])
