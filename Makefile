@@ -17,15 +17,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e ".[dev,onnx,demo,serve]"
 	touch $(STAMP)
 
-# Chromium and chromedriver for the page test (tests/serve/test_page.py), from Debian's packages, where
-# apt-get is there and may run (root, or sudo without a password); elsewhere that one test skips.
+# Chromium and chromedriver for the page tests (tests/serve/test_page.py), from Debian's packages, where
+# apt-get is there and may run (root, or sudo without a password); elsewhere those tests skip.
 browser:
 	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then exit 0; fi; \
-	if ! command -v apt-get >/dev/null; then echo "no apt-get: the browser test will skip"; exit 0; fi; \
+	if ! command -v apt-get >/dev/null; then echo "no apt-get: the page tests will skip"; exit 0; fi; \
 	if [ "$$(id -u)" = 0 ]; then SUDO=; elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; \
-	else echo "apt-get needs root: the browser test will skip"; exit 0; fi; \
+	else echo "apt-get needs root: the page tests will skip"; exit 0; fi; \
 	( $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver \
-	  >/dev/null ) || echo "could not install chromium and chromium-driver: the browser test will skip"
+	  >/dev/null ) || echo "could not install chromium and chromium-driver: the page tests will skip"
 
 demo: $(STAMP)
 	$(BIN)/rtdet demo
