@@ -32,7 +32,8 @@ def _same_detections(api, records):
     for d, r in zip(api, records):
         x, y, w, h = r["bbox"]
         b = d["box"]
-        assert (b["x1"], b["y1"]) == (x, y) and abs(b["x2"] - b["x1"] - w) <= 0.011 and abs(b["y2"] - b["y1"] - h) <= 0.011
+        assert (b["x1"], b["y1"]) == (x, y)
+        assert abs(b["x2"] - b["x1"] - w) <= 0.011 and abs(b["y2"] - b["y1"] - h) <= 0.011
 
 
 def test_health_and_models(servers):
@@ -165,7 +166,6 @@ class Gate:
 
 
 def test_full_queue_is_503_with_retry_after_and_faults_are_500(weights, photos):
-    from rtdet.config import Config
     from rtdet.deploy.runtime import load_backend
     from rtdet.serve.app import create_app
 
@@ -197,7 +197,8 @@ def test_full_queue_is_503_with_retry_after_and_faults_are_500(weights, photos):
         assert answers["first"].json()["detections"] == answers["second"].json()["detections"]
         gate.fail = True
         broken = _post(base, photos[0])
-        assert broken.status_code == 500 and "internal error: RuntimeError: the backend broke" in broken.json()["detail"]
+        assert broken.status_code == 500
+        assert "internal error: RuntimeError: the backend broke" in broken.json()["detail"]
         gate.fail = False
         assert _post(base, photos[0]).status_code == 200
         assert httpx.get(f"{base}/health").json()["pool"] == {"running": 0, "waiting": 0, "capacity": 2, "done": 3,

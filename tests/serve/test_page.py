@@ -104,7 +104,8 @@ def test_upload_draws_the_apis_boxes_and_the_slider_is_live(browser, site, tmp_p
         s.dispatchEvent(new Event('input')); s.dispatchEvent(new Event('change'));""")
     _wait(browser, "return window.rtdet.requests >= 2 && document.getElementById('status').dataset.state === 'done'"
                    " && document.getElementById('status').textContent.endsWith('0.20')")
-    lower = httpx.post(f"{site}/v1/predict", files={"file": (photo.name, photo.read_bytes())}, data={"conf": cut}).json()
+    lower = httpx.post(f"{site}/v1/predict", files={"file": (photo.name, photo.read_bytes())},
+                       data={"conf": cut}).json()
     assert browser.execute_script("return window.rtdet.drawn") == lower["detections"]
     assert len(lower["detections"]) >= len(drawn)
     _resources_are_local(browser, site)
