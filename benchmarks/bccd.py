@@ -156,10 +156,11 @@ def print_table(data: BenchData, results: dict[str, dict]) -> None:
     print(f"\nBCCD: {len(data.train)} trainval / {len(data.val)} test photos; budget per model in CPU minutes "
           f"(one thread); scored on test")
     print("| model | budget min | epochs | CPU s used | VOC07 mAP50 | mAP50-95 | mAP50 | "
-          + " | ".join(f"{n} AP50-95" for n in names) + " | latency ms |")
+          + " | ".join(f"{n} VOC07 AP50 / AP50-95" for n in names) + " | latency ms |")
     print("|---|---|---|---|---|---|---|" + "---|" * len(names) + "---|")
     for name, r in sorted(results.items(), key=lambda kv: -kv[1]["AP"]):
-        per = " | ".join(f"{r['coco_per_class'].get(n, float('nan')):.3f}" for n in names)
+        per = " | ".join(f"{r['voc07_per_class'].get(n) or 0.0:.3f} / {r['coco_per_class'].get(n, float('nan')):.3f}"
+                         for n in names)
         print(f"| {name} | {r['budget_minutes']:g} | {r['epochs']} | {r['cpu_seconds']:.0f} | {r['voc07_mAP50']:.3f} | "
               f"{r['AP']:.3f} | {r['AP50']:.3f} | {per} | {r['latency_ms']:.1f} |")
 
