@@ -411,6 +411,8 @@ NOT_RUN: dict[str, str] = {
         "needs the peer's .venv-peer; trains two models",
     ".venv/bin/python benchmarks/vs_ultralytics.py --data ../shared/data/bccd --epochs 2 --out runs/vs_speed":
         "needs the peer's .venv-peer; trains four models",
+    ".venv/bin/python benchmarks/bccd.py --minutes 10": "needs the peer's .venv-peer; trains four models for 10 CPU "
+                                                        "minutes each (its scoring: tests/test_benchmarks.py)",
     ".venv/bin/python benchmarks/recipe.py --data ../shared/data/bccd --epochs 30": "a benchmark: trains rtdet-n "
                                                                                    "six times on BCCD",
     ".venv/bin/python benchmarks/vs_ultralytics.py": "needs the peer's own .venv-peer (Ultralytics); "
