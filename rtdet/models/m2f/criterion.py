@@ -50,7 +50,7 @@ class M2FCriterion:
     """
 
     def __init__(self, num_classes: int, matcher: MaskMatcher | None = None, class_gain: float = 2.0,
-                 mask_gain: float = 5.0, dice_gain: float = 5.0, no_object: float = 0.1, num_points: int = 12544,
+                 mask_gain: float = 5.0, dice_gain: float = 5.0, no_object: float = 0.1, num_points: int = 3136,
                  oversample: float = 3.0, importance: float = 0.75) -> None:
         self.num_classes, self.matcher = num_classes, matcher or MaskMatcher(num_points=num_points)
         self.gains = {"loss_ce": class_gain, "loss_mask": mask_gain, "loss_dice": dice_gain}
@@ -68,14 +68,18 @@ class M2FCriterion:
     def mask_losses(self, embed: Tensor, features: Tensor, targets: list[dict[str, Tensor]],
                     pairs: list[tuple[Tensor, Tensor]], num_masks: float) -> tuple[Tensor, Tensor]:
         """Summed BCE and Dice of the paired masks at importance-sampled points, divided by ``num_masks``."""
-        device = features.device
-        masks = [torch.einsum("md,dhw->mhw", embed[b, q.to(device)].float(), features[b].float())
-                 for b, (q, _) in enumerate(pairs)]  # only the paired queries' full masks
-        wanted = [t["masks"][n.to(device)].float() for t, (_, n) in zip(targets, pairs)]
-        masks, wanted = torch.cat(masks)[:, None], torch.cat(wanted)[:, None]
-        if len(masks) == 0:
+        device, sizes = features.device, [len(q) for q, _ in pairs]
+        if sum(sizes) == 0:
             zero = features.sum() * 0  # keeps the graph connected
             return zero, zero
+        # only the paired queries' full masks, in one batched product: image b's embeddings in rows 0..M_b - 1
+        rows = torch.cat([torch.arange(m) for m in sizes]).to(device)
+        images = torch.cat([torch.full((m,), b) for b, m in enumerate(sizes)]).to(device)
+        queries = torch.cat([q for q, _ in pairs]).to(device)
+        chosen = embed.new_zeros((len(pairs), max(sizes), embed.shape[-1]), dtype=torch.float32)
+        chosen = chosen.index_put((images, rows), embed[images, queries].float())
+        masks = torch.bmm(chosen, features.float().flatten(2))[images, rows].unflatten(-1, features.shape[-2:])[:, None]
+        wanted = torch.cat([t["masks"][n.to(device)] for t, (_, n) in zip(targets, pairs)]).float()[:, None]
         points = uncertain_points(masks.detach(), self.num_points, self.oversample, self.importance)
         logits, labels = point_sample(masks, points)[:, 0], point_sample(wanted, points)[:, 0]
         bce = F.binary_cross_entropy_with_logits(logits, labels, reduction="none").mean(1)

@@ -38,7 +38,7 @@ def attention_mask(embed: Tensor, features: Tensor) -> Tensor:
 
 
 class MaskedDecoderLayer(nn.Module):
-    """``(queries [B, Q, D], query_pos [1, Q, D], memory [B, L, D], memory_pos [1, L, D], blocked bool
+    """``(queries [B, Q, D], query_pos [Q, D], memory [B, L, D], memory_pos [1, L, D], blocked bool
     [B, 1, Q, L] or None) -> [B, Q, D]``: masked cross-attention, self-attention, feed-forward network."""
 
     def __init__(self, dims: int, heads: int, ffn_dims: int, dropout: float = 0.0) -> None:
@@ -89,8 +89,10 @@ class MaskDecoder(nn.Module):
         # the mask features at each level's size: a mask there is embed @ these (see the module docstring)
         level_features = [F.interpolate(features, size=(m.shape[2], m.shape[3]), mode="bilinear", align_corners=False)
                           for m in maps]
-        x = self.query_feat.weight[None].expand(features.shape[0], -1, -1)
-        pos = self.query_pos.weight[None]
+        # a copy per image, not a view: a view of a parameter made under no_grad has no gradient function, which
+        # module hooks (rtdet info's FLOP counter) cannot handle
+        x = self.query_feat.weight.repeat(features.shape[0], 1, 1)
+        pos = self.query_pos.weight  # [Q, D], broadcast over the batch
         out = [self.predict(x)]
         for i, layer in enumerate(self.layers):
             level = i % len(maps)

@@ -33,21 +33,26 @@ from rtdet.models.m2f.points import point_sample
 def segments(mask: Tensor, num_classes: int) -> tuple[Tensor, Tensor]:
     """One segment per class present in ``mask`` int [H, W]: ``(labels int64 [N] ascending, masks bool [N, H, W])``
     with ``masks[i] = (mask == labels[i])``; values outside ``0..K-1`` (unlabelled) are in no segment."""
-    labels = mask.unique().long()
-    labels = labels[(labels >= 0) & (labels < num_classes)]
+    flat = mask.flatten().long()
+    counts = torch.bincount(flat[(flat >= 0) & (flat < num_classes)], minlength=num_classes)  # 10x unique()'s speed
+    labels = counts.nonzero()[:, 0]
     return labels, mask[None] == labels[:, None, None].to(mask.dtype)
 
 
 def mask_logits_at(embed: Tensor, features: Tensor, points: Tensor) -> Tensor:
-    """float [Q, P]: the logits of the masks ``embed [Q, D] @ features [D, h, w]`` at ``points`` [P, 2]
-    (normalized ``x, y``), equal to :func:`rtdet.models.m2f.points.point_sample` of the full masks."""
-    return embed.float() @ point_sample(features.float()[None], points[None])[0]
+    """float [B, Q, P]: the logits of the masks ``embed [B, Q, D] @ features [B, D, h, w]`` at ``points``
+    [B, P, 2] (normalized ``x, y``), equal to :func:`rtdet.models.m2f.points.point_sample` of the full masks."""
+    return embed.float() @ point_sample(features.float(), points)
 
 
 def pairwise_bce(logits: Tensor, targets: Tensor) -> Tensor:
     """float [Q, N]: mean over the ``P`` points of the binary cross-entropy of ``logits`` [Q, P] against
-    ``targets`` [N, P] in [0, 1] (``-log p = softplus(-x)``, ``-log(1 - p) = softplus(x)``: stable)."""
-    return (F.softplus(-logits) @ targets.T + F.softplus(logits) @ (1 - targets).T) / logits.shape[1]
+    ``targets`` [N, P] in [0, 1].
+
+    ``-t log p - (1 - t) log(1 - p) = softplus(x) - t x`` (``-log(1 - p) = softplus(x)``, ``-log p =
+    softplus(x) - x``): one matrix product instead of Mask2Former's two, and stable for large logits.
+    """
+    return (F.softplus(logits).sum(1, keepdim=True) - logits @ targets.T) / logits.shape[1]
 
 
 def pairwise_dice(logits: Tensor, targets: Tensor) -> Tensor:
@@ -67,7 +72,7 @@ class MaskMatcher:
     """
 
     def __init__(self, cost_class: float = 2.0, cost_mask: float = 5.0, cost_dice: float = 5.0,
-                 num_points: int = 12544) -> None:
+                 num_points: int = 3136) -> None:
         self.cost_class, self.cost_mask, self.cost_dice, self.num_points = cost_class, cost_mask, cost_dice, num_points
 
     def cost_matrix(self, logits: Tensor, mask_logits: Tensor, labels: Tensor, target_points: Tensor) -> Tensor:
@@ -92,16 +97,16 @@ class MaskMatcher:
             B pairs of int64 CPU tensors ``(query index [M_i], segment index [M_i])``, ``M_i = min(Q, N_i)``,
             sorted by query index.
         """
+        points = torch.rand(len(targets), self.num_points, 2, device=features.device)  # per image
+        predicted = mask_logits_at(embed, features, points)  # [B, Q, P]
         costs = []
         for b, t in enumerate(targets):
             n = len(t["labels"])
             if n == 0:
                 costs.append(logits.new_zeros((logits.shape[1], 0)))
                 continue
-            points = torch.rand(self.num_points, 2, device=features.device)
-            target_points = point_sample(t["masks"].float()[:, None], points[None].expand(n, -1, -1))[:, 0]
-            costs.append(self.cost_matrix(logits[b], mask_logits_at(embed[b], features[b], points), t["labels"],
-                                          target_points))
+            wanted = point_sample(t["masks"].float()[:, None], points[b, None].expand(n, -1, -1))[:, 0]
+            costs.append(self.cost_matrix(logits[b], predicted[b], t["labels"], wanted))
         return assign(costs)
 
 

@@ -12,8 +12,11 @@ A plain FPN (the segmenter's :class:`rtdet.models.seg.SegFPN`) fuses top-down on
 map, not the three a round-robin decoder reads.
 
 The mask features then come from Mask2Former's FPN step: the stride-4 backbone map through a
-1x1 lateral convolution, plus the stride-8 map upsampled (nearest), a 3x3 convolution, and a
-1x1 projection.
+1x1 lateral convolution, plus the stride-8 map upsampled (nearest), and a 3x3 convolution.
+Mask2Former adds a 1x1 projection after it; a mask is the product of a query's embedding (the
+output of a linear layer) with these features, so a linear projection of the features is the same
+as one of the embedding, which that layer already learns: left out, it would cost as much as the
+3x3 convolution (a third of the pixel decoder at stride 4).
 """
 
 from __future__ import annotations
@@ -41,12 +44,11 @@ class PixelDecoder(nn.Module):
         self.encoder = HybridEncoder(tuple(in_channels[1:]), dims, heads, ffn_dims, act=act, norm=norm, dw=dw)
         self.lateral = ConvNormAct(in_channels[0], dims, 1, act=None, norm=norm)
         self.output = conv(dims, dims, 3, act=act, norm=norm, dw=dw)
-        self.mask_proj = nn.Conv2d(dims, dims, 1)
 
     def forward(self, feats: tuple[Tensor, ...]) -> tuple[list[Tensor], Tensor]:
         maps = self.encoder(feats[1:])  # strides 8, 16, 32
         x = self.output(self.lateral(feats[0]) + F.interpolate(maps[0], scale_factor=2.0, mode="nearest"))
-        return maps[::-1], self.mask_proj(x)
+        return maps[::-1], x
 
 
 __all__ = ["PixelDecoder"]
