@@ -226,7 +226,8 @@ class OptimConfig:
     warmup_bias_lr: float = opt(0.1, "bias learning rate at the start of warm-up")
     nbs: int | Auto = opt(AUTO, "nominal batch size: gradients are accumulated up to it; auto: the batch (no "
                           "accumulation) for short runs, 64 for long ones")
-    clip_grad: float = opt(10.0, "clip the gradient norm to this value; 0 disables")
+    clip_grad: float | Auto = opt(AUTO, "clip the gradient norm to this value; 0 disables; auto: the model family's "
+                                  "value (10; rtdet-m2f with AdamW: 0.01, Mask2Former's)")
 
 
 @dataclass
