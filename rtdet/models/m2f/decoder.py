@@ -83,7 +83,7 @@ class MaskDecoder(nn.Module):
     def forward(self, maps: list[Tensor], features: Tensor) -> list[dict[str, Tensor]]:
         """Queries attending to ``maps`` (per level [B, D, H_l, W_l], in reading order) with masks over
         ``features`` [B, D, h, w]; the first prediction is the learned queries' own, before any layer."""
-        dims = features.shape[1]
+        dims = self.query_feat.embedding_dim
         memory = [m.flatten(2).transpose(1, 2) + self.level_embed.weight[i] for i, m in enumerate(maps)]
         memory_pos = [sincos_2d(m.shape[2], m.shape[3], dims, device=m.device).to(m.dtype) for m in maps]
         # the mask features at each level's size: a mask there is embed @ these (see the module docstring)
