@@ -134,3 +134,34 @@ def test_info_prints_params_and_gflops(capsys):
     m = re.search(r"rtdet-m2f: ([\d.]+) M parameters, ([\d.]+) GFLOPs at 480x480 \(segment, 11 classes, act=relu, "
                   r"norm=bn", capsys.readouterr().out)
     assert m and 2.0 < float(m.group(1)) < 3.5 and 3.0 < float(m.group(2)) < 5.0  # measured: 2.79 M, 4.43 GFLOPs
+
+
+def test_learns_four_street_scenes(tmp_path, one_thread):
+    """60 steps (~30 s of one core) on 4 CamVid images at 128 px: mIoU on them far above chance (measured:
+    mIoU 0.555, aAcc 0.907; predicting the majority class everywhere: mIoU 0.037, aAcc 0.37). GroupNorm: in 60 steps at this
+    learning rate the weights move faster than BatchNorm's running statistics follow (scored in train mode, the
+    same network reaches 0.62; in eval mode 0.003), so the test scores a network that behaves alike in both."""
+    from rtdet.metrics.segmentation import SegmentationMetric
+    from rtdet.tasks.segment import TASK
+    from tests.tasks.test_segment import camvid_subset
+
+    data = camvid_subset(tmp_path, n_train=4, n_val=1)
+    cfg = load_config(None, {"model": "rtdet-m2f", "data": str(data), "imgsz": 128, "batch": 4, "workers": 0})
+    images, targets = next(iter(TASK.build_loader(TASK.open_split(cfg, "train"), cfg, False)))  # no augmentation
+    torch.manual_seed(0)
+    model = build_model("rtdet-m2f", 11, norm="gn")
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05)
+    x = images.float() / 255
+    for _ in range(60):
+        loss = sum(model.train()(x, targets).values())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        preds = model.eval()(x)
+    metric = SegmentationMetric(11, 255)
+    for p, t in zip(preds, targets):
+        metric.update(p["logits"].argmax(0), t["mask"])
+    res = metric.compute()
+    majority = res.label_area.max() / res.label_area.sum()
+    assert res.aacc > majority + 0.3 and res.miou > 0.35, (res.aacc, majority, res.miou)
