@@ -33,19 +33,18 @@ from torch import Tensor
 
 from rtdet.errors import ModelError
 from rtdet.models.backbones import CSPBackbone
-from rtdet.models.base import RtdetModel
+from rtdet.models.base import RtdetModel, build_family_model
 from rtdet.models.m2f.criterion import M2FCriterion
 from rtdet.models.m2f.decoder import MaskDecoder
 from rtdet.models.m2f.matcher import MaskMatcher, segments
 from rtdet.models.m2f.pixel_decoder import PixelDecoder
-from rtdet.models.yolo import SCALES
+from rtdet.models.yolo import backbone_settings
 
 # name -> the detector scale whose backbone it uses, the transformer's feed-forward width, depthwise fusion
 # convolutions (rtdet-detr-n's choices: D-FINE-N's widths)
 M2F_SCALES: dict[str, dict[str, Any]] = {
     "rtdet-m2f": dict(scale="rtdet-n", ffn_dims=512, dw=True),
 }
-BACKBONE_KEYS = ("channels", "depths", "act", "dw_backbone")  # the scale entries that shape the backbone
 # config setting (rtdet.config.M2fConfig) -> Mask2Former keyword
 CONFIG_ARGS = {"m2f_queries": "num_queries", "m2f_dims": "embed_dims", "m2f_layers": "num_decoder_layers",
                "m2f_heads": "num_heads"}
@@ -165,14 +164,9 @@ def build_m2f(name: str, num_classes: int, act: str | None = None, norm: str = "
     if name not in M2F_SCALES:
         raise ModelError(f"unknown Mask2Former model {name!r}; expected one of {', '.join(M2F_SCALES)}")
     overrides = {CONFIG_ARGS.get(k, k): v for k, v in overrides.items()}
-    scale = SCALES[M2F_SCALES[name]["scale"]]
     own = {k: v for k, v in M2F_SCALES[name].items() if k != "scale"}
-    kwargs = {**{k: scale[k] for k in BACKBONE_KEYS if k in scale}, **own, **overrides, "norm": norm}
-    if act:
-        kwargs["act"] = act
-    model = Mask2Former(num_classes, **kwargs)
-    model.build_args = {"name": name, "num_classes": num_classes, "act": kwargs["act"], "norm": norm, **overrides}
-    return model
+    return build_family_model(Mask2Former, name, num_classes, {**backbone_settings(M2F_SCALES[name]["scale"]), **own},
+                              act, norm, overrides)
 
 
 def apply_m2f_settings(model: Mask2Former, settings: Any) -> None:
