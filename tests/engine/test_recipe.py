@@ -110,7 +110,7 @@ def test_pipeline_reads_auto_close_mosaic(tmp_path):
 def test_choices_print_one_line_each_with_the_reason():
     _, choices = resolve_recipe(load_config(None, {}), facts(), get_task("detect").recipe)
     text = format_choices(choices)
-    assert len(text.splitlines()) == len(choices) == 7
+    assert len(text.splitlines()) == len(choices) == 8
     assert "optimizer     = adamw" in text and "600 iterations (60 epochs x 10)" in text
 
 
