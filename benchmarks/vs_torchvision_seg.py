@@ -1,4 +1,4 @@
-"""rtdet-seg-n against torchvision's LR-ASPP and DeepLabV3 (MobileNetV3-Large) on CamVid street scenes.
+"""rtdet-seg-n and rtdet-m2f against torchvision's LR-ASPP and DeepLabV3 (MobileNetV3-Large) on CamVid street scenes.
 
     python benchmarks/vs_torchvision_seg.py [--epochs 30] [--imgsz 480] [--batch 8] [--seed 0] [--threads 2]
     python benchmarks/vs_torchvision_seg.py --upsample      # rtdet-seg-n with each of its four upsamplers
@@ -10,9 +10,11 @@ unlabelled), read through a data.yaml written into the output folder; ``--train-
 Same for every model: the split, rtdet's loader and augmentation (the segment task's
 defaults: flips, scale jitter, HSV), image size, epochs, batch, seed, CPU threads, the
 training loop (rtdet's Trainer with the recipe it resolves for this run: AdamW, warm-up,
-EMA), the loss (cross-entropy over labelled pixels, :mod:`rtdet.losses.seg_loss`) and the
-scoring: rtdet's mIoU in original pixels (:mod:`rtdet.tasks.segment`) of the final EMA
-weights on the val split. torchvision's models are built from scratch (``weights=None,
+EMA; the seg family's learning rate and weight decay, except rtdet-m2f, which trains with
+its own family's, :data:`rtdet.engine.recipe.FAMILY_RECIPES`), the loss (cross-entropy over
+labelled pixels, :mod:`rtdet.losses.seg_loss`; rtdet-m2f: its own set loss) and the scoring:
+rtdet's mIoU in original pixels (:mod:`rtdet.tasks.segment`) of the final EMA weights on the
+val split. torchvision's models are built from scratch (``weights=None,
 weights_backbone=None``) and fed ImageNet-normalised pixels, as torchvision's own
 recipes do; their ``out`` logits are already at the input size.
 
@@ -97,18 +99,21 @@ def write_data(out: Path, n_train: int | None, n_val: int | None) -> Path:
     return path
 
 
-def run_config(args: argparse.Namespace, data: Path, out: Path):
-    """The shared settings, with the segment task's defaults and the recipe resolved for this run."""
+def run_config(args: argparse.Namespace, data: Path, out: Path, model: str = "rtdet-seg-n"):
+    """The shared settings, with the segment task's defaults and the recipe resolved for this run (the family of
+    ``model``, an rtdet segmenter; the seg family's for torchvision's)."""
     from rtdet.config import load_config, resolve_task_defaults
     from rtdet.engine.recipe import RunFacts, resolve_recipe
+    from rtdet.registry import MODELS
     from rtdet.tasks.segment import TASK
 
+    name = model if model in MODELS else "rtdet-seg-n"
     cfg = resolve_task_defaults(load_config(None, {
-        "model": "rtdet-seg-n", "data": str(data), "imgsz": args.imgsz, "epochs": args.epochs, "batch": args.batch,
+        "model": name, "data": str(data), "imgsz": args.imgsz, "epochs": args.epochs, "batch": args.batch,
         "seed": args.seed, "workers": 0, "out": str(out), "metric": "mIoU", "patience": 0}))
     n_train = len(TASK.open_split(cfg, "train"))
     facts = RunFacts(train_images=n_train, batch=args.batch, world_size=1, epochs=args.epochs,
-                     num_classes=len(CAMVID_NAMES), imgsz=args.imgsz, family="seg")
+                     num_classes=len(CAMVID_NAMES), imgsz=args.imgsz, family=MODELS[name].family)
     return resolve_recipe(cfg, facts)[0], n_train
 
 
@@ -117,7 +122,7 @@ def train_and_score(model: RtdetModel, args: argparse.Namespace, data: Path, out
     from rtdet.engine import Trainer, make_evaluator, seed_everything
     from rtdet.tasks.segment import TASK
 
-    cfg, n_train = run_config(args, data, out)
+    cfg, n_train = run_config(args, data, out, model.build_args["name"])
     seed_everything(args.seed)
     train_ds, val_ds = TASK.open_split(cfg, "train"), TASK.open_split(cfg, "val")
     train_loader = TASK.build_loader(train_ds, cfg, True, epochs=args.epochs, seed=args.seed)
@@ -150,6 +155,8 @@ def build(name: str, upsample: str = "bilinear") -> RtdetModel:
 
     if name == "rtdet-seg-n":
         return build_model(name, len(CAMVID_NAMES), upsample=upsample)
+    if name == "rtdet-m2f":
+        return build_model(name, len(CAMVID_NAMES))
     return TorchvisionSegmenter(name, len(CAMVID_NAMES))
 
 
@@ -184,7 +191,8 @@ def main() -> None:
     if args.upsample:
         runs = {f"rtdet-seg-n upsample={k}": ("rtdet-seg-n", k) for k in UPSAMPLERS}
     else:
-        runs = {"rtdet-seg-n": ("rtdet-seg-n", "bilinear"), "lraspp_mobilenet_v3_large": ("lraspp", ""),
+        runs = {"rtdet-seg-n": ("rtdet-seg-n", "bilinear"), "rtdet-m2f": ("rtdet-m2f", ""),
+                "lraspp_mobilenet_v3_large": ("lraspp", ""),
                 "deeplabv3_mobilenet_v3_large": ("deeplabv3", "")}
     results = {}
     for label, (name, upsample) in runs.items():

@@ -46,7 +46,7 @@ def opt(default: Any, help: str) -> Any:
 class ModelConfig:
     model: str = opt("rtdet-n", "model name: rtdet-n/s/m, rtdet-detr-n/s, faster-rcnn (MobileNetV3-Large-FPN) and "
                      "faster-rcnn-r50 (ResNet-50-FPN) (detect), rtdet-cls-n/s and lenet (classify), "
-                     "rtdet-seg-n/s (segment)")
+                     "rtdet-seg-n/s and rtdet-m2f (segment)")
     task: str = opt("", "task (detect, classify, segment); empty: the model's own (a checkpoint records it)")
     num_classes: int = opt(0, "number of classes; 0 takes it from the data set")
     act: str = opt("", "activation override: relu, lrelu, silu, frelu; empty keeps the model's default")
@@ -186,6 +186,28 @@ class SegConfig:
 
 
 @dataclass
+class M2fConfig:
+    """The Mask2Former family's network and loss (rtdet-m2f). Defaults are Mask2Former's (Cheng et al., 2022;
+    its ADE20K and Cityscapes semantic configs) unless a comment names another source. Flag names are flat,
+    so these carry the prefix m2f_ (the detr section has its own num_queries, num_heads, ...)."""
+
+    m2f_queries: int = opt(100, "queries: the most segments an image can be predicted to have")
+    m2f_dims: int = opt(128, "transformer and mask-feature width (Mask2Former: 256; 128 as rtdet-detr-n, for CPUs)")
+    m2f_layers: int = opt(6, "decoder layers, reading the strides 32, 16, 8 in turn (Mask2Former: 9; 6 for CPUs)")
+    m2f_heads: int = opt(8, "attention heads in the pixel decoder and the decoder")
+    m2f_points: int = opt(3136, "points per mask at which the mask losses and matching costs are computed "
+                          "(56 x 56; Mask2Former: 112 x 112 = 12544, on GPUs: 2.7x the loss's CPU time at 480 px)")
+    m2f_oversample: float = opt(3.0, "point sampling: candidates per point, of which the most uncertain are kept")
+    m2f_importance: float = opt(0.75, "point sampling: share of the points taken where the prediction is most "
+                                "uncertain (the rest uniformly random)")
+    m2f_class_gain: float = opt(2.0, "weight of the classification loss and of the class matching cost")
+    m2f_mask_gain: float = opt(5.0, "weight of the mask binary cross-entropy loss and matching cost")
+    m2f_dice_gain: float = opt(5.0, "weight of the mask Dice loss and matching cost")
+    m2f_no_object: float = opt(0.1, "class weight of 'no object' in the classification loss")
+    m2f_backbone_lr_scale: float = opt(0.1, "the backbone's learning rate as a fraction of lr")
+
+
+@dataclass
 class OptimConfig:
     optimizer: Literal["auto", "sgd", "adam", "adamw", "rmsprop", "adagrad"] = opt(
         "auto", "optimizer; auto: AdamW for short runs, SGD for long ones (rtdet.engine.recipe)")
@@ -204,7 +226,8 @@ class OptimConfig:
     warmup_bias_lr: float = opt(0.1, "bias learning rate at the start of warm-up")
     nbs: int | Auto = opt(AUTO, "nominal batch size: gradients are accumulated up to it; auto: the batch (no "
                           "accumulation) for short runs, 64 for long ones")
-    clip_grad: float = opt(10.0, "clip the gradient norm to this value; 0 disables")
+    clip_grad: float | Auto = opt(AUTO, "clip the gradient norm to this value; 0 disables; auto: the model family's "
+                                  "value (10; rtdet-m2f with AdamW: 0.01, Mask2Former's)")
 
 
 @dataclass
@@ -258,6 +281,7 @@ class Config:
     cls: ClsConfig = field(default_factory=ClsConfig)
     rcnn: RcnnConfig = field(default_factory=RcnnConfig)
     seg: SegConfig = field(default_factory=SegConfig)
+    m2f: M2fConfig = field(default_factory=M2fConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)

@@ -53,6 +53,7 @@ class ModelSpec:
 
 # the detr section's settings that shape the network (build arguments, recorded in checkpoints)
 DETR_SHAPE = ("num_queries", "embed_dims", "num_decoder_layers", "num_heads", "num_levels", "num_points")
+M2F_SHAPE = ("m2f_queries", "m2f_dims", "m2f_layers", "m2f_heads")  # the m2f section's settings that shape the network
 NO_NMS = (("method", "none"),)  # rtdet.models.postprocess.postprocess: the top max_det (box, class) pairs
 
 
@@ -85,6 +86,9 @@ MODELS: dict[str, ModelSpec] = _specs(
               "semantic segmentation on rtdet-n's backbone, FPN to stride 4", section_args=("upsample",)),
     ModelSpec("rtdet-seg-s", "seg", "segment", "seg", "rtdet.models.seg:build_segmenter",
               "semantic segmentation on rtdet-s's backbone", section_args=("upsample",)),
+    ModelSpec("rtdet-m2f", "m2f", "segment", "m2f", "rtdet.models.m2f.model:build_m2f",
+              "Mask2Former-style mask classification (masked-attention decoder) on rtdet-n's backbone",
+              section_args=M2F_SHAPE),
 )
 
 

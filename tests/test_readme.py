@@ -429,7 +429,7 @@ NOT_RUN: dict[str, str] = {
     ".venv/bin/python benchmarks/model_speed.py": "a benchmark: prints latencies, writes nothing to check",
     ".venv/bin/python benchmarks/vs_ultralytics_cls.py": "needs the peer's .venv-peer (Ultralytics); trains both for "
     "minutes",
-    ".venv/bin/python benchmarks/vs_torchvision_seg.py": "a benchmark: trains three segmenters on CamVid for hours",
+    ".venv/bin/python benchmarks/vs_torchvision_seg.py": "a benchmark: trains four segmenters on CamVid for hours",
     ".venv/bin/python benchmarks/vs_torchvision_seg.py --upsample": "a benchmark: trains rtdet-seg-n four times on "
                                                                     "CamVid",
     ".venv/bin/python benchmarks/serve_load.py --weights runs/coco128/weights/best.pt":

@@ -18,7 +18,8 @@ from scratch, rtdet-n, 320 px, batch 16, seed 0, on bccd, coco128 and digits):
   short run needs every one. Long runs accumulate to 64 as the classic recipe does.
 - ``optimizer``: AdamW for short runs, SGD (momentum 0.937, Nesterov) for long ones; a family that
   trains with one optimizer only (DETR: AdamW) uses it at every length.
-- ``lr``, ``weight_decay``: the family's values for the chosen optimizer (:data:`FAMILY_RECIPES`).
+- ``lr``, ``weight_decay``, ``clip_grad``: the family's values for the chosen optimizer
+  (:data:`FAMILY_RECIPES`; a family without a ``clip_grad`` clips the gradient norm at :data:`CLIP_GRAD`).
 - ``warmup_epochs``: 3 epochs, but at most a tenth of the run.
 - ``data.scale`` (the random scale gain of every task's augmentation): 0.25 for short runs, the
   classic 0.5 for long ones (:func:`rtdet.data.transforms.auto_scale`).
@@ -51,12 +52,16 @@ LONG_RUN_STEPS = 10_000  # optimizer steps (without accumulation) from which the
 # 1e-4, references/detection/README.md); AdamW as DETR trains its detector (lr 1e-4, weight decay 1e-4).
 # detr: AdamW only, at every run length, as DETR and RT-DETR train (lr 1e-4, weight decay 1e-4, rtdetr_pytorch's
 # optimizer.yml; the backbone at a tenth of it: the model's param_groups_hint, setting detr.backbone_lr_scale).
+# m2f: AdamW only, as Mask2Former trains (lr 1e-4, weight decay 0.05, the gradient's norm clipped at 0.01 over the
+# whole model: its Base-*.yaml SOLVER settings; the backbone at a tenth of lr: setting m2f.m2f_backbone_lr_scale).
 # A family whose table names one optimizer uses it whatever the run's length.
 FAMILY_RECIPES: dict[str, dict[str, dict[str, float]]] = {
     "default": {"adamw": {"lr": 0.002, "weight_decay": 0.05}, "sgd": {"lr": 0.01, "weight_decay": 5e-4}},
     "rcnn": {"adamw": {"lr": 1e-4, "weight_decay": 1e-4}, "sgd": {"lr": 0.02, "weight_decay": 1e-4}},
     "detr": {"adamw": {"lr": 1e-4, "weight_decay": 1e-4}},
+    "m2f": {"adamw": {"lr": 1e-4, "weight_decay": 0.05, "clip_grad": 0.01}},
 }
+CLIP_GRAD = 10.0  # the gradient-norm clip of a family whose recipe names none
 
 
 @dataclass(frozen=True)
@@ -106,7 +111,7 @@ def family_recipe(family: str, optimizer: str) -> dict[str, float]:
 
 
 def optim_choices(cfg: Config, facts: RunFacts) -> list[Choice]:
-    """The engine's ``auto`` settings (optimizer, lr, weight decay, nbs, warm-up) for ``facts``."""
+    """The engine's ``auto`` settings (optimizer, lr, weight decay, gradient clip, nbs, warm-up) for ``facts``."""
     o, out = cfg.optim, []
     long_run = facts.iterations >= LONG_RUN_STEPS
     length = f"{facts.iterations:,} iterations ({facts.epochs} epochs x {facts.iters_per_epoch})"
@@ -130,6 +135,9 @@ def optim_choices(cfg: Config, facts: RunFacts) -> list[Choice]:
     for name in ("lr", "weight_decay"):
         if getattr(o, name) == AUTO:
             out.append(Choice(f"optim.{name}", recipe[name], f"{facts.family} family's value for {optimizer}"))
+    if o.clip_grad == AUTO:
+        why = f"{facts.family} family's value for {optimizer}" if "clip_grad" in recipe else "the default"
+        out.append(Choice("optim.clip_grad", recipe.get("clip_grad", CLIP_GRAD), why))
     if o.warmup_epochs == AUTO:
         warmup = round(min(3.0, 0.1 * facts.epochs), 3)
         out.append(Choice("optim.warmup_epochs", warmup, "3 epochs, at most a tenth of the run"))

@@ -126,3 +126,16 @@ class RtdetModel(nn.Module):
         1e-4 + 1e-5 |x| (float32 rounding through a few dozen layers), 1e-3 + 1e-3 |x| with float16 weights."""
         atol, rtol = (1e-3, 1e-3) if half else (1e-4, 1e-5)
         return atol + rtol * np.abs(reference)
+
+
+def build_family_model(cls: type, name: str, num_classes: int, settings: dict[str, Any], act: str | None, norm: str,
+                       overrides: dict[str, Any]) -> Any:
+    """``cls(num_classes, **kwargs)``: ``settings`` (the scale's), then ``overrides``, then ``norm`` and, when given,
+    ``act``. ``model.build_args`` records ``name``, ``num_classes``, the ``act`` used, ``norm`` and ``overrides``: what
+    the family's builder needs to rebuild the same architecture."""
+    kwargs = {**settings, **overrides, "norm": norm}
+    if act:
+        kwargs["act"] = act
+    model = cls(num_classes, **kwargs)
+    model.build_args = {"name": name, "num_classes": num_classes, "act": kwargs["act"], "norm": norm, **overrides}
+    return model

@@ -34,13 +34,12 @@ from torch import Tensor, nn
 from rtdet.errors import ModelError
 from rtdet.losses.cls_loss import ClassificationLoss
 from rtdet.models.backbones import CSPBackbone
-from rtdet.models.base import RtdetModel
+from rtdet.models.base import RtdetModel, build_family_model
 from rtdet.models.layers import make_act
-from rtdet.models.yolo import SCALES
+from rtdet.models.yolo import backbone_settings
 
 # classifier name -> the detector scale whose backbone it uses (rtdet.models.yolo.SCALES)
 CLS_SCALES = {"rtdet-cls-n": "rtdet-n", "rtdet-cls-s": "rtdet-s"}
-BACKBONE_KEYS = ("channels", "depths", "act", "dw_backbone")  # the scale entries that shape the backbone
 LENET_SIZE = 32  # LeNet-5's input side (MNIST's 28x28 digits padded to 32x32 in the original paper)
 
 
@@ -156,13 +155,7 @@ class LeNet5(ClassifierBase):
 
 
 def _build_cls(name: str, num_classes: int, act: str | None = None, norm: str = "bn", **overrides: Any) -> Classifier:
-    scale = SCALES[CLS_SCALES[name]]
-    kwargs = {**{k: scale[k] for k in BACKBONE_KEYS if k in scale}, **overrides, "norm": norm}
-    if act:
-        kwargs["act"] = act
-    model = Classifier(num_classes, **kwargs)
-    model.build_args = {"name": name, "num_classes": num_classes, "act": kwargs["act"], "norm": norm, **overrides}
-    return model
+    return build_family_model(Classifier, name, num_classes, backbone_settings(CLS_SCALES[name]), act, norm, overrides)
 
 
 def _build_lenet(num_classes: int, act: str | None = None, norm: str = "bn", **overrides: Any) -> LeNet5:

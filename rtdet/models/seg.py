@@ -35,9 +35,9 @@ from rtdet.config import SegConfig
 from rtdet.errors import ModelError
 from rtdet.losses.seg_loss import SegmentationLoss
 from rtdet.models.backbones import CSPBackbone
-from rtdet.models.base import RtdetModel
+from rtdet.models.base import RtdetModel, build_family_model
 from rtdet.models.layers import ConvNormAct, conv
-from rtdet.models.yolo import SCALES
+from rtdet.models.yolo import backbone_settings
 
 UPSAMPLERS = ("nearest", "bilinear", "transposed", "pixelshuffle")
 OUTPUT_STRIDE = 4  # the head predicts at stride 4; the upsampler multiplies by this
@@ -46,7 +46,6 @@ SEG_SCALES: dict[str, dict[str, Any]] = {
     "rtdet-seg-n": dict(scale="rtdet-n", width=64, dw=True),
     "rtdet-seg-s": dict(scale="rtdet-s", width=128, dw=False),
 }
-BACKBONE_KEYS = ("channels", "depths", "act", "dw_backbone")  # the scale entries that shape the backbone
 
 
 def bilinear_kernel(factor: int) -> Tensor:
@@ -202,15 +201,9 @@ def build_segmenter(name: str, num_classes: int, act: str | None = None, norm: s
     if name not in SEG_SCALES:
         raise ModelError(f"unknown segmenter {name!r}; expected one of {', '.join(SEG_SCALES)}")
     own = {k: v for k, v in SEG_SCALES[name].items() if k != "scale"}
-    scale = SCALES[SEG_SCALES[name]["scale"]]
-    kwargs = {**{k: scale[k] for k in BACKBONE_KEYS if k in scale}, **own, "upsample": SegConfig.upsample, **overrides,
-              "norm": norm}
-    if act:
-        kwargs["act"] = act
-    model = Segmenter(num_classes, **kwargs)
-    model.build_args = {"name": name, "num_classes": num_classes, "act": kwargs["act"], "norm": norm,
-                        "upsample": kwargs["upsample"], **overrides}
-    return model
+    overrides = {"upsample": SegConfig.upsample, **overrides}  # recorded in build_args whether given or not
+    return build_family_model(Segmenter, name, num_classes, {**backbone_settings(SEG_SCALES[name]["scale"]), **own},
+                              act, norm, overrides)
 
 
 def apply_seg_settings(model: Segmenter, settings: Any) -> None:

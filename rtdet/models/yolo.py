@@ -22,7 +22,7 @@ from torch import Tensor
 
 from rtdet.losses.yolo_loss import YoloLoss
 from rtdet.models.backbones import CSPBackbone
-from rtdet.models.base import RawOutputs, RtdetModel
+from rtdet.models.base import RawOutputs, RtdetModel, build_family_model
 from rtdet.models.heads import DetectHead, make_anchors
 from rtdet.models.necks import PAN
 from rtdet.models.postprocess import decode, postprocess
@@ -48,6 +48,7 @@ SCALES: dict[str, dict[str, Any]] = {
         head_channels=(64, 192), act="silu",
     ),
 }
+BACKBONE_KEYS = ("channels", "depths", "act", "dw_backbone")  # the scale entries that shape the backbone
 # ONNX parity: box sides are compared in units of their anchor's stride, the unit the head
 # predicts them in: the decoding multiplies each DFL expectation by the stride (8-32 px), so
 # float32 rounding in the network reaches the pixel coordinates scaled up by it (a trained
@@ -140,14 +141,15 @@ class YOLO(RtdetModel):
         return tol * anchor_stride + BOX_RTOL * np.abs(reference)  # anchor_stride [N, 1] broadcasts over [B, N, 4]
 
 
+def backbone_settings(scale: str) -> dict[str, Any]:
+    """The entries of detector scale ``scale`` that shape its CSP backbone: what a family built on that backbone
+    (classifiers, segmenters, DETR, Mask2Former) takes from it, so that its backbone tensors load by name."""
+    return {k: v for k, v in SCALES[scale].items() if k in BACKBONE_KEYS}
+
+
 def build_yolo(name: str, num_classes: int, act: str | None = None, norm: str = "bn", **overrides: Any) -> YOLO:
     """Scale ``name`` of :data:`SCALES` for ``num_classes``; ``overrides``: any :class:`YOLO` keyword."""
-    kwargs = {**SCALES[name], **overrides, "norm": norm}
-    if act:
-        kwargs["act"] = act
-    model = YOLO(num_classes, **kwargs)
-    model.build_args = {"name": name, "num_classes": num_classes, "act": kwargs["act"], "norm": norm, **overrides}
-    return model
+    return build_family_model(YOLO, name, num_classes, SCALES[name], act, norm, overrides)
 
 
 def apply_yolo_settings(model: YOLO, settings: Any) -> None:

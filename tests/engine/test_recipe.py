@@ -28,8 +28,9 @@ def test_short_run_takes_adamw_without_accumulation():
     assert o.warmup_epochs == 3.0 and cfg.detect.close_mosaic == 10
     assert cfg.data.scale == 0.25  # weaker scale jitter for a short run
     assert set(chosen) == {"optim.optimizer", "optim.lr", "optim.weight_decay", "optim.nbs", "optim.warmup_epochs",
-                           "detect.close_mosaic", "data.scale"}
-    values = [getattr(cfg.optim, k) for k in ("optimizer", "lr", "weight_decay", "nbs", "warmup_epochs")]
+                           "optim.clip_grad", "detect.close_mosaic", "data.scale"}
+    assert o.clip_grad == 10.0
+    values = [getattr(cfg.optim, k) for k in ("optimizer", "lr", "weight_decay", "nbs", "warmup_epochs", "clip_grad")]
     assert AUTO not in values + [cfg.detect.close_mosaic, cfg.data.scale]  # nothing left unresolved
     assert cfg.train.ema_tau == 2000.0  # not adapted: measured no better (benchmarks/recipe.md)
 
@@ -41,6 +42,17 @@ def test_detr_family_trains_with_adamw_at_every_length(epochs):
     assert cfg.optim.nbs == (64 if epochs == 1000 else 16)  # accumulation still follows the run's length
     sgd, _ = resolved({"model": "rtdet-detr-n", "optimizer": "sgd"}, epochs=epochs, family="detr")
     assert sgd.optim.optimizer == "sgd" and sgd.optim.lr == 0.01  # an explicit optimizer wins
+
+
+@pytest.mark.parametrize("epochs", [10, 1000])
+def test_m2f_family_trains_as_mask2former(epochs):
+    cfg, _ = resolved({"model": "rtdet-m2f"}, images=1600, batch=16, epochs=epochs, family="m2f")
+    o = cfg.optim
+    assert (o.optimizer, o.lr, o.weight_decay, o.clip_grad) == ("adamw", 1e-4, 0.05, 0.01)
+    given, _ = resolved({"model": "rtdet-m2f", "clip_grad": 1.0}, epochs=epochs, family="m2f")
+    assert given.optim.clip_grad == 1.0  # an explicit clip wins
+    sgd, _ = resolved({"model": "rtdet-m2f", "optimizer": "sgd"}, epochs=epochs, family="m2f")
+    assert (sgd.optim.lr, sgd.optim.clip_grad) == (0.01, 10.0)  # Mask2Former's numbers are AdamW's
 
 
 def test_long_run_takes_the_classic_sgd_recipe():
@@ -98,7 +110,7 @@ def test_pipeline_reads_auto_close_mosaic(tmp_path):
 def test_choices_print_one_line_each_with_the_reason():
     _, choices = resolve_recipe(load_config(None, {}), facts(), get_task("detect").recipe)
     text = format_choices(choices)
-    assert len(text.splitlines()) == len(choices) == 7
+    assert len(text.splitlines()) == len(choices) == 8
     assert "optimizer     = adamw" in text and "600 iterations (60 epochs x 10)" in text
 
 

@@ -21,7 +21,7 @@ def _targets(b, h, w, k=5):
 
 
 def test_registry_entries_build_segmenters():
-    assert set(SEG_SCALES) == {n for n, s in MODELS.items() if s.task == "segment"}
+    assert set(SEG_SCALES) == {n for n, s in MODELS.items() if s.family == "seg"}
     for name in SEG_SCALES:
         model = build_model(name, 3)
         assert model.task == "segment" and model.output_names == ("logits",)

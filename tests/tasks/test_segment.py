@@ -265,3 +265,29 @@ def test_overfits_four_street_scenes(data, one_thread):
     res = metric.compute()
     majority = res.label_area.max() / res.label_area.sum()
     assert res.aacc > majority + 0.25 and res.miou > 0.25, (res.aacc, majority, res.miou)
+
+
+def test_m2f_runs_every_command(data, tmp_path):
+    """rtdet-m2f through the same commands as rtdet-seg-n: the task and the engine take it unchanged."""
+    out = tmp_path / "m2f"
+    argv = ["train", "--model", "rtdet-m2f", "--imgsz", "64", "--epochs", "1", "--batch", "4", "--workers", "0",
+            "--m2f-queries", "20", "--data", str(data), "--out", str(out)]
+    torch.set_num_threads(1)
+    assert main(argv) == 0
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    assert saved["m2f"]["m2f_queries"] == 20 and "seg" not in saved
+    assert (saved["optim"]["lr"], saved["optim"]["clip_grad"]) == (1e-4, 0.01)  # the family's recipe
+    best = out / "weights" / "best.pt"
+    assert load_trained(best).model.decoder.query_feat.weight.shape[0] == 20
+    assert main(["val", "--weights", str(best), "--out", str(tmp_path / "val")]) == 0
+    again, final = (json.loads((p / "metrics.json").read_text()) for p in (tmp_path / "val", out))
+    assert again["confusion_matrix"] == final["confusion_matrix"]
+    src = data.parent / "images" / "val"
+    onnx = tmp_path / "m2f.onnx"
+    assert main(["export", "--weights", str(best), "--out", str(onnx), "--argmax"]) == 0
+    for weights, folder in ((best, "pt"), (onnx, "ort")):
+        assert main(["predict", "--weights", str(weights), "--source", str(src), "--out", str(tmp_path / folder)]) == 0
+    for f in sorted((tmp_path / "pt" / "masks").glob("*.png")):
+        pt, ort = (cv2.imread(str(tmp_path / d / "masks" / f.name), cv2.IMREAD_UNCHANGED) for d in ("pt", "ort"))
+        assert pt.shape == (360, 480) and (pt != ort).mean() < 0.2  # nearest instead of bilinear resampling
+    assert main(["bench", "--weights", str(onnx), "--runs", "2", "--warmup", "1"]) == 0

@@ -69,13 +69,25 @@ class HungarianMatcher:
         labels = torch.cat([t["labels"] for t in targets]).long()
         target_boxes = torch.cat([t["boxes"] for t in targets])
         cost = self.cost_matrix(logits.flatten(0, 1), boxes.flatten(0, 1), labels, target_boxes)
-        if not torch.isfinite(cost).all():
-            raise FloatingPointError("HungarianMatcher: non-finite matching cost (NaN or inf in the predictions)")
-        out = []
-        for i, c in enumerate(cost.view(b, q, -1).cpu().split(sizes, -1)):
-            rows, cols = linear_sum_assignment(c[i].numpy())
-            out.append((torch.as_tensor(rows, dtype=torch.int64), torch.as_tensor(cols, dtype=torch.int64)))
-        return out
+        return assign([c[i] for i, c in enumerate(cost.view(b, q, -1).split(sizes, -1))])
 
 
-__all__ = ["HungarianMatcher"]
+def assign(costs: list[Tensor]) -> list[tuple[Tensor, Tensor]]:
+    """The lowest-cost one-to-one pairing of each image's cost matrix ``[Q, N_i]``
+    (``scipy.optimize.linear_sum_assignment``): B pairs of int64 CPU tensors ``(query index [M_i],
+    target index [M_i])``, ``M_i = min(Q, N_i)``, sorted by query index.
+
+    Raises:
+        FloatingPointError: a cost is NaN or infinite (the predictions are).
+    """
+    out = []
+    for c in costs:
+        c = c.detach().float().cpu()
+        if not torch.isfinite(c).all():
+            raise FloatingPointError("Hungarian matching: non-finite matching cost (NaN or inf in the predictions)")
+        rows, cols = linear_sum_assignment(c.numpy())
+        out.append((torch.as_tensor(rows, dtype=torch.int64), torch.as_tensor(cols, dtype=torch.int64)))
+    return out
+
+
+__all__ = ["HungarianMatcher", "assign"]

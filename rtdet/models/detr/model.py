@@ -35,14 +35,14 @@ from torch import Tensor, nn
 from rtdet.boxes import box_convert
 from rtdet.errors import ModelError
 from rtdet.models.backbones import CSPBackbone
-from rtdet.models.base import RtdetModel
+from rtdet.models.base import RtdetModel, build_family_model
 from rtdet.models.detr.criterion import DETRCriterion
 from rtdet.models.detr.decoder import Decoder, QuerySelection
 from rtdet.models.detr.denoising import denoising_groups
 from rtdet.models.detr.encoder import HybridEncoder
 from rtdet.models.detr.matcher import HungarianMatcher
 from rtdet.models.postprocess import topk_postprocess
-from rtdet.models.yolo import SCALES
+from rtdet.models.yolo import backbone_settings
 
 # name -> the detector scale whose backbone it uses, and the transformer's width. -n: D-FINE-N's widths
 # (128, feed-forward 512) and depthwise fusion convolutions as rtdet-n's neck; -s: RT-DETR-R18's (256, 1024).
@@ -50,7 +50,6 @@ DETR_SCALES: dict[str, dict[str, Any]] = {
     "rtdet-detr-n": dict(scale="rtdet-n", embed_dims=128, ffn_dims=512, dw=True),
     "rtdet-detr-s": dict(scale="rtdet-s", embed_dims=256, ffn_dims=1024, dw=False),
 }
-BACKBONE_KEYS = ("channels", "depths", "act", "dw_backbone")  # the scale entries that shape the backbone
 BACKBONE_LR_SCALE = 0.1  # RT-DETR trains its backbone at a tenth of the learning rate
 # ONNX parity after the queries are paired (DETR.parity_align): boxes are sigmoid outputs times the image size,
 # so float32 rounding through the transformer reaches them scaled by hundreds of pixels; scores are
@@ -235,16 +234,11 @@ def build_detr(name: str, num_classes: int, act: str | None = None, norm: str = 
     :class:`DETR` keyword (e.g. ``num_queries=100``). ``model.build_args`` rebuilds the same architecture."""
     if name not in DETR_SCALES:
         raise ModelError(f"unknown DETR model {name!r}; expected one of {', '.join(DETR_SCALES)}")
-    scale = SCALES[DETR_SCALES[name]["scale"]]
     own = {k: v for k, v in DETR_SCALES[name].items() if k != "scale"}
     if overrides.get("embed_dims") == 0:  # the config's "the scale's own"
         overrides.pop("embed_dims")
-    kwargs = {**{k: scale[k] for k in BACKBONE_KEYS if k in scale}, **own, **overrides, "norm": norm}
-    if act:
-        kwargs["act"] = act
-    model = DETR(num_classes, **kwargs)
-    model.build_args = {"name": name, "num_classes": num_classes, "act": kwargs["act"], "norm": norm, **overrides}
-    return model
+    return build_family_model(DETR, name, num_classes, {**backbone_settings(DETR_SCALES[name]["scale"]), **own}, act,
+                              norm, overrides)
 
 
 def apply_detr_settings(model: DETR, settings: Any) -> None:
