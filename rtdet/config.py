@@ -246,6 +246,8 @@ class TrainConfig:
                          "close to the last weights (ramps scaled to the run measured no better, benchmarks/recipe.md)")
     patience: int = opt(50, "stop after this many validations without improvement; 0 disables")
     val_interval: int = opt(1, "validate every N epochs")
+    precise_bn: int = opt(0, "before each validation, recompute the evaluated model's BatchNorm statistics over "
+                          "this many training batches (PreciseBN; 0: off; the DETR family's recipe turns it on)")
     metric: str = opt("", "validation metric that picks best.pt and drives early stopping; empty: the task's own "
                        "(detect AP, classify top1, segment mIoU) (higher is better, lower if its name ends in "
                        "'loss'); detect: voc07 (PASCAL VOC2007 11-point mAP@0.5) or voc (all-point) adds the VOC "

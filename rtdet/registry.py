@@ -55,6 +55,7 @@ class ModelSpec:
 DETR_SHAPE = ("num_queries", "embed_dims", "num_decoder_layers", "num_heads", "num_levels", "num_points")
 M2F_SHAPE = ("m2f_queries", "m2f_dims", "m2f_layers", "m2f_heads")  # the m2f section's settings that shape the network
 NO_NMS = (("method", "none"),)  # rtdet.models.postprocess.postprocess: the top max_det (box, class) pairs
+DETR_RECIPE = "rtdet.models.detr.recipe:detr_recipe"
 
 
 def _specs(*specs: ModelSpec) -> dict[str, ModelSpec]:
@@ -77,10 +78,10 @@ MODELS: dict[str, ModelSpec] = _specs(
     ModelSpec("lenet", "cls", "classify", "cls", "rtdet.models.cls:build_classifier",
               "LeNet-5-style network for 28x28 digits (the classic reference)"),
     ModelSpec("rtdet-detr-n", "detr", "detect", "detr", "rtdet.models.detr.model:build_detr",
-              "real-time detection transformer (RT-DETR-style) on rtdet-n's backbone, no NMS",
+              "real-time detection transformer (RT-DETR-style) on rtdet-n's backbone, no NMS", DETR_RECIPE,
               section_args=DETR_SHAPE, decoding=NO_NMS),
     ModelSpec("rtdet-detr-s", "detr", "detect", "detr", "rtdet.models.detr.model:build_detr",
-              "real-time detection transformer on rtdet-s's backbone (RT-DETR-R18's widths)",
+              "real-time detection transformer on rtdet-s's backbone (RT-DETR-R18's widths)", DETR_RECIPE,
               section_args=DETR_SHAPE, decoding=NO_NMS),
     ModelSpec("rtdet-seg-n", "seg", "segment", "seg", "rtdet.models.seg:build_segmenter",
               "semantic segmentation on rtdet-n's backbone, FPN to stride 4", section_args=("upsample",)),

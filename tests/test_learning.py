@@ -1,7 +1,8 @@
-"""The detector learns real data through the real trainer: overfit 8 coco128 photos.
+"""The detectors learn real data through the real trainer: overfit 8 coco128 photos, learn digits.
 
-Proves the whole training path (COCO reader, loader, TAL assignment, losses,
-optimizer, EMA, decoding, official COCO scoring) works together on real images.
+Proves the whole training path (COCO reader, loader, label assignment: TAL for rtdet-n, Hungarian
+matching for rtdet-detr-n, losses, optimizer, EMA, decoding, official COCO scoring) works together
+on real images.
 """
 
 import json
@@ -33,20 +34,28 @@ def eight_image_subset(tmp_path: Path, copies: int = 1) -> Path:
     return path
 
 
-def test_overfits_eight_coco_images(tmp_path):
+NO_AUGMENTATION = {"mosaic": 0.0, "fliplr": 0.0, "hsv_h": 0.0, "hsv_s": 0.0, "hsv_v": 0.0, "translate": 0.0,
+                   "scale": 0.0}
+
+
+def coco8_spec(tmp_path: Path) -> Path:
+    """A data spec that trains on 10 copies of the 8 photos (per-epoch work, checkpoint and plots, stays
+    small) and scores on the same 8."""
     if not COCO128.is_dir():
         pytest.skip(f"shared data absent: {COCO128}")
-    # 300 steps of batch 8 as 30 epochs over 10 copies: per-epoch work (checkpoint, plots) stays small
     train_ann, val_ann = eight_image_subset(tmp_path, copies=10), eight_image_subset(tmp_path)
-    spec = tmp_path / "coco8.yaml"  # scored on the same 8 photos it trains on
+    spec = tmp_path / "coco8.yaml"
     spec.write_text(f"train: {train_ann}\nval: {val_ann}\ntrain_images: {COCO128 / 'images'}\nval_images: {COCO128 / 'images'}\n")
-    no_augmentation = {"mosaic": 0.0, "fliplr": 0.0, "hsv_h": 0.0, "hsv_s": 0.0, "hsv_v": 0.0,
-                       "translate": 0.0, "scale": 0.0}
+    return spec
+
+
+def test_overfits_eight_coco_images(tmp_path):
+    spec = coco8_spec(tmp_path)  # 300 steps of batch 8 as 30 epochs over 10 copies
     cfg = load_config(None, {
         "model": "rtdet-n", "data": str(spec), "imgsz": 320, "batch": 8, "workers": 0, "epochs": 30,
         "optimizer": "adamw", "lr": 0.002, "weight_decay": 0.0, "warmup_epochs": 0.0, "nbs": 8,
         "val_interval": 100, "patience": 0, "ema_tau": 50.0, "seed": 0, "out": str(tmp_path / "run"),
-        **no_augmentation,
+        **NO_AUGMENTATION,
     })
     result = train(cfg, progress=False)
     assert result.metrics["AP50"] >= 0.9, result.metrics
@@ -68,3 +77,17 @@ def test_learns_digits_it_has_never_seen(tmp_path):
     })
     result = train(cfg, progress=False)
     assert result.metrics["AP50"] >= 0.4, result.metrics
+
+
+def test_detr_overfits_eight_coco_images(tmp_path):
+    """rtdet-detr-n with its family's recipe (step schedule, clip 0.1, precise BatchNorm statistics, ...) at
+    10x its long-run learning rate: 120 steps of batch 8 at 128 px. Measured: AP50 0.93 after 100 steps,
+    0.97 after 150 (lr 1e-3); 0.02 after 200 without precise BatchNorm statistics."""
+    cfg = load_config(None, {
+        "model": "rtdet-detr-n", "data": str(coco8_spec(tmp_path)), "imgsz": 128, "batch": 8, "workers": 0,
+        "epochs": 12, "lr": 0.001, "warmup_epochs": 0.0, "num_queries": 100, "num_denoising": 50,
+        "val_interval": 100, "patience": 0, "ema_tau": 50.0, "seed": 0, "out": str(tmp_path / "run"),
+        **NO_AUGMENTATION,
+    })
+    result = train(cfg, progress=False)
+    assert result.metrics["AP50"] >= 0.9, result.metrics

@@ -169,13 +169,16 @@ def apply_choices(cfg: Config, choices: list[Choice]) -> Config:
 def resolve_recipe(cfg: Config, facts: RunFacts,
                    *rules: Callable[[Config, RunFacts], list[Choice]] | None) -> tuple[Config, list[Choice]]:
     """Resolve every ``auto`` setting of ``cfg``: the engine's (:func:`optim_choices`, :func:`augment_choices`),
-    then those of ``rules``
-    (the task's, the model family's).
+    then those of ``rules`` (the task's, the model family's); a rule's choice of a setting replaces an earlier one's.
 
     Returns the resolved config and the choices made (empty when nothing was ``auto``).
     """
-    choices = optim_choices(cfg, facts) + augment_choices(cfg, facts)
-    choices += [c for rule in rules if rule for c in rule(cfg, facts)]
+    chosen: dict[str, Choice] = {}
+    for c in optim_choices(cfg, facts) + augment_choices(cfg, facts) + [c for rule in rules if rule
+                                                                          for c in rule(cfg, facts)]:
+        chosen.pop(c.key, None)  # a later rule (the task's, the family's) overrides an earlier one's choice
+        chosen[c.key] = c
+    choices = list(chosen.values())
     return apply_choices(cfg, choices), choices
 
 

@@ -35,6 +35,7 @@ from torch.nn.parallel import DistributedDataParallel
 from rtdet.config import Config, config_to_dict
 from rtdet.engine import dist
 from rtdet.engine.checkpoint import CHECKPOINT_VERSION, load_checkpoint, load_pretrained
+from rtdet.engine.batchnorm import precise_bn
 from rtdet.engine.ema import ModelEMA
 from rtdet.engine.hooks import Hook, call_hooks, default_hooks
 from rtdet.engine.memory import release_memory
@@ -165,8 +166,7 @@ class Trainer:
     def train_iter(self, images: torch.Tensor, targets: list[dict[str, Any]], step: bool) -> None:
         """Forward, loss, backward for one batch; an optimizer step when ``step``."""
         self.schedule.apply(self.optimizer, self.iter)
-        images = (images.to(self.device, non_blocking=True).float() / 255).contiguous(memory_format=self.memory_format)
-        targets = targets_to(targets, self.device)
+        images, targets = self.inputs(images, targets)
         with self._sync_grads(step):
             with self._autocast():
                 losses = self.net(images, targets)
@@ -177,6 +177,11 @@ class Trainer:
             self.optimizer_step()
         values = torch.stack([v.detach().float() for v in losses.values()] + [loss.detach()]).tolist()  # one sync
         self.losses = dict(zip([*losses, "loss"], values))
+
+    def inputs(self, images: torch.Tensor, targets: list[dict[str, Any]]) -> tuple[torch.Tensor, list[dict[str, Any]]]:
+        """A loader batch (images uint8 [B, 3, H, W]) as model inputs on the device: float images in [0, 1]."""
+        images = (images.to(self.device, non_blocking=True).float() / 255).contiguous(memory_format=self.memory_format)
+        return images, targets_to(targets, self.device)
 
     def optimizer_step(self) -> None:
         clip = self.cfg.optim.clip_grad
@@ -194,15 +199,21 @@ class Trainer:
         return self.evaluate is not None and ((self.epoch + 1) % max(self.cfg.train.val_interval, 1) == 0 or last)
 
     def validate(self) -> dict[str, float]:
-        """Score :attr:`eval_model` with ``evaluate``; the result lands in :attr:`metrics`."""
+        """Score :attr:`eval_model` with ``evaluate`` (with ``train.precise_bn``, after its BatchNorm statistics
+        are recomputed for its weights: :mod:`rtdet.engine.batchnorm`); the result lands in :attr:`metrics`."""
         self.call("before_val")
         model = self.eval_model
         was_training = model.training
-        model.eval()
         # fork the RNG: how often (or whether) we validate must not change the training run
         devices = [self.device.index or 0] if self.device.type == "cuda" else []
-        with torch.no_grad(), torch.random.fork_rng(devices=devices):
-            metrics = self.evaluate(model)
+        with torch.random.fork_rng(devices=devices):
+            if self.cfg.train.precise_bn > 0:  # statistics for the weights evaluated (rtdet.engine.batchnorm)
+                set_epoch(self.train_loader, self.epoch)
+                with self._autocast():
+                    precise_bn(model, self.train_loader, self.cfg.train.precise_bn, self.inputs)
+            model.eval()
+            with torch.no_grad():
+                metrics = self.evaluate(model)
         model.train(was_training)
         self.metrics = {k: float(v) for k, v in metrics.items()}
         self.call("after_val")

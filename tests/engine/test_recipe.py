@@ -39,7 +39,7 @@ def test_short_run_takes_adamw_without_accumulation():
 def test_detr_family_trains_with_adamw_at_every_length(epochs):
     cfg, chosen = resolved({"model": "rtdet-detr-n"}, images=1600, batch=16, epochs=epochs, family="detr")
     assert (cfg.optim.optimizer, cfg.optim.lr, cfg.optim.weight_decay) == ("adamw", 1e-4, 1e-4)
-    assert cfg.optim.nbs == (64 if epochs == 1000 else 16)  # accumulation still follows the run's length
+    assert cfg.optim.nbs == (64 if epochs == 1000 else 16)  # the engine's rule; the family's own: tests/models/detr
     sgd, _ = resolved({"model": "rtdet-detr-n", "optimizer": "sgd"}, epochs=epochs, family="detr")
     assert sgd.optim.optimizer == "sgd" and sgd.optim.lr == 0.01  # an explicit optimizer wins
 
