@@ -227,10 +227,15 @@ def settings(cfg: Any, scoring: bool = False) -> dict[str, Any]:
 def preprocess(image: np.ndarray, imgsz: int) -> tuple[Tensor, tuple[tuple[float, float, float], int]]:
     """uint8 HxWx3 RGB -> (float32 [1, 3, imgsz, imgsz] in [0, 1], (letterbox, imgsz)): detection's letterbox
     (:func:`rtdet.deploy.images.to_input`), the evaluation transform of :mod:`rtdet.data.segment_aug`."""
-    from rtdet.deploy.images import to_input
+    return preprocessor(imgsz)(image)
 
-    x, lb = to_input(image, imgsz)
-    return x, (lb, imgsz)
+
+def preprocessor(imgsz: int) -> Any:
+    """:func:`preprocess` for a stream of frames, its buffers reused
+    (:func:`rtdet.deploy.images.letterbox_preprocessor`)."""
+    from rtdet.deploy.images import letterbox_preprocessor
+
+    return letterbox_preprocessor(imgsz)
 
 
 def predictions(outputs: tuple[Tensor, ...], input_size: tuple[int, int], settings: dict[str, Any]) -> list[dict]:
@@ -299,5 +304,5 @@ def records(result: dict[str, Any], image_name: str, frame: int | None = None) -
 
 TASK = Task(name="segment", metric="mIoU", open_split=open_split, build_loader=build_loader, collect=collect,
             metric_fn=metric_fn, final_report=final_report, summary=summary, preprocess=preprocess,
-            predictions=predictions, decode=decode, annotate=annotate, records=records, settings=settings,
-            chance=chance, save=save)
+            preprocessor=preprocessor, predictions=predictions, decode=decode, annotate=annotate, records=records,
+            settings=settings, chance=chance, save=save)
