@@ -183,6 +183,8 @@ def _tune(args: argparse.Namespace, cfg: C.Config, imgsz: int | None, backend: s
 def _int8_judges(cfg: C.Config, task: Any, n_calib: int) -> tuple[Any, list]:
     """(``val(onnx file, backend) -> the task's metric`` on ``cfg``'s validation split, calibration images
     from its training split) for ``--tune --data``."""
+    import contextlib
+    import io
     import os
     import tempfile
 
@@ -194,8 +196,11 @@ def _int8_judges(cfg: C.Config, task: Any, n_calib: int) -> tuple[Any, list]:
     chosen = files[::max(len(files) // n_calib, 1)][:n_calib]
 
     def val(path: Path, backend: str) -> float:
-        with tempfile.TemporaryDirectory(prefix="rtdet-tune-val-") as out:
-            return float(validate(path, C.apply_overrides(cfg, {"backend": backend}), out).metrics[task.metric])
+        with tempfile.TemporaryDirectory(prefix="rtdet-tune-val-") as out, contextlib.redirect_stdout(io.StringIO()):
+            score = float(validate(path, C.apply_overrides(cfg, {"backend": backend}), out).metrics[task.metric])
+        precision = "int8" if path.name.endswith(".int8.onnx") else "float32"
+        print(f"  {precision} on {backend}: {task.metric} {score:.4f}")
+        return score
 
     return val, [read_image(f) for f in chosen]
 
