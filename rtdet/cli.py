@@ -47,7 +47,7 @@ VAL_SETTINGS = ("data", "root", "split", "imgsz", "batch", "workers", "rect", "v
                 "backend", "device", "metric")
 PREDICT_SETTINGS = ("imgsz", "conf", "iou", "max_det", "nms", "topk", "overlay_alpha", "backend")
 EXPORT_SETTINGS = ("imgsz", "conf", "iou", "max_det")
-BENCH_SETTINGS = ("imgsz", "conf", "iou", "max_det", "nms", "topk", "data", "root")
+BENCH_SETTINGS = ("imgsz", "conf", "iou", "max_det", "nms", "topk", "data", "root", "batch", "workers")  # data..: --tune --data
 
 
 def add_config_flags(parser: argparse.ArgumentParser, sections: tuple[str, ...] = (),

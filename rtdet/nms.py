@@ -77,6 +77,8 @@ def nms_numpy(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray | None,
     if len(boxes) > NUMPY_NMS_MAX:
         raise ValueError(f"nms_numpy takes at most {NUMPY_NMS_MAX} boxes, got {len(boxes)}")
     order = np.argsort(-scores, kind="stable")  # == _score_order: descending, ties by index
+    if len(order) < 2:
+        return order.astype(np.int64)
     b = boxes[order].astype(np.float32, copy=False)
     if classes is not None and len(b):  # torchvision's coordinate trick: classes pushed apart, in float32
         offsets = classes[order].astype(np.float32) * (b.max() + np.float32(1))

@@ -117,9 +117,11 @@ def postprocess_one(
             and scores.dtype == boxes.dtype == torch.float32)
     if fast:
         s = np.ascontiguousarray(scores.numpy())
-        above = np.zeros(len(s), bool)
-        above[np.flatnonzero(s.reshape(-1) > np.float32(conf)) // s.shape[1]] = True  # a class above conf
-        rows = np.flatnonzero(above)
+        hits = np.flatnonzero(s.reshape(-1) > np.float32(conf))  # (box, class) pairs above conf, flat
+        if not len(hits):  # the common frame with nothing in it: no further array work
+            return {"boxes": torch.zeros(0, 4), "scores": torch.zeros(0), "labels": torch.zeros(0, dtype=torch.int64)}
+        hits //= s.shape[1]  # their boxes, ascending
+        rows = hits[np.flatnonzero(np.diff(hits, prepend=-1))]  # each box once
         fast = len(rows) <= min(max_candidates, NUMPY_NMS_MAX)
     if not fast:
         return postprocess(boxes[None], scores[None], conf, iou, method, max_det, multi_label, max_candidates,
@@ -128,10 +130,9 @@ def postprocess_one(
     cls = best.argmax(1)  # the first of equal maxima, as torch's max
     sc = best[np.arange(len(rows)), cls]
     bx = boxes.numpy()[rows]
-    if image_size is not None:  # == clip_boxes (torchvision's clamp, float32)
-        h, w = image_size
-        np.clip(bx[:, 0::2], np.float32(0), np.float32(w), out=bx[:, 0::2])
-        np.clip(bx[:, 1::2], np.float32(0), np.float32(h), out=bx[:, 1::2])
+    if image_size is not None:  # == clip_boxes: torchvision's clamp(0, side) in float32
+        limits = np.array([image_size[1], image_size[0]] * 2, np.float32)
+        np.minimum(np.maximum(bx, np.float32(0), out=bx), limits, out=bx)
     keep = nms_numpy(bx, sc, cls if method == "nms" else None, iou)[:max_det]
     return {"boxes": torch.from_numpy(bx[keep]), "scores": torch.from_numpy(sc[keep]),
             "labels": torch.from_numpy(cls[keep].astype(np.int64))}

@@ -52,9 +52,10 @@ def to_original(det: dict[str, Tensor], letterbox: tuple[float, float, float],
         CPU tensors: ``boxes`` float32 [D, 4], ``scores`` float32 [D], ``labels`` int64 [D].
     """
     # NumPy (float64 inside, float32 out): a frame has a few boxes, and a torch op costs ~10 us of overhead each
-    boxes = unletterbox(det["boxes"].detach().float().cpu().numpy(), letterbox, tuple(orig_size))
-    return {"boxes": torch.from_numpy(boxes.astype(np.float32)), "scores": det["scores"].float().cpu(),
-            "labels": det["labels"].long().cpu()}
+    boxes = det["boxes"].detach().float().cpu()
+    if len(boxes):
+        boxes = torch.from_numpy(unletterbox(boxes.numpy(), letterbox, tuple(orig_size)).astype(np.float32))
+    return {"boxes": boxes, "scores": det["scores"].float().cpu(), "labels": det["labels"].long().cpu()}
 
 
 def collect(pred: dict[str, Tensor], target: dict[str, Any]) -> tuple[dict, dict]:
