@@ -121,9 +121,9 @@ def _predict_video(pipeline: Pipeline, path: Path, out_dir: Path | None, result:
         target = out_dir / f"{path.stem}.mp4"
         writer = cv2.VideoWriter(str(target), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
         result.files.append(target)
-    t0, n = time.perf_counter(), 0
+    t0, n, rgb = time.perf_counter(), 0, None
     while ok:
-        rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB, rgb if n else None)  # one RGB buffer for the video
+        rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB, rgb)  # one RGB buffer for the whole video
         with host_threads(pipeline.backend):
             res = pipeline(rgb)
         result.records += task.records(res, path.name, frame=n)
