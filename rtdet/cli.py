@@ -163,7 +163,7 @@ def _backend_name(args: argparse.Namespace, cfg: C.Config) -> tuple[str | None, 
 def _tune(args: argparse.Namespace, cfg: C.Config, imgsz: int | None, backend: str | None) -> None:
     """``--tune``: measure the runtime settings for ``args.weights``, print the table, write the tuning file.
     With ``--data`` (bench), int8 is a candidate, judged on that data set's validation split."""
-    from rtdet.deploy.tune import tune, weights_task, write_tuning
+    from rtdet.deploy.tune import int8_judges, tune, weights_task, write_tuning
     from rtdet.tasks import get_task
 
     if not args.weights:
@@ -172,37 +172,12 @@ def _tune(args: argparse.Namespace, cfg: C.Config, imgsz: int | None, backend: s
     C.refuse_other_tasks(cfg, task.name)
     val = calibration = None
     if cfg.explicit("data"):
-        val, calibration = _int8_judges(cfg, task, getattr(args, "calib_images", 200))
+        val, calibration = int8_judges(cfg, task, getattr(args, "calib_images", 200))
     report = tune(args.weights, imgsz, task.settings(cfg), runs=getattr(args, "runs", 150), backend=backend,
                   threads=args.threads, spin=getattr(args, "spin", None), val=val, calibration=calibration,
                   max_loss=getattr(args, "max_loss", None) or 0.005, metric=task.metric)
     print(report.table())
     print(f"wrote {write_tuning(report)}")
-
-
-def _int8_judges(cfg: C.Config, task: Any, n_calib: int) -> tuple[Any, list]:
-    """(``val(onnx file, backend) -> the task's metric`` on ``cfg``'s validation split, calibration images
-    from its training split) for ``--tune --data``."""
-    import contextlib
-    import io
-    import os
-    import tempfile
-
-    from rtdet.deploy.images import read_image
-    from rtdet.workflows import validate
-
-    files = getattr(task.open_split(cfg, "train"), "files", None)
-    files = [os.fsdecode(f) for f in files] if files is not None else []
-    chosen = files[::max(len(files) // n_calib, 1)][:n_calib]
-
-    def val(path: Path, backend: str) -> float:
-        with tempfile.TemporaryDirectory(prefix="rtdet-tune-val-") as out, contextlib.redirect_stdout(io.StringIO()):
-            score = float(validate(path, C.apply_overrides(cfg, {"backend": backend}), out).metrics[task.metric])
-        precision = "int8" if path.name.endswith(".int8.onnx") else "float32"
-        print(f"  {precision} on {backend}: {task.metric} {score:.4f}")
-        return score
-
-    return val, [read_image(f) for f in chosen]
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:

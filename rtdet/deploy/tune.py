@@ -343,8 +343,8 @@ def tune(weights: str | Path, imgsz: int | None = None, settings: dict[str, Any]
         size = meta["imgsz"]
         int8, int8_note, reference, scores = None, "", None, {}
         if val is None or not calibration:
-            int8_note = ("int8: not a candidate: no --data to measure its accuracy loss on (give --data with the "
-                         "validation split the model is judged by)")
+            int8_note = ("int8: not a candidate: no validation data to measure its accuracy loss on (rtdet bench "
+                         "--tune --data D measures it on D's validation split)")
         else:
             from rtdet.deploy.quantize import quantize_int8
 
@@ -378,6 +378,31 @@ def tune(weights: str | Path, imgsz: int | None = None, settings: dict[str, Any]
             shutil.copyfile(int8, target)
             report.files = {target.name: sha256(target)}
     return report
+
+
+def int8_judges(cfg: Any, task: Any, n_calib: int = 200) -> tuple[Callable[[Path, str], float], list]:
+    """For ``--tune --data``: (``val(onnx file, backend) -> the task's metric`` on the validation split of
+    ``cfg``'s data set, scored by ``rtdet val``'s code; up to ``n_calib`` images spread over its training
+    split, uint8 RGB, to calibrate int8 on). No calibration images when the split has no image files."""
+    import contextlib
+    import io
+
+    from rtdet.config import apply_overrides
+    from rtdet.deploy.images import read_image
+    from rtdet.workflows import validate
+
+    files = getattr(task.open_split(cfg, "train"), "files", None)
+    files = [os.fsdecode(f) for f in files] if files is not None else []
+    chosen = files[::max(len(files) // n_calib, 1)][:n_calib]
+
+    def val(path: Path, backend: str) -> float:
+        with tempfile.TemporaryDirectory(prefix="rtdet-tune-val-") as out, contextlib.redirect_stdout(io.StringIO()):
+            score = float(validate(path, apply_overrides(cfg, {"backend": backend}), out).metrics[task.metric])
+        precision = "int8" if path.name.endswith(".int8.onnx") else "float32"
+        print(f"  {precision} on {backend}: {task.metric} {score:.4f}")
+        return score
+
+    return val, [read_image(f) for f in chosen]
 
 
 def _float_onnx(weights: Path, imgsz: int | None, tmp: Path) -> Path:
