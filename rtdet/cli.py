@@ -47,7 +47,7 @@ VAL_SETTINGS = ("data", "root", "split", "imgsz", "batch", "workers", "rect", "v
                 "backend", "device", "metric")
 PREDICT_SETTINGS = ("imgsz", "conf", "iou", "max_det", "nms", "topk", "overlay_alpha", "backend")
 EXPORT_SETTINGS = ("imgsz", "conf", "iou", "max_det")
-BENCH_SETTINGS = ("imgsz", "conf", "iou", "max_det", "nms", "topk")
+BENCH_SETTINGS = ("imgsz", "conf", "iou", "max_det", "nms", "topk", "data", "root", "batch", "workers")  # data..: --tune --data
 SERVE_SETTINGS = PREDICT_SETTINGS  # the server's defaults; a request may change conf, iou, max_det, topk, imgsz
 
 
@@ -154,11 +154,31 @@ def _deploy_config(args: argparse.Namespace) -> tuple[C.Config, int | None]:
     return cfg, (cfg.data.imgsz if cfg.explicit("imgsz") else None)
 
 
-def _backend_name(args: argparse.Namespace, cfg: C.Config) -> str:
-    """--backend (or YAML), else onnxruntime for an .onnx file, else the setting's default."""
-    if not cfg.explicit("backend") and str(args.weights or "").endswith(".onnx"):
-        return "onnxruntime"
-    return cfg.eval.backend
+def _backend_name(args: argparse.Namespace, cfg: C.Config) -> tuple[str | None, str]:
+    """(--backend (or YAML) or None, the backend when neither it nor ``rtdet bench --tune``'s file next to the
+    weights names one: onnxruntime for an .onnx file, else the setting's default)."""
+    default = "onnxruntime" if str(args.weights or "").endswith(".onnx") else cfg.eval.backend
+    return (cfg.eval.backend if cfg.explicit("backend") else None), default
+
+
+def _tune(args: argparse.Namespace, cfg: C.Config, imgsz: int | None, backend: str | None) -> None:
+    """``--tune``: measure the runtime settings for ``args.weights``, print the table, write the tuning file.
+    With ``--data`` (bench), int8 is a candidate, judged on that data set's validation split."""
+    from rtdet.deploy.tune import int8_judges, tune, weights_task, write_tuning
+    from rtdet.tasks import get_task
+
+    if not args.weights:
+        raise C.ConfigError("--tune needs --weights: the settings it chooses are written next to them")
+    task = get_task(weights_task(args.weights))
+    C.refuse_other_tasks(cfg, task.name)
+    val = calibration = None
+    if cfg.explicit("data"):
+        val, calibration = int8_judges(cfg, task, getattr(args, "calib_images", 200))
+    report = tune(args.weights, imgsz, task.settings(cfg), runs=getattr(args, "runs", 150), backend=backend,
+                  threads=args.threads, spin=getattr(args, "spin", None), val=val, calibration=calibration,
+                  max_loss=getattr(args, "max_loss", None) or 0.005, metric=task.metric)
+    print(report.table())
+    print(f"wrote {write_tuning(report)}")
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
@@ -167,7 +187,12 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from rtdet.tasks import get_task
 
     cfg, imgsz = _deploy_config(args)
-    backend = load_backend(args.weights, _backend_name(args, cfg), args.threads, imgsz)
+    if args.tune:
+        _tune(args, cfg, imgsz, cfg.eval.backend if cfg.explicit("backend") else None)
+    name, default = _backend_name(args, cfg)
+    backend = load_backend(args.weights, name, args.threads, imgsz, default=default)
+    if backend.tuned:
+        print(backend.tuned)
     C.refuse_other_tasks(cfg, backend.task)
     result = predict_source(backend, args.source, args.out, imgsz, settings=get_task(backend.task).settings(cfg))
     print(f"{len(result.records)} results, {len(result.files)} files written to {args.out}"
@@ -235,15 +260,20 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if bool(args.weights) == bool(args.model):
         raise C.ConfigError("rtdet bench: give either --weights or --model")
     cfg, imgsz = _deploy_config(args)
+    if args.tune:
+        _tune(args, cfg, imgsz, args.backend)
+        return 0
     if args.weights:
         backend = load_backend(args.weights, args.backend, args.threads, imgsz, spin=args.spin)
+        if backend.tuned:
+            print(backend.tuned)
     else:
         from rtdet.models import build_model
 
         cfg = C.resolve_task_defaults(C.apply_overrides(cfg, {"model": args.model}))  # e.g. a segmenter's 480 px
         model = build_model(args.model, args.classes).eval()
-        backend = backend_for_model(model, [str(i) for i in range(args.classes)], args.backend, args.threads,
-                                    imgsz or cfg.data.imgsz, spin=args.spin)
+        backend = backend_for_model(model, [str(i) for i in range(args.classes)], args.backend or "onnxruntime",
+                                    args.threads, imgsz or cfg.data.imgsz, spin=bool(args.spin))
     C.refuse_other_tasks(cfg, backend.task)
     settings = get_task(backend.task).settings(cfg)
     result = run_bench(backend, imgsz, args.runs, args.warmup, settings=settings, threads=args.threads)
@@ -318,7 +348,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", required=True, help="checkpoint (.pt) or exported model (.onnx)")
     p.add_argument("--source", required=True, help="image, folder, glob or video file")
     p.add_argument("--out", default="runs/predict", help="output folder (default: runs/predict)")
-    p.add_argument("--threads", type=int, help="inference threads (default: one per core)")
+    p.add_argument("--threads", type=int, help="inference threads (default: one per core, or the tuned number)")
+    p.add_argument("--tune", action="store_true", help="first measure backends, threads and spinning on this "
+                   "machine and keep the fastest next to the weights (<stem>.tune.json; see rtdet bench --tune)")
     add_config_flags(p, names=PREDICT_SETTINGS)
     p.set_defaults(handler=_cmd_predict)
 
@@ -344,15 +376,23 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="measure end-to-end latency and FPS")
     p.add_argument("--weights", help="checkpoint or ONNX model")
     p.add_argument("--model", help="model name, randomly initialised (speed only)")
-    p.add_argument("--backend", choices=["torch", "onnxruntime"], default="onnxruntime",
-                   help="runtime to measure (default: onnxruntime)")
+    p.add_argument("--backend", choices=["torch", "onnxruntime", "openvino"],
+                   help="runtime to measure (default: the tuned one, else onnxruntime)")
     p.add_argument("--json", metavar="OUT", help="write the numbers as JSON")
-    p.add_argument("--threads", type=int, help="inference threads (default: one per core)")
-    p.add_argument("--runs", type=int, default=200, help="timed frames (default: 200)")
+    p.add_argument("--threads", type=int, help="inference threads (default: one per core, or the tuned number)")
+    p.add_argument("--runs", type=int, default=200, help="timed frames (default: 200; with --tune per candidate)")
     p.add_argument("--warmup", type=int, default=20, help="untimed frames first (default: 20)")
     p.add_argument("--classes", type=int, default=80, help="classes of a --model (default: 80)")
-    p.add_argument("--spin", action="store_true", help="ONNX Runtime threads busy-wait between frames (faster on "
-                   "a CPU the model has to itself, slower on a shared one)")
+    p.add_argument("--spin", action=argparse.BooleanOptionalAction, help="ONNX Runtime threads busy-wait between "
+                   "frames (faster on a CPU the model has to itself, slower on a shared one; default: no, or the "
+                   "tuned choice)")
+    p.add_argument("--tune", action="store_true", help="measure backends (ONNX Runtime, OpenVINO if installed), "
+                   "threads, spinning and, with --data, int8 on this machine; print the table and write the "
+                   "fastest to <weights stem>.tune.json, which predict, bench and the Python API then use")
+    p.add_argument("--max-loss", type=float, default=0.005, help="with --tune --data: the largest drop of the "
+                   "task's metric (absolute; mAP50-95, top-1 or mIoU) int8 may cost to be chosen (default: 0.005)")
+    p.add_argument("--calib-images", type=int, default=200, help="with --tune --data: training images that "
+                   "calibrate int8 (default: 200)")
     add_config_flags(p, names=BENCH_SETTINGS)
     p.set_defaults(handler=_cmd_bench)
 

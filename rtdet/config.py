@@ -259,8 +259,9 @@ class TrainConfig:
 
 @dataclass
 class EvalConfig:
-    backend: Literal["torch", "onnxruntime"] = opt("torch", "inference backend of val and predict (predict: "
-                                                   "onnxruntime for an .onnx file)")
+    backend: Literal["torch", "onnxruntime", "openvino"] = opt(
+        "torch", "inference backend of val and predict (predict: onnxruntime for an .onnx file, or what "
+        "`rtdet bench --tune` chose for the weights; openvino needs the openvino package)")
 
 
 @dataclass

@@ -132,7 +132,8 @@ def _last_validation_is_best(trainer: Trainer) -> bool:
 
 
 def validate(weights: str | Path, cfg: Config, out: str | Path | None = None, save_json: bool = False) -> RunResult:
-    """Score a checkpoint (or an exported ``.onnx``, run by ONNX Runtime) on the split ``cfg.data.split`` of
+    """Score a checkpoint (or an exported ``.onnx``, run by ONNX Runtime or, with ``--backend openvino``,
+    OpenVINO) on the split ``cfg.data.split`` of
     ``cfg.data.data`` with the task's official metrics (detect: COCO, and VOC when ``cfg.train.metric`` is
     ``voc07`` or ``voc``). A checkpoint's own data set, size, split and metric apply unless given."""
     with flush_denormal():
@@ -140,11 +141,13 @@ def validate(weights: str | Path, cfg: Config, out: str | Path | None = None, sa
 
 
 def _validate(weights: str | Path, cfg: Config, out: str | Path | None, save_json: bool) -> RunResult:
-    from rtdet.deploy.runtime import BackendModel, OrtBackend, eval_model
+    from rtdet.deploy.runtime import BackendModel, eval_model, onnx_backend
 
     static = False  # an ONNX graph for square inputs of one size: no rectangular batches
     if Path(weights).suffix == ".onnx":
-        backend = OrtBackend(weights)
+        if cfg.explicit("backend") and cfg.eval.backend == "torch":
+            raise ModelError(f"{weights}: the torch backend needs a .pt checkpoint (use --backend onnxruntime)")
+        backend = onnx_backend(weights, cfg.eval.backend if cfg.explicit("backend") else "onnxruntime")
         task = get_task(backend.task)
         model, names = BackendModel(backend, task.settings(cfg, scoring=True)), backend.names
         static = not backend.dynamic

@@ -131,3 +131,54 @@ def test_empty_input_and_max_det(method):
 def test_unknown_method():
     with pytest.raises(ValueError, match="unknown NMS method"):
         non_max_suppression(torch.zeros(1, 4), torch.ones(1), torch.zeros(1, dtype=torch.int64), "fast")
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_numpy_nms_equals_torchvision_ties_offsets_and_empty_boxes(seed):
+    import numpy as np
+
+    from rtdet.nms import nms_numpy
+
+    boxes, scores, classes = cluttered(int(torch.randint(0, 300, (1,), generator=torch.Generator().manual_seed(seed))),
+                                       seed, n_classes=1 + seed % 80, tie_every=seed % 2)
+    if seed % 3 == 0 and len(boxes):
+        boxes[::7, 2:] = boxes[::7, :2]  # empty boxes: 0/0 overlaps are never above the threshold
+        boxes[1::5] = boxes[0]  # exact duplicates
+    thresh = (0.3, 0.45, 0.5, 0.7)[seed % 4]
+    b, s, c = boxes.float().numpy(), scores.float().numpy(), classes.numpy()
+    assert nms_numpy(b, s, c, thresh).tolist() == batched_nms(boxes.float(), scores.float(), classes, thresh).tolist()
+    assert nms_numpy(b, s, None, thresh).tolist() == agnostic_nms(boxes.float(), scores.float(), None, thresh).tolist()
+    assert nms_numpy(b, s, c, thresh).dtype == np.int64
+
+
+def test_numpy_nms_refuses_more_boxes_than_it_is_for():
+    import numpy as np
+
+    from rtdet.nms import NUMPY_NMS_MAX, nms_numpy
+
+    with pytest.raises(ValueError, match="at most"):
+        nms_numpy(np.zeros((NUMPY_NMS_MAX + 1, 4), np.float32), np.zeros(NUMPY_NMS_MAX + 1, np.float32), None, 0.5)
+
+
+@pytest.mark.parametrize("thresh", [0.3, 0.45, 0.5, 0.7])
+def test_numpy_nms_equals_torchvision_at_the_threshold_itself(thresh):
+    """Pairs whose overlap is the threshold up to float32 rounding: the decision rests on the exact arithmetic
+    (float32 overlap compared in double, classes shifted apart in float32) being torchvision's."""
+    import numpy as np
+
+    from rtdet.nms import nms_numpy
+
+    rng = np.random.default_rng(int(thresh * 100))
+    n = 400
+    x, y = rng.uniform(0, 250, n).astype(np.float32), rng.uniform(0, 250, n).astype(np.float32)
+    w, h = rng.uniform(5, 60, n).astype(np.float32), rng.uniform(5, 60, n).astype(np.float32)
+    outer = np.stack([x, y, x + w, y + h], 1)
+    inner = np.stack([x, y, x + w * np.float32(thresh), y + h], 1)  # inside: overlap = width ratio ~ thresh
+    boxes = np.concatenate([outer, inner]).astype(np.float32)
+    scores = np.concatenate([np.full(n, 0.9), np.full(n, 0.5)]).astype(np.float32)
+    classes = np.tile(rng.integers(40, 80, n), 2)
+    tb, ts = torch.from_numpy(boxes), torch.from_numpy(scores)
+    ref = batched_nms(tb, ts, torch.from_numpy(classes), thresh).tolist()
+    assert n < len(ref) < 2 * n  # some inner boxes survive, some do not: the cases are really at the edge
+    assert nms_numpy(boxes, scores, classes, thresh).tolist() == ref
+    assert nms_numpy(boxes, scores, None, thresh).tolist() == agnostic_nms(tb, ts, None, thresh).tolist()

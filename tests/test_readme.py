@@ -171,6 +171,22 @@ def check_bench(ws: Path, _: Outcome) -> None:
     assert summary["fps"] > 0 and 0 < summary["median_ms"] <= summary["p90_ms"] and summary["stages"]
 
 
+def check_tune(int8: bool) -> Callable[[Path, Outcome], None]:
+    def check(ws: Path, run: Outcome) -> None:
+        saved = _json(ws / WEIGHTS / "best.tune.json")
+        assert saved["choice"]["backend"] in ("onnxruntime", "openvino") and saved["choice"]["imgsz"] == 64
+        assert saved["measured"] and saved["model"] == "best.pt" and len(saved["sha256"]) == 64
+        if int8:  # scored on the val split for every backend measured, float32 and int8
+            assert {m["precision"] for m in saved["measured"]} == {"float32", "int8"}
+            assert all(m["metric"] is not None for m in saved["measured"]) and "AP float32 -> int8" in run.stdout
+            if saved["choice"]["precision"] == "int8":
+                assert (ws / WEIGHTS / "best.int8.onnx").is_file()
+        else:
+            assert {m["precision"] for m in saved["measured"]} == {"float32"} and "int8: not a candidate" in run.stdout
+
+    return check
+
+
 def check_cls_train(ws: Path, _: Outcome) -> None:
     metrics = _json(ws / "runs/mnist/metrics.json")
     assert metrics["samples"] == 1600 and metrics["top1"] > 0.6  # two epochs of 6,400 digits (0.87 measured)
@@ -394,6 +410,23 @@ RUNS: dict[str, Run] = {
         "serve", "--port 0", needs=("export",), slow=True, client=talk_to_server,
         out=("rtdet serve: best.onnx (rtdet-n, detect, 10 classes, onnxruntime, 64 px) on http://127.0.0.1:",
              "rtdet serve: stopped (SIGINT): 1 predictions")),
+    # The CPU runtime
+    "rtdet bench --weights runs/digits/weights/best.pt --tune": Run(
+        "bench-tune", "--imgsz 64 --runs 6", needs=("train",), slow=True, files=(f"{WEIGHTS}/best.tune.json",),
+        out=("e2e ms", "chosen:"), check=check_tune(int8=False)),
+    "rtdet bench --weights runs/digits/weights/best.pt --tune --data datasets/digits/data.yaml": Run(
+        "bench-tune-int8", "--imgsz 64 --runs 6 --calib-images 4 --batch 8 --workers 0", needs=("bench-tune",),
+        slow=True, files=(f"{WEIGHTS}/best.tune.json",), out=("chosen:",), check=check_tune(int8=True)),
+    "rtdet predict --weights runs/digits/weights/best.pt --source datasets/digits/images/val --out runs/predict-tuned "
+    "--tune": Run(
+        "predict-tuned", "--imgsz 64 --conf 0.001 --max-det 5", needs=("bench-tune-int8",), slow=True,
+        files=("runs/predict-tuned/predictions.json",), out=("chosen:", "tuned settings from best.tune.json"),
+        check=check_predict("runs/predict-tuned", video=False)),
+    "rtdet val --weights runs/digits/weights/best.onnx --data datasets/digits/data.yaml --backend openvino": Run(
+        "val-openvino", "--batch 8 --workers 0", needs=("export", "openvino"), slow=True,
+        files=("runs/digits/val-best/metrics.json",), check=check_val("runs/digits/val-best", False)),
+    "rtdet bench --weights runs/digits/weights/best.onnx --backend openvino --threads 1": Run(
+        "bench-openvino", "--runs 3 --warmup 1", needs=("export", "openvino"), slow=True, out=("openvino @ 64px",)),
 }
 
 NOT_RUN: dict[str, str] = {
@@ -417,11 +450,8 @@ NOT_RUN: dict[str, str] = {
                                                                                    "six times on BCCD",
     ".venv/bin/python benchmarks/vs_ultralytics.py": "needs the peer's own .venv-peer (Ultralytics); "
                                                      "a benchmark that trains two models for minutes",
-    ".venv/bin/python benchmarks/vs_ultralytics_speed.py --runs 600": "needs the peer's .venv-peer (Ultralytics)",
-    ".venv/bin/python benchmarks/vs_ultralytics_speed.py --runs 600 --weights runs/demo/weights/best.onnx "
-    "--peer-weights runs/vs_ultralytics/digits/yolo11n/weights/best.pt": "needs the peer's .venv-peer and its trained "
-                                                                        "weights",
-    ".venv/bin/python benchmarks/vs_ultralytics_speed.py": "needs the peer's .venv-peer (Ultralytics)",
+    ".venv/bin/python benchmarks/vs_ultralytics_speed.py --weights runs/demo/weights/best.pt":
+        "needs the peer's .venv-peer (Ultralytics) and the demo's weights; a benchmark of minutes",
     ".venv/bin/python benchmarks/metrics.py [--quick]": "a benchmark: prints timings, writes nothing to check",
     ".venv/bin/python benchmarks/cli_startup.py": "a benchmark: times whole processes for minutes, writes nothing",
     ".venv/bin/python benchmarks/loader.py": "a benchmark: prints images/s, writes nothing to check",
@@ -554,6 +584,8 @@ INPUTS: dict[str, tuple[tuple[str, ...], Callable[[Path], None]]] = {  # name: (
     "clip": (("data-digits",), _make_clip),
     "mnist": ((), lambda ws: _link(ws, "mnist", SHARED / "mnist")),
     "resnet50": ((), _resnet50_file),
+    "openvino": ((), lambda ws: pytest.importorskip("openvino", reason="openvino not installed "
+                                                    "(pip install 'rtdet[openvino]')") and None),
     "camvid": ((), lambda ws: _camvid(ws)),
 }
 BY_NAME = {run.name: line for line, run in RUNS.items()}

@@ -75,16 +75,20 @@ DIGITS_AUGMENT = ClassifyAugment(crop_scale=(0.8, 1.0), crop_ratio=(0.9, 1.1), d
 _BORDER = cv2.BORDER_REPLICATE
 
 
-def center_crop_resize(image: np.ndarray, imgsz: int) -> np.ndarray:
-    """Evaluation transform: the centred ``min(h, w)`` square resized to uint8 [imgsz, imgsz, 3]."""
+def center_crop_resize(image: np.ndarray, imgsz: int, dst: np.ndarray | None = None) -> np.ndarray:
+    """Evaluation transform: the centred ``min(h, w)`` square resized to uint8 [imgsz, imgsz, 3].
+
+    ``dst``: a uint8 [imgsz, imgsz, 3] array to resize into (a stream's reused buffer); when no resize
+    is needed the crop is returned as a view of ``image`` then.
+    """
     h, w = image.shape[:2]
     side = min(h, w)
     y, x = (h - side) // 2, (w - side) // 2
     crop = image[y:y + side, x:x + side]
     if side == imgsz:
-        return np.ascontiguousarray(crop)
+        return crop if dst is not None else np.ascontiguousarray(crop)
     interp = cv2.INTER_AREA if side > imgsz else cv2.INTER_LINEAR
-    return cv2.resize(crop, (imgsz, imgsz), interpolation=interp)
+    return cv2.resize(crop, (imgsz, imgsz), dst, interpolation=interp)
 
 
 def random_crop_box(rng: np.random.Generator, shape: tuple[int, int], scale: tuple[float, float],

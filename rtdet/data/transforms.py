@@ -59,21 +59,34 @@ def letterbox_params(shape: tuple[int, int], new_shape: tuple[int, int], scaleup
     return s, (new_shape[1] - nw) // 2, (new_shape[0] - nh) // 2
 
 
-def letterbox(image: np.ndarray, new_shape: tuple[int, int], scaleup: bool = True
-              ) -> tuple[np.ndarray, tuple[float, int, int]]:
-    """Resize keeping aspect ratio and pad to ``new_shape = (h, w)``.
+def letterbox_resize(image: np.ndarray, new_shape: tuple[int, int], scaleup: bool = True,
+                     dst: np.ndarray | None = None) -> tuple[np.ndarray, tuple[float, int, int]]:
+    """The resize step of :func:`letterbox`: ``(resized uint8 image, (scale, pad_x, pad_y))``.
 
-    Returns the uint8 [h, w, 3] image and ``(scale, pad_x, pad_y)``: a point ``x``
-    of the input maps to ``x * scale + pad_x`` exactly (``cv2.resize`` is given
-    the scale itself, not a rounded size).
+    ``cv2.resize`` is given the scale itself, not a rounded size, so a point ``x`` of the input maps to
+    ``x * scale + pad_x`` exactly; area averaging when shrinking, bilinear when enlarging. ``dst``: an
+    array to resize into (OpenCV allocates a new one when its shape is not the result's); the image
+    itself is returned when the scale is 1. The result is placed at ``(pad_y, pad_x)``, cut at the
+    far edges to ``new_shape`` (see :func:`letterbox`).
     """
     s, px, py = letterbox_params(image.shape[:2], new_shape, scaleup)
     if s != 1.0:
         interp = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
-        image = cv2.resize(image, None, fx=s, fy=s, interpolation=interp)
-    h, w = image.shape[:2]
+        image = cv2.resize(image, None, dst, fx=s, fy=s, interpolation=interp)
+    return image, (s, px, py)
+
+
+def letterbox(image: np.ndarray, new_shape: tuple[int, int], scaleup: bool = True
+              ) -> tuple[np.ndarray, tuple[float, int, int]]:
+    """Resize keeping aspect ratio and pad to ``new_shape = (h, w)`` with :data:`PAD_VALUE`.
+
+    Returns the uint8 [h, w, 3] image and ``(scale, pad_x, pad_y)``: a point ``x``
+    of the input maps to ``x * scale + pad_x`` exactly (:func:`letterbox_resize`).
+    """
+    resized, (s, px, py) = letterbox_resize(image, new_shape, scaleup)
+    fit = resized[:new_shape[0] - py, :new_shape[1] - px]
     out = np.full((new_shape[0], new_shape[1], 3), PAD_VALUE, np.uint8)
-    out[py:py + min(h, new_shape[0] - py), px:px + min(w, new_shape[1] - px)] = image[:new_shape[0] - py, :new_shape[1] - px]
+    out[py:py + fit.shape[0], px:px + fit.shape[1]] = fit
     return out, (s, px, py)
 
 

@@ -5,10 +5,14 @@ inference (the network and what is inside its graph, e.g. the box decoding) ->
 postprocess (the task's decoding: confidence filter, NMS, ``max_det``, mapping back
 to original pixels; for classifiers top-k; for segmenters the bilinear resampling of the
 logits to original pixels and the arg-max). Image
-decoding (JPEG -> pixels) is excluded: the images are read once beforehand.
+decoding (JPEG -> pixels) is excluded: the images are read once beforehand. The stages run
+as every command runs them (:class:`rtdet.deploy.runtime.Pipeline`: one preprocess whose
+buffers are reused from frame to frame, the backend, the task's decoding).
 Frames cycle over the task's sample images (:func:`rtdet.deploy.images.sample_images`:
 coco128, CamVid's val split for segmenters; random images when absent), batch 1, after
-``warmup`` frames. FPS is ``1000 / median_ms``.
+``warmup`` frames. FPS is ``1000 / median_ms``. ``cpu_ms`` is the process's CPU time per
+frame over all threads (``time.process_time``): insensitive to other processes competing for
+the cores, it shows what the frames cost (and what spinning threads burn).
 """
 
 from __future__ import annotations
@@ -22,8 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from rtdet.deploy.images import sample_images
-from rtdet.deploy.runtime import Backend, host_threads
-from rtdet.tasks import get_task
+from rtdet.deploy.runtime import Backend, Pipeline, host_threads
 
 STAGES = ("preprocess", "inference", "postprocess")
 
@@ -40,6 +43,7 @@ class BenchResult:
     stages: dict[str, dict[str, float]] = field(default_factory=dict)  # stage -> {"median_ms", "p90_ms", "mean_ms"}
     detections_per_frame: float = 0.0  # detect: detections per frame; classify: 0
     task: str = "detect"
+    cpu_ms: float = 0.0  # process CPU time per frame, all threads
 
     def table(self) -> str:
         """A printable table: one row per stage and the end-to-end row."""
@@ -50,27 +54,28 @@ class BenchResult:
         dets = f", {self.detections_per_frame:.1f} detections/frame" if self.task == "detect" else ""
         threads = self.threads or "ONNX Runtime's / PyTorch's default number of"
         rows.append(f"{self.backend} @ {self.imgsz}px, {threads} threads, {self.runs} frames: "
-                    f"{self.fps:.1f} FPS (1000 / median){dets}")
+                    f"{self.fps:.1f} FPS (1000 / median){dets}, {self.cpu_ms:.2f} CPU ms/frame")
         return "\n".join(rows)
 
     def summary(self) -> dict:
         """The ``--json`` contents."""
         return {"fps": self.fps, "median_ms": self.median_ms, "p90_ms": self.p90_ms, "backend": self.backend,
-                "imgsz": self.imgsz, "threads": self.threads, "runs": self.runs, "stages": self.stages}
+                "imgsz": self.imgsz, "threads": self.threads, "runs": self.runs, "stages": self.stages,
+                "cpu_ms": self.cpu_ms}
 
 
 def _pct(values: list[float], q: float) -> float:
     return float(np.percentile(values, q))
 
 
-def _frame(backend: Backend, task: object, image: np.ndarray, size: int, settings: dict) -> tuple[list[float], int]:
+def time_frame(pipeline: Pipeline, image: np.ndarray) -> tuple[list[float], int]:
     """One frame end to end: (milliseconds per stage in :data:`STAGES` order, detections)."""
     t0 = time.perf_counter()
-    x, geometry = task.preprocess(image, size)
+    x, geometry = pipeline.preprocess(image)
     t1 = time.perf_counter()
-    outputs = backend(x)
+    outputs = pipeline.backend(x)
     t2 = time.perf_counter()
-    out = task.decode(outputs, geometry, image.shape, backend.names, settings)
+    out = pipeline.decode(outputs, geometry, image.shape)
     t3 = time.perf_counter()
     return [(t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3], len(out.get("boxes", ()))
 
@@ -81,15 +86,15 @@ def run_bench(backend: Backend, imgsz: int | None = None, runs: int = 100, warmu
 
     ``settings``: the task's decoding settings (detect: conf, iou, method, max_det).
     """
-    size = imgsz or backend.imgsz
+    pipeline = Pipeline(backend, imgsz, settings)
     images = sample_images(n_images, task=backend.task)
-    task = get_task(backend.task)
-    settings = settings or {}
-    per_frame, dets = [], 0
+    per_frame, dets, cpu = [], 0, 0.0
     with host_threads(backend):
         for i in range(warmup + runs):
-            ms, n = _frame(backend, task, images[i % len(images)], size, settings)
+            c0 = time.process_time()
+            ms, n = time_frame(pipeline, images[i % len(images)])
             if i >= warmup:
+                cpu += time.process_time() - c0
                 per_frame.append(ms)
                 dets += n
     total = [sum(ms) for ms in per_frame]
@@ -98,8 +103,8 @@ def run_bench(backend: Backend, imgsz: int | None = None, runs: int = 100, warmu
     for j, name in enumerate(STAGES):
         v = [ms[j] for ms in per_frame]
         stages[name] = {"median_ms": statistics.median(v), "p90_ms": _pct(v, 90), "mean_ms": statistics.fmean(v)}
-    return BenchResult(backend.name, size, 1000.0 / med, med, _pct(total, 90), runs, threads, stages, dets / runs,
-                       backend.task)
+    return BenchResult(backend.name, pipeline.size, 1000.0 / med, med, _pct(total, 90), runs,
+                       threads or backend.threads, stages, dets / runs, backend.task, cpu * 1e3 / runs)
 
 
 def write_json(result: BenchResult, path: str | Path) -> Path:

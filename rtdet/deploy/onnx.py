@@ -239,8 +239,9 @@ def parse_metadata(props: dict[str, str], path: str | Path = "<onnx>") -> dict[s
 
 
 def check_parity(model: nn.Module, path: str | Path, imgsz: int, half: bool = False, batch: int = 1,
-                 n: int = 2) -> dict[str, float]:
-    """Compare ONNX Runtime with ``model.forward_raw`` on ``n`` real letterboxed images (the task's sample set:
+                 n: int = 2, runtime: Any = None) -> dict[str, float]:
+    """Compare ONNX Runtime (or ``runtime``, a backend with ``run(x) -> outputs`` on the file at ``path``,
+    e.g. OpenVINO's) with ``model.forward_raw`` on ``n`` real letterboxed images (the task's sample set:
     :func:`rtdet.deploy.images.sample_images`).
 
     The outputs are paired row for row by the model's ``parity_align`` first (a two-stage
@@ -251,9 +252,11 @@ def check_parity(model: nn.Module, path: str | Path, imgsz: int, half: bool = Fa
         ExportError: if a difference exceeds the model's ``parity_allowed``, or the outputs cannot be
             paired, naming the file and the numbers.
     """
-    import onnxruntime as ort
+    if runtime is None:
+        import onnxruntime as ort
 
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    who = "ONNX Runtime" if runtime is None else runtime.name
     images = [to_input(im, imgsz)[0] for im in sample_images(max(n, batch), task=model.task)]
     chunks = [torch.cat(images[i:i + batch]) for i in range(0, len(images) - batch + 1, batch)]
     names = list(model.output_names)
@@ -261,20 +264,20 @@ def check_parity(model: nn.Module, path: str | Path, imgsz: int, half: bool = Fa
     with torch.no_grad():
         for x in chunks:
             ref = tuple(t.numpy() for t in model.forward_raw(x))
-            got = tuple(sess.run(names, {"images": x.numpy()}))
+            got = tuple(sess.run(names, {"images": x.numpy()}) if runtime is None else runtime.run(x.numpy()))
             try:
                 ref, got = model.parity_align(ref, got)
             except ValueError as e:
-                raise ExportError(f"{path}: ONNX Runtime's outputs do not pair with PyTorch's: {e}") from None
+                raise ExportError(f"{path}: {who}'s outputs do not pair with PyTorch's: {e}") from None
             for key, r, g in zip(names, ref, got):
                 if r.shape != g.shape:
-                    raise ExportError(f"{path}: ONNX output {key} has shape {g.shape}, PyTorch {r.shape}")
+                    raise ExportError(f"{path}: {who}'s output {key} has shape {g.shape}, PyTorch {r.shape}")
                 diff = np.abs(r - g)
                 worst[key] = max(worst[key], float(diff.max(initial=0.0)))
                 if (diff > model.parity_allowed(key, r, imgsz, half)).any():
                     failed.append(key)
     if failed:
         diffs = ", ".join(f"{k} max |diff| {v:.3g}" for k, v in worst.items())
-        raise ExportError(f"{path}: ONNX Runtime differs from PyTorch beyond the allowed tolerance in "
+        raise ExportError(f"{path}: {who} differs from PyTorch beyond the allowed tolerance in "
                           f"{', '.join(sorted(set(failed)))} ({diffs}; see {type(model).__name__}.parity_allowed)")
     return worst

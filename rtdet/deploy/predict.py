@@ -26,7 +26,7 @@ import cv2
 
 from rtdet.data.dataset import probe_image
 from rtdet.deploy.images import IMAGE_SUFFIXES, read_image
-from rtdet.deploy.runtime import Backend, infer
+from rtdet.deploy.runtime import Backend, Pipeline, host_threads
 from rtdet.tasks import get_task
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
@@ -71,6 +71,7 @@ def predict_source(backend: Backend, source: str | Path, out: str | Path | None,
     task = get_task(backend.task)
     files, ignored = list_sources(source)
     result = PredictResult()
+    pipeline = Pipeline(backend, imgsz, settings)  # one for the run: its buffers serve every image and frame
     for p in ignored:
         _skip(result, p, "not an image or video file (by its suffix)")
     out_dir = Path(out) if out is not None else None
@@ -78,7 +79,7 @@ def predict_source(backend: Backend, source: str | Path, out: str | Path | None,
         out_dir.mkdir(parents=True, exist_ok=True)
     for path in files:
         if path.suffix.lower() in VIDEO_SUFFIXES:
-            _predict_video(backend, path, out_dir if save else None, imgsz, result, settings or {})
+            _predict_video(pipeline, path, out_dir if save else None, result)
             continue
         try:
             probe_image(path)  # the judgement of `rtdet data check`: a file cut short is skipped, not guessed at
@@ -86,7 +87,8 @@ def predict_source(backend: Backend, source: str | Path, out: str | Path | None,
         except ValueError as e:
             _skip(result, path, str(e))
             continue
-        res = infer(backend, [image], imgsz, settings)[0]
+        with host_threads(backend):
+            res = pipeline(image)
         result.records += task.records(res, path.name)
         if save and out_dir is not None:
             target = out_dir / path.name
@@ -103,10 +105,9 @@ def _skip(result: PredictResult, path: Path, reason: str) -> None:
     print(f"skipped {path}: {reason}", file=sys.stderr)
 
 
-def _predict_video(backend: Backend, path: Path, out_dir: Path | None, imgsz: int | None, result: PredictResult,
-                   settings: dict[str, Any]) -> None:
+def _predict_video(pipeline: Pipeline, path: Path, out_dir: Path | None, result: PredictResult) -> None:
     """Frames in order -> results and an annotated ``<stem>.mp4`` with the same fps and size."""
-    task = get_task(backend.task)
+    task = pipeline.task
     cap = cv2.VideoCapture(str(path))
     ok, frame = cap.read() if cap.isOpened() else (False, None)
     if not ok:
@@ -120,10 +121,11 @@ def _predict_video(backend: Backend, path: Path, out_dir: Path | None, imgsz: in
         target = out_dir / f"{path.stem}.mp4"
         writer = cv2.VideoWriter(str(target), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
         result.files.append(target)
-    t0, n = time.perf_counter(), 0
+    t0, n, rgb = time.perf_counter(), 0, None
     while ok:
-        rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-        res = infer(backend, [rgb], imgsz, settings)[0]
+        rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB, rgb)  # one RGB buffer for the whole video
+        with host_threads(pipeline.backend):
+            res = pipeline(rgb)
         result.records += task.records(res, path.name, frame=n)
         if writer is not None:
             writer.write(cv2.cvtColor(task.annotate(rgb, res), cv2.COLOR_RGB2BGR))

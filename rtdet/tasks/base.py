@@ -13,8 +13,9 @@ to the next:
   ``metric`` the user names may ask for more numbers (detect: ``voc07``) and, in
   ``val``, for its report (``reports``);
 - deployment: ``preprocess(image uint8 HxWx3 RGB, imgsz) -> (input float [1, 3, S, S],
-  geometry)``; ``predictions(outputs tuple of tensors [B, ...], input (H, W), settings) -> B
-  eval-mode predictions`` (what the PyTorch model returns in eval mode, from the export
+  geometry)``; ``preprocessor(imgsz) -> preprocess(image)``, the same for a stream of frames with its
+  buffers reused (each input is overwritten by the next frame); ``predictions(outputs tuple of tensors
+  [B, ...], input (H, W), settings) -> B eval-mode predictions`` (what the PyTorch model returns in eval mode, from the export
   outputs, so an ONNX Runtime session can stand in for the model);
   ``decode(outputs, geometry, image shape, names, settings) -> result`` for one image; ``response(result) ->
   dict`` the HTTP API's JSON answer for it (``rtdet serve``); ``annotate(image, result) -> image``; ``records(result,
@@ -63,6 +64,7 @@ class Task:
     final_report: Callable[..., RunResult]
     summary: Callable[[RunResult], str]
     preprocess: Callable[..., Any]
+    preprocessor: Callable[[int], Callable[..., Any]]  # imgsz -> preprocess(image) reusing its buffers
     predictions: Callable[..., list[dict]]
     decode: Callable[..., Any]
     response: Callable[[dict], dict]

@@ -133,13 +133,25 @@ def settings(cfg: Any, scoring: bool = False) -> dict[str, Any]:
 
 
 def preprocess(image: np.ndarray, imgsz: int) -> tuple[Tensor, None]:
-    """uint8 HxWx3 RGB (or HxW grey) -> float32 [1, 3, imgsz, imgsz] in [0, 1] (the evaluation transform)."""
-    from rtdet.data.classify_aug import ClassifyTransform
+    """uint8 HxWx3 RGB (or HxW grey) -> float32 [1, 3, imgsz, imgsz] in [0, 1]: the evaluation transform
+    (:func:`rtdet.data.classify_aug.center_crop_resize`, then ``/ 255``)."""
+    return preprocessor(imgsz)(image)
 
-    if image.ndim == 2:
-        image = np.repeat(image[..., None], 3, axis=2)
-    chw = ClassifyTransform(imgsz, train=False)(image)
-    return torch.from_numpy(np.divide(chw[None], np.float32(255), dtype=np.float32)), None
+
+def preprocessor(imgsz: int) -> Any:
+    """:func:`preprocess` for a stream of frames: the resize writes into a reused buffer and the float
+    input is one reused array (:class:`rtdet.deploy.images.FrameInput`), overwritten by the next frame."""
+    from rtdet.data.classify_aug import center_crop_resize
+    from rtdet.deploy.images import FrameInput
+
+    frame, square = FrameInput(imgsz), np.empty((imgsz, imgsz, 3), np.uint8)
+
+    def preprocess(image: np.ndarray) -> tuple[Tensor, None]:
+        if image.ndim == 2:
+            image = np.repeat(image[..., None], 3, axis=2)
+        return torch.from_numpy(frame.fill(center_crop_resize(image, imgsz, square))), None
+
+    return preprocess
 
 
 def predictions(outputs: tuple[Tensor, ...], input_size: tuple[int, int], settings: dict[str, Any]) -> list[dict]:
@@ -197,5 +209,5 @@ def response(result: dict[str, Any]) -> dict[str, Any]:
 
 TASK = Task(name="classify", metric="top1", open_split=open_split, build_loader=build_loader, collect=collect,
             metric_fn=metric_fn, final_report=final_report, summary=summary, preprocess=preprocess,
-            predictions=predictions, decode=decode, response=response, annotate=annotate, records=records,
+            preprocessor=preprocessor, predictions=predictions, decode=decode, response=response, annotate=annotate, records=records,
             settings=settings, chance=chance)

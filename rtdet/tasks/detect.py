@@ -51,8 +51,11 @@ def to_original(det: dict[str, Tensor], letterbox: tuple[float, float, float],
     Returns:
         CPU tensors: ``boxes`` float32 [D, 4], ``scores`` float32 [D], ``labels`` int64 [D].
     """
-    return {"boxes": unletterbox(det["boxes"].float().cpu(), letterbox, tuple(orig_size)),
-            "scores": det["scores"].float().cpu(), "labels": det["labels"].long().cpu()}
+    # NumPy (float64 inside, float32 out): a frame has a few boxes, and a torch op costs ~10 us of overhead each
+    boxes = det["boxes"].detach().float().cpu()
+    if len(boxes):
+        boxes = torch.from_numpy(unletterbox(boxes.numpy(), letterbox, tuple(orig_size)).astype(np.float32))
+    return {"boxes": boxes, "scores": det["scores"].float().cpu(), "labels": det["labels"].long().cpu()}
 
 
 def collect(pred: dict[str, Tensor], target: dict[str, Any]) -> tuple[dict, dict]:
@@ -156,11 +159,17 @@ def settings(cfg: Any, scoring: bool = False) -> dict[str, Any]:
 
 
 def preprocess(image: np.ndarray, imgsz: int) -> tuple[Tensor, tuple[tuple[float, float, float], int]]:
-    """uint8 HxWx3 RGB -> (float32 [1, 3, imgsz, imgsz] in [0, 1], (letterbox, imgsz))."""
-    from rtdet.deploy.images import to_input
+    """uint8 HxWx3 RGB -> (float32 [1, 3, imgsz, imgsz] in [0, 1], (letterbox, imgsz)): the evaluation
+    letterbox (:func:`rtdet.deploy.images.to_input`)."""
+    return preprocessor(imgsz)(image)
 
-    x, lb = to_input(image, imgsz)
-    return x, (lb, imgsz)
+
+def preprocessor(imgsz: int) -> Any:
+    """:func:`preprocess` for a stream of frames, its buffers reused
+    (:func:`rtdet.deploy.images.letterbox_preprocessor`)."""
+    from rtdet.deploy.images import letterbox_preprocessor
+
+    return letterbox_preprocessor(imgsz)
 
 
 def predictions(outputs: tuple[Tensor, ...], input_size: tuple[int, int], settings: dict[str, Any]) -> list[dict]:
@@ -177,10 +186,14 @@ def decode(outputs: tuple[Tensor, ...], geometry: tuple[tuple[float, float, floa
            shape: tuple[int, ...], names: list[str], settings: dict[str, Any]) -> dict[str, Any]:
     """Raw ``(boxes [1, N, 4] xyxy input pixels, scores [1, N, K])`` of one image -> its detections:
     ``boxes`` float32 [D, 4] xyxy original pixels (clipped), ``scores`` [D], ``labels`` int64 [D],
-    ``names`` list[str]; sorted by score."""
+    ``names`` list[str]; sorted by score. :func:`predictions` for one image
+    (:func:`rtdet.models.postprocess.postprocess_one`), then :func:`to_original`."""
+    from rtdet.models.postprocess import postprocess_one
+
     lb, size = geometry
-    det = to_original(predictions(outputs, (size, size), settings)[0], lb, shape[:2])
-    det["names"] = [names[int(c)] if 0 <= c < len(names) else str(int(c)) for c in det["labels"]]
+    boxes, scores = outputs
+    det = to_original(postprocess_one(boxes[0], scores[0], image_size=(size, size), **settings), lb, shape[:2])
+    det["names"] = [names[int(c)] if 0 <= c < len(names) else str(int(c)) for c in det["labels"].tolist()]
     return det
 
 
@@ -265,6 +278,6 @@ def recipe(cfg: Any, facts: Any) -> list:
 TASK = Task(name="detect", metric="AP", reports=REPORTS, open_split=open_split, build_loader=build_loader,
             collect=collect,
             metric_fn=metric_fn, final_report=final_report, summary=summary, preprocess=preprocess,
-            predictions=predictions, decode=decode, response=response,
+            preprocessor=preprocessor, predictions=predictions, decode=decode, response=response,
             annotate=annotate, records=records, settings=settings, recipe=recipe,
             diagnose=diagnose)

@@ -106,3 +106,27 @@ def test_topk_decoding_keeps_overlaps_and_reports_a_box_per_class():
     assert torch.equal(out["boxes"][2], boxes[0, 0])
     out = postprocess(boxes, scores, conf=0.05, max_det=10, method="none", image_size=(64, 80))[0]
     assert len(out["scores"]) == 4 and torch.equal(out["boxes"][3], torch.tensor([50.0, 50.0, 80.0, 64.0]))  # clipped
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_one_image_fast_path_equals_postprocess(seed):
+    """postprocess_one (NumPy confidence filter and NMS) == postprocess on the same image, exactly."""
+    import numpy as np
+
+    from rtdet.models.postprocess import postprocess_one
+
+    rng = np.random.default_rng(seed)
+    n, k = int(rng.integers(1, 2500)), int(rng.integers(1, 90))
+    xy = rng.uniform(-20, 330, (n, 2))
+    boxes = torch.from_numpy(np.concatenate([xy, xy + rng.uniform(0, 80, (n, 2))], 1).astype(np.float32))
+    scores = torch.from_numpy(rng.beta(0.3, 5, (n, k)).astype(np.float32))
+    if seed % 3 == 0:
+        scores[: n // 2, 0] = scores[: n // 2, -1]  # equal best classes: the first wins in both
+    settings = {"conf": (0.001, 0.1, 0.25, 0.5)[seed % 4], "iou": (0.5, 0.7)[seed % 2],
+                "method": ("nms", "agnostic", "soft")[seed % 3], "max_det": (5, 300)[seed % 2],
+                "max_candidates": (50, 3000)[seed % 2], "multi_label": seed % 7 == 0, "image_size": (320, 320)}
+    ref = postprocess(boxes[None], scores[None], **settings)[0]
+    got = postprocess_one(boxes, scores, **settings)
+    assert set(got) == set(ref)
+    for key in ref:
+        assert got[key].dtype == ref[key].dtype and torch.equal(got[key], ref[key]), key

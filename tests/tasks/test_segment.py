@@ -70,6 +70,54 @@ def test_to_original_undoes_the_letterbox_exactly():
     np.testing.assert_array_equal(got.numpy(), truth)
 
 
+def _resampled_reference(pred, letterbox, orig_size):
+    """The plain definition: grid_sample every class map to original pixels (bilinear, or nearest for a class
+    map), then the first maximum over classes. Returns (classes [H, W], resampled logits or None)."""
+    s, px, py = letterbox
+    h, w = orig_size
+    key = "logits" if "logits" in pred else "labels"
+    x = pred[key].float()[None] if key == "logits" else pred[key].float()[None, None]
+    size = x.shape[-2:]
+    xs = ((torch.arange(w, dtype=torch.float32) + 0.5) * s + px) * (2.0 / size[1]) - 1
+    ys = ((torch.arange(h, dtype=torch.float32) + 0.5) * s + py) * (2.0 / size[0]) - 1
+    grid = torch.stack((xs[None, :].expand(h, w), ys[:, None].expand(h, w)), -1)[None]
+    mode = "bilinear" if key == "logits" else "nearest"
+    up = torch.nn.functional.grid_sample(x, grid, mode=mode, padding_mode="border", align_corners=False)[0]
+    return (up.argmax(0), up) if key == "logits" else (up[0].long(), None)
+
+
+@pytest.mark.parametrize("orig, size, k", [((360, 480), 480, 12), ((480, 640), 480, 12), ((100, 37), 64, 5),
+                                           ((31, 200), 96, 150), ((640, 480), 320, 19), ((64, 64), 32, 3)])
+def test_to_original_equals_resampling_every_class_map(orig, size, k):
+    """Only boundary pixels are interpolated in to_original; the classes equal resampling all K maps, except
+    where the two best resampled values are within float rounding of each other."""
+    rng = np.random.default_rng(k)
+    lb = letterbox_params(orig, (size, size))
+    regions = cv2.resize(rng.integers(0, k, (6, 8)).astype(np.uint8), (size, size), interpolation=cv2.INTER_NEAREST)
+    onehot = np.eye(k, dtype=np.float32)[regions].transpose(2, 0, 1)
+    smooth = np.stack([cv2.GaussianBlur(p, (0, 0), 3) for p in onehot]) * 10
+    logits = torch.from_numpy(smooth + rng.normal(0, 0.3, (k, size, size)).astype(np.float32))
+    ref, up = _resampled_reference({"logits": logits}, lb, orig)
+    got = to_original({"logits": logits}, lb, orig)
+    assert got.dtype == torch.int64 and got.shape == orig
+    top2 = up.topk(2, 0).values
+    differ = got != ref
+    assert (top2[0] - top2[1])[differ].numpy().max(initial=0.0) < 1e-4, int(differ.sum())
+    labels = logits.argmax(0)
+    assert torch.equal(to_original({"labels": labels}, lb, orig), _resampled_reference({"labels": labels}, lb, orig)[0])
+
+
+def test_first_argmax_is_argmax_with_ties_to_the_first():
+    from rtdet.tasks.segment import first_argmax
+
+    rng = np.random.default_rng(0)
+    for k in (1, 2, 7, 300):
+        values = rng.integers(0, 3, (k, 9, 11)).astype(np.float32)  # many ties
+        got = first_argmax(values)
+        assert got.dtype == (np.uint8 if k <= 256 else np.int32)
+        np.testing.assert_array_equal(got, values.argmax(0))
+
+
 def test_collect_and_metric_equal_the_metric_on_whole_masks():
     rng = np.random.default_rng(1)
     preds, targets, ref = [], [], SegmentationMetric(4, 255, list("abcd"))
