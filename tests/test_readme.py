@@ -439,9 +439,9 @@ NOT_RUN: dict[str, str] = {
     ".venv/bin/python benchmarks/vs_ultralytics.py --data ../shared/data/bccd --epochs 30 --threads 1":
         "needs the peer's .venv-peer (Ultralytics); trains four models for about an hour",
     ".venv/bin/python benchmarks/vs_ultralytics.py --data ../shared/data/coco128/annotations/instances_val2017.json "
-    "--epochs 60 --threads 1 --models rtdet-n yolo11n yolov8n": "needs the peer's .venv-peer; trains three models",
-    ".venv/bin/python benchmarks/vs_ultralytics.py --data digits --epochs 3 --threads 1 --models rtdet-n yolo11n":
-        "needs the peer's .venv-peer; trains two models",
+    "--epochs 60 --threads 1": "needs the peer's .venv-peer; trains four models",
+    ".venv/bin/python benchmarks/vs_ultralytics.py --data digits --epochs 3 --threads 1":
+        "needs the peer's .venv-peer; trains four models",
     ".venv/bin/python benchmarks/vs_ultralytics.py --data ../shared/data/bccd --epochs 2 --out runs/vs_speed":
         "needs the peer's .venv-peer; trains four models",
     ".venv/bin/python benchmarks/bccd.py --minutes 10": "needs the peer's .venv-peer; trains four models for 10 CPU "
