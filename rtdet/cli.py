@@ -299,7 +299,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         if not ok:
             raise C.ConfigError(f"rtdet serve: {flag} must be {expected}, got {value:g}")
     cfg, imgsz = _deploy_config(args)
-    backend = load_backend(args.weights, _backend_name(args, cfg), args.threads, imgsz)
+    name, default = _backend_name(args, cfg)
+    backend = load_backend(args.weights, name, args.threads, imgsz, default=default)
+    if backend.tuned:
+        print(backend.tuned, flush=True)
     C.refuse_other_tasks(cfg, backend.task)
     if imgsz and backend.fixed_imgsz not in (None, imgsz):
         raise C.ConfigError(f"{args.weights} is a static graph for {backend.fixed_imgsz} px input, not --imgsz {imgsz}")

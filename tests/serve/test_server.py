@@ -31,9 +31,15 @@ class Served:
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.lines: queue.Queue = queue.Queue()
         threading.Thread(target=lambda: [self.lines.put(x) for x in self.proc.stdout], daemon=True).start()
-        first = self.lines.get(timeout=300)
-        assert " on http://127.0.0.1:" in first, first + self.proc.stderr.read()
-        self.url = first.split(" on ")[-1].strip()
+        while True:  # its address line (a tuning note may come first); a process that exits fails at once
+            try:
+                line = self.lines.get(timeout=1)
+            except queue.Empty:
+                assert self.proc.poll() is None, f"rtdet serve exited ({self.proc.returncode}): {self.proc.stderr.read()}"
+                continue
+            if " on http://127.0.0.1:" in line:
+                break
+        self.url = line.split(" on ")[-1].strip()
 
     def stop(self, signum: int) -> tuple[int, str, str]:
         self.proc.send_signal(signum)
