@@ -299,7 +299,12 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         if not ok:
             raise C.ConfigError(f"rtdet serve: {flag} must be {expected}, got {value:g}")
     cfg, imgsz = _deploy_config(args)
-    backend = load_backend(args.weights, _backend_name(args, cfg), args.threads, imgsz)
+    if args.tune:
+        _tune(args, cfg, imgsz, cfg.eval.backend if cfg.explicit("backend") else None)
+    name, default = _backend_name(args, cfg)
+    backend = load_backend(args.weights, name, args.threads, imgsz, default=default)
+    if backend.tuned:
+        print(backend.tuned)
     C.refuse_other_tasks(cfg, backend.task)
     if imgsz and backend.fixed_imgsz not in (None, imgsz):
         raise C.ConfigError(f"{args.weights} is a static graph for {backend.fixed_imgsz} px input, not --imgsz {imgsz}")
@@ -350,7 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/predict", help="output folder (default: runs/predict)")
     p.add_argument("--threads", type=int, help="inference threads (default: one per core, or the tuned number)")
     p.add_argument("--tune", action="store_true", help="first measure backends, threads and spinning on this "
-                   "machine and keep the fastest next to the weights (<stem>.tune.json; see rtdet bench --tune)")
+                   "machine and keep the fastest next to the weights (<weights>.tune.json; see rtdet bench --tune)")
     add_config_flags(p, names=PREDICT_SETTINGS)
     p.set_defaults(handler=_cmd_predict)
 
@@ -388,7 +393,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "tuned choice)")
     p.add_argument("--tune", action="store_true", help="measure backends (ONNX Runtime, OpenVINO if installed), "
                    "threads, spinning and, with --data, int8 on this machine; print the table and write the "
-                   "fastest to <weights stem>.tune.json, which predict, bench and the Python API then use")
+                   "fastest to <weights>.tune.json, which predict, bench and the Python API then use")
     p.add_argument("--max-loss", type=float, default=0.005, help="with --tune --data: the largest drop of the "
                    "task's metric (absolute; mAP50-95, top-1 or mIoU) int8 may cost to be chosen (default: 0.005)")
     p.add_argument("--calib-images", type=int, default=200, help="with --tune --data: training images that "
@@ -410,7 +415,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "with 503 and Retry-After (default: 16)")
     p.add_argument("--max-mb", type=float, default=20.0, help="largest request body in MB; larger ones get 413 "
                    "(default: 20)")
-    p.add_argument("--threads", type=int, help="inference threads of the model (default: one per core)")
+    p.add_argument("--threads", type=int, help="inference threads of the model (default: one per core, or the "
+                   "tuned number)")
+    p.add_argument("--tune", action="store_true", help="first measure backends, threads and spinning for one stream "
+                   "of frames on this machine and keep the fastest next to the weights (see rtdet bench --tune)")
     add_config_flags(p, names=SERVE_SETTINGS)
     p.set_defaults(handler=_cmd_serve)
 
