@@ -47,7 +47,8 @@ VAL_SETTINGS = ("data", "root", "split", "imgsz", "batch", "workers", "rect", "v
                 "backend", "device", "metric")
 PREDICT_SETTINGS = ("imgsz", "conf", "iou", "max_det", "nms", "topk", "overlay_alpha", "backend")
 EXPORT_SETTINGS = ("imgsz", "conf", "iou", "max_det")
-BENCH_SETTINGS = ("imgsz", "conf", "iou", "max_det", "nms", "topk", "data", "root", "batch", "workers")  # data..: --tune --data
+BENCH_SETTINGS = ("imgsz", "conf", "iou", "max_det", "nms", "topk",
+                  "data", "root", "batch", "workers")  # data ... workers: --tune --data
 SERVE_SETTINGS = PREDICT_SETTINGS  # the server's defaults; a request may change conf, iou, max_det, topk, imgsz
 
 
