@@ -182,12 +182,11 @@ def _tune(args: argparse.Namespace, cfg: C.Config, imgsz: int | None, backend: s
     print(f"wrote {write_tuning(report)}")
 
 
-def _cmd_predict(args: argparse.Namespace) -> int:
-    from rtdet.deploy.predict import predict_source
+def _deploy_backend(args: argparse.Namespace, cfg: C.Config, imgsz: int | None) -> Any:
+    """predict's and serve's backend: ``--tune`` first when asked, then :func:`rtdet.deploy.runtime.load_backend`
+    (printing the tuned settings it applied), refusing settings of another task."""
     from rtdet.deploy.runtime import load_backend
-    from rtdet.tasks import get_task
 
-    cfg, imgsz = _deploy_config(args)
     if args.tune:
         _tune(args, cfg, imgsz, cfg.eval.backend if cfg.explicit("backend") else None)
     name, default = _backend_name(args, cfg)
@@ -195,6 +194,15 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     if backend.tuned:
         print(backend.tuned)
     C.refuse_other_tasks(cfg, backend.task)
+    return backend
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from rtdet.deploy.predict import predict_source
+    from rtdet.tasks import get_task
+
+    cfg, imgsz = _deploy_config(args)
+    backend = _deploy_backend(args, cfg, imgsz)
     result = predict_source(backend, args.source, args.out, imgsz, settings=get_task(backend.task).settings(cfg))
     print(f"{len(result.records)} results, {len(result.files)} files written to {args.out}"
           + (f", {len(result.skipped)} skipped" if result.skipped else ""))
@@ -285,7 +293,6 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from rtdet.deploy.runtime import load_backend
     from rtdet.tasks import get_task
 
     try:
@@ -300,13 +307,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         if not ok:
             raise C.ConfigError(f"rtdet serve: {flag} must be {expected}, got {value:g}")
     cfg, imgsz = _deploy_config(args)
-    if args.tune:
-        _tune(args, cfg, imgsz, cfg.eval.backend if cfg.explicit("backend") else None)
-    name, default = _backend_name(args, cfg)
-    backend = load_backend(args.weights, name, args.threads, imgsz, default=default)
-    if backend.tuned:
-        print(backend.tuned)
-    C.refuse_other_tasks(cfg, backend.task)
+    backend = _deploy_backend(args, cfg, imgsz)
     if imgsz and backend.fixed_imgsz not in (None, imgsz):
         raise C.ConfigError(f"{args.weights} is a static graph for {backend.fixed_imgsz} px input, not --imgsz {imgsz}")
     backend.imgsz = imgsz or backend.imgsz  # the size of requests that name none
