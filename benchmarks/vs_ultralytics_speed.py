@@ -7,7 +7,7 @@ Four tables from one run, on the same coco128 photos (decoded once beforehand, a
 
 1. *Each tool as its user runs it, with its own defaults.* rtdet: the frame path of ``rtdet predict`` /
    ``bench`` (:class:`rtdet.deploy.runtime.Pipeline`) with the default settings (ONNX Runtime, a thread per
-   core, no spinning) and with the tuned ones (``<weights stem>.tune.json``; ``rtdet bench --tune`` is run
+   core, no spinning) and with the tuned ones (``<weights>.tune.json``; ``rtdet bench --tune`` is run
    first when there is none). Ultralytics: its own predict path, ``YOLO("x.onnx").predict(image,
    imgsz=...)`` (its ONNX Runtime session with its default options, its letterbox, its NMS, its per-stage
    ``speed``), on YOLO11n and YOLO26n exported by its own exporter with its defaults, run in its own

@@ -47,7 +47,8 @@ VAL_SETTINGS = ("data", "root", "split", "imgsz", "batch", "workers", "rect", "v
                 "backend", "device", "metric")
 PREDICT_SETTINGS = ("imgsz", "conf", "iou", "max_det", "nms", "topk", "overlay_alpha", "backend")
 EXPORT_SETTINGS = ("imgsz", "conf", "iou", "max_det")
-BENCH_SETTINGS = ("imgsz", "conf", "iou", "max_det", "nms", "topk", "data", "root", "batch", "workers")  # data..: --tune --data
+BENCH_SETTINGS = ("imgsz", "conf", "iou", "max_det", "nms", "topk",
+                  "data", "root", "batch", "workers")  # data ... workers: --tune --data
 SERVE_SETTINGS = PREDICT_SETTINGS  # the server's defaults; a request may change conf, iou, max_det, topk, imgsz
 
 
@@ -181,12 +182,11 @@ def _tune(args: argparse.Namespace, cfg: C.Config, imgsz: int | None, backend: s
     print(f"wrote {write_tuning(report)}")
 
 
-def _cmd_predict(args: argparse.Namespace) -> int:
-    from rtdet.deploy.predict import predict_source
+def _deploy_backend(args: argparse.Namespace, cfg: C.Config, imgsz: int | None) -> Any:
+    """predict's and serve's backend: ``--tune`` first when asked, then :func:`rtdet.deploy.runtime.load_backend`
+    (printing the tuned settings it applied), refusing settings of another task."""
     from rtdet.deploy.runtime import load_backend
-    from rtdet.tasks import get_task
 
-    cfg, imgsz = _deploy_config(args)
     if args.tune:
         _tune(args, cfg, imgsz, cfg.eval.backend if cfg.explicit("backend") else None)
     name, default = _backend_name(args, cfg)
@@ -194,6 +194,15 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     if backend.tuned:
         print(backend.tuned)
     C.refuse_other_tasks(cfg, backend.task)
+    return backend
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from rtdet.deploy.predict import predict_source
+    from rtdet.tasks import get_task
+
+    cfg, imgsz = _deploy_config(args)
+    backend = _deploy_backend(args, cfg, imgsz)
     result = predict_source(backend, args.source, args.out, imgsz, settings=get_task(backend.task).settings(cfg))
     print(f"{len(result.records)} results, {len(result.files)} files written to {args.out}"
           + (f", {len(result.skipped)} skipped" if result.skipped else ""))
@@ -284,7 +293,6 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from rtdet.deploy.runtime import load_backend
     from rtdet.tasks import get_task
 
     try:
@@ -299,11 +307,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         if not ok:
             raise C.ConfigError(f"rtdet serve: {flag} must be {expected}, got {value:g}")
     cfg, imgsz = _deploy_config(args)
-    name, default = _backend_name(args, cfg)
-    backend = load_backend(args.weights, name, args.threads, imgsz, default=default)
-    if backend.tuned:
-        print(backend.tuned, flush=True)
-    C.refuse_other_tasks(cfg, backend.task)
+    backend = _deploy_backend(args, cfg, imgsz)
     if imgsz and backend.fixed_imgsz not in (None, imgsz):
         raise C.ConfigError(f"{args.weights} is a static graph for {backend.fixed_imgsz} px input, not --imgsz {imgsz}")
     backend.imgsz = imgsz or backend.imgsz  # the size of requests that name none
@@ -353,7 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/predict", help="output folder (default: runs/predict)")
     p.add_argument("--threads", type=int, help="inference threads (default: one per core, or the tuned number)")
     p.add_argument("--tune", action="store_true", help="first measure backends, threads and spinning on this "
-                   "machine and keep the fastest next to the weights (<stem>.tune.json; see rtdet bench --tune)")
+                   "machine and keep the fastest next to the weights (<weights>.tune.json; see rtdet bench --tune)")
     add_config_flags(p, names=PREDICT_SETTINGS)
     p.set_defaults(handler=_cmd_predict)
 
@@ -391,7 +395,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "tuned choice)")
     p.add_argument("--tune", action="store_true", help="measure backends (ONNX Runtime, OpenVINO if installed), "
                    "threads, spinning and, with --data, int8 on this machine; print the table and write the "
-                   "fastest to <weights stem>.tune.json, which predict, bench and the Python API then use")
+                   "fastest to <weights>.tune.json, which predict, bench and the Python API then use")
     p.add_argument("--max-loss", type=float, default=0.005, help="with --tune --data: the largest drop of the "
                    "task's metric (absolute; mAP50-95, top-1 or mIoU) int8 may cost to be chosen (default: 0.005)")
     p.add_argument("--calib-images", type=int, default=200, help="with --tune --data: training images that "
@@ -413,7 +417,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "with 503 and Retry-After (default: 16)")
     p.add_argument("--max-mb", type=float, default=20.0, help="largest request body in MB; larger ones get 413 "
                    "(default: 20)")
-    p.add_argument("--threads", type=int, help="inference threads of the model (default: one per core)")
+    p.add_argument("--threads", type=int, help="inference threads of the model (default: one per core, or the "
+                   "tuned number)")
+    p.add_argument("--tune", action="store_true", help="first measure backends, threads and spinning for one stream "
+                   "of frames on this machine and keep the fastest next to the weights (see rtdet bench --tune)")
     add_config_flags(p, names=SERVE_SETTINGS)
     p.set_defaults(handler=_cmd_serve)
 

@@ -173,14 +173,14 @@ def check_bench(ws: Path, _: Outcome) -> None:
 
 def check_tune(int8: bool) -> Callable[[Path, Outcome], None]:
     def check(ws: Path, run: Outcome) -> None:
-        saved = _json(ws / WEIGHTS / "best.tune.json")
+        saved = _json(ws / WEIGHTS / "best.pt.tune.json")
         assert saved["choice"]["backend"] in ("onnxruntime", "openvino") and saved["choice"]["imgsz"] == 64
         assert saved["measured"] and saved["model"] == "best.pt" and len(saved["sha256"]) == 64
         if int8:  # scored on the val split for every backend measured, float32 and int8
             assert {m["precision"] for m in saved["measured"]} == {"float32", "int8"}
             assert all(m["metric"] is not None for m in saved["measured"]) and "AP float32 -> int8" in run.stdout
             if saved["choice"]["precision"] == "int8":
-                assert (ws / WEIGHTS / "best.int8.onnx").is_file()
+                assert (ws / WEIGHTS / "best.pt.int8.onnx").is_file()
         else:
             assert {m["precision"] for m in saved["measured"]} == {"float32"} and "int8: not a candidate" in run.stdout
 
@@ -412,15 +412,15 @@ RUNS: dict[str, Run] = {
              "rtdet serve: stopped (SIGINT): 1 predictions")),
     # The CPU runtime
     "rtdet bench --weights runs/digits/weights/best.pt --tune": Run(
-        "bench-tune", "--imgsz 64 --runs 6", needs=("train",), slow=True, files=(f"{WEIGHTS}/best.tune.json",),
+        "bench-tune", "--imgsz 64 --runs 6", needs=("train",), slow=True, files=(f"{WEIGHTS}/best.pt.tune.json",),
         out=("e2e ms", "chosen:"), check=check_tune(int8=False)),
     "rtdet bench --weights runs/digits/weights/best.pt --tune --data datasets/digits/data.yaml": Run(
         "bench-tune-int8", "--imgsz 64 --runs 6 --calib-images 4 --batch 8 --workers 0", needs=("bench-tune",),
-        slow=True, files=(f"{WEIGHTS}/best.tune.json",), out=("chosen:",), check=check_tune(int8=True)),
+        slow=True, files=(f"{WEIGHTS}/best.pt.tune.json",), out=("chosen:",), check=check_tune(int8=True)),
     "rtdet predict --weights runs/digits/weights/best.pt --source datasets/digits/images/val --out runs/predict-tuned "
     "--tune": Run(
         "predict-tuned", "--imgsz 64 --conf 0.001 --max-det 5", needs=("bench-tune-int8",), slow=True,
-        files=("runs/predict-tuned/predictions.json",), out=("chosen:", "tuned settings from best.tune.json"),
+        files=("runs/predict-tuned/predictions.json",), out=("chosen:", "tuned settings from best.pt.tune.json"),
         check=check_predict("runs/predict-tuned", video=False)),
     "rtdet val --weights runs/digits/weights/best.onnx --data datasets/digits/data.yaml --backend openvino": Run(
         "val-openvino", "--batch 8 --workers 0", needs=("export", "openvino"), slow=True,

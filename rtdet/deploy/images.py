@@ -40,6 +40,7 @@ class FrameInput:
     ``fill(pixels uint8 [h, w, 3], top, left)`` writes ``pixels / 255`` (float32, channels first) at
     ``(top, left)`` and :data:`~rtdet.data.transforms.PAD_VALUE` ``/ 255`` around it (written only when the
     placement changed since the previous frame); ``h, w <= S``. The array is overwritten by the next ``fill``.
+    Raises ValueError for anything but uint8 HxWx3 pixels.
     """
 
     def __init__(self, imgsz: int) -> None:
@@ -48,6 +49,8 @@ class FrameInput:
         self._plane_memory = np.empty(3 * imgsz * imgsz, np.uint8)  # views of it hold the split channels
 
     def fill(self, pixels: np.ndarray, top: int = 0, left: int = 0) -> np.ndarray:
+        if pixels.dtype != np.uint8 or pixels.ndim != 3 or pixels.shape[2] != 3:
+            raise ValueError(f"expected a uint8 HxWx3 image, got {pixels.dtype} {tuple(pixels.shape)}")
         h, w = pixels.shape[:2]
         content = self.array[0, :, top:top + h, left:left + w]
         if self._placed != (top, left, h, w):

@@ -17,7 +17,7 @@ both files are scored on the validation split by ``rtdet val``'s code on every b
 int8 may win only where its loss in the task's metric is at most ``max_loss`` (absolute, e.g.
 0.005 = half a point of mAP50-95). Without ``--data`` int8 is not measured, and the report says so.
 
-The choice is written to ``<weights stem>.tune.json`` (:func:`tune_path`) with the table that decided
+The choice is written to ``<weights file name>.tune.json`` (:func:`tune_path`) with the table that decided
 it, the CPU, the load average and a SHA-256 of the weights; :func:`read_tuning` gives it to
 :func:`rtdet.deploy.runtime.load_backend` (``predict``, ``bench`` and the Python API), which applies
 it only while the weights are unchanged and the input size is the one measured.
@@ -71,7 +71,7 @@ class Measured:
 
 @dataclass
 class Tuning:
-    """What ``<stem>.tune.json`` says to run (see :func:`read_tuning`)."""
+    """What ``<weights>.tune.json`` says to run (see :func:`read_tuning`)."""
 
     backend: str
     threads: int
@@ -89,9 +89,9 @@ class Tuning:
 
 
 def tune_path(weights: str | Path) -> Path:
-    """``best.pt`` / ``best.onnx`` -> ``best.tune.json`` next to them."""
+    """``best.pt`` -> ``best.pt.tune.json`` next to it (the full name: ``best.onnx`` has its own)."""
     weights = Path(weights)
-    return weights.with_name(weights.stem + TUNE_SUFFIX)
+    return weights.with_name(weights.name + TUNE_SUFFIX)
 
 
 def sha256(path: str | Path) -> str:
@@ -153,6 +153,8 @@ def read_tuning(weights: str | Path, imgsz: int | None = None) -> tuple[Tuning |
         digest, files = data["sha256"], data.get("files", {})
     except (ValueError, KeyError, TypeError) as e:
         return None, f"{path}: not a readable tuning file ({e}); ignored"
+    if data.get("model", Path(weights).name) != Path(weights).name:  # renamed or copied: not what was measured
+        return None, f"{path} was measured for {data.get('model')}, not {Path(weights).name}; ignored"
     if sha256(weights) != digest:
         return None, f"{path} was measured for other weights ({Path(weights).name} changed since); ignored: " \
                      "run rtdet bench --tune again"
@@ -374,7 +376,7 @@ def tune(weights: str | Path, imgsz: int | None = None, settings: dict[str, Any]
         report = TuneReport(weights, size, imgsz is not None, measured, chosen, why, int8_note,
                             (load0, os.getloadavg()[0]), n_cores, metric, reference)
         if chosen.candidate.precision == "int8":
-            target = weights.with_name(f"{weights.stem}.int8.onnx")
+            target = weights.with_name(f"{weights.name}.int8.onnx")  # not best.int8.onnx: export --int8 writes that
             shutil.copyfile(int8, target)
             report.files = {target.name: sha256(target)}
     return report

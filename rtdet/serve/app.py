@@ -55,8 +55,8 @@ class Predictor:
     def __init__(self, backend: Backend, settings: dict[str, Any]) -> None:
         self.backend, self.settings, self.task = backend, dict(settings), get_task(backend.task)
         self.applies = tuple(p for p in schemas.PARAMS if p == "imgsz" or p in settings)  # the model's parameters
-        if backend.name == "onnxruntime":
-            # decoding's torch ops (NMS, filtering) stay on the worker's own thread next to ONNX Runtime's
+        if backend.name != "torch":
+            # decoding's torch ops (NMS, filtering) stay on the worker's own thread next to the runtime's
             # (what infer's host_threads does per call; set once here since several workers enter it at once)
             torch.set_num_threads(1)
 

@@ -15,8 +15,8 @@ to the next:
 - deployment: ``preprocess(image uint8 HxWx3 RGB, imgsz) -> (input float [1, 3, S, S],
   geometry)``; ``preprocessor(imgsz) -> preprocess(image)``, the same for a stream of frames with its
   buffers reused (each input is overwritten by the next frame); ``predictions(outputs tuple of tensors
-  [B, ...], input (H, W), settings) -> B eval-mode predictions`` (what the PyTorch model returns in eval mode, from the export
-  outputs, so an ONNX Runtime session can stand in for the model);
+  [B, ...], input (H, W), settings) -> B eval-mode predictions`` (what the PyTorch model returns in eval
+  mode, from the export outputs, so an ONNX Runtime session can stand in for the model);
   ``decode(outputs, geometry, image shape, names, settings) -> result`` for one image; ``response(result) ->
   dict`` the HTTP API's JSON answer for it (``rtdet serve``); ``annotate(image, result) -> image``; ``records(result,
   image_name) -> list of json-ready dicts``; ``save(result, out_dir, image_name, frame) -> [paths]`` the files

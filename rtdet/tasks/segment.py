@@ -391,5 +391,5 @@ def response(result: dict[str, Any]) -> dict[str, Any]:
 
 TASK = Task(name="segment", metric="mIoU", open_split=open_split, build_loader=build_loader, collect=collect,
             metric_fn=metric_fn, final_report=final_report, summary=summary, preprocess=preprocess,
-            preprocessor=preprocessor, predictions=predictions, decode=decode, response=response, annotate=annotate, records=records,
-            settings=settings, chance=chance, save=save)
+            preprocessor=preprocessor, predictions=predictions, decode=decode, response=response,
+            annotate=annotate, records=records, settings=settings, chance=chance, save=save)

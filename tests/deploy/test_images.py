@@ -48,3 +48,10 @@ def test_classify_stream_equals_the_evaluation_transform():
         ref = np.divide(ClassifyTransform(64, train=False)(rgb)[None], np.float32(255), dtype=np.float32)
         x, geometry = pre(image)
         assert geometry is None and np.array_equal(x.numpy(), ref), image.shape
+
+
+def test_only_uint8_rgb_is_taken():
+    stream = Letterbox(64)
+    for bad in (np.zeros((8, 8, 3), np.uint16), np.zeros((8, 8, 4), np.uint8), np.zeros((8, 8, 3), np.float32)):
+        with pytest.raises(ValueError, match="uint8 HxWx3"):
+            stream(bad)

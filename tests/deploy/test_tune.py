@@ -53,11 +53,11 @@ def test_tune_writes_a_file_that_load_backend_applies_while_current(model_file, 
     table = report.table()
     assert len(report.measured) == 2 and "chosen:" in table and "int8: not a candidate" in table
     path = write_tuning(report)
-    assert path == tune_path(model_file) and path.name == "m.tune.json"
+    assert path == tune_path(model_file) and path.name == "m.onnx.tune.json"
     saved = json.loads(path.read_text())
     assert saved["choice"]["threads"] == 1 and saved["cpu"] and len(saved["measured"]) == 2
     backend = load_backend(model_file)
-    assert "tuned settings from m.tune.json" in backend.tuned
+    assert "tuned settings from m.onnx.tune.json" in backend.tuned
     options = backend.session.get_session_options()
     assert options.intra_op_num_threads == 1
     assert options.get_session_config_entry("session.intra_op.allow_spinning") == ("1" if report.chosen.candidate.spin
@@ -86,5 +86,5 @@ def test_cli_tune_prints_the_table_and_predict_uses_it(model_file, tmp_path, cap
     source.mkdir()
     cv2.imwrite(str(source / "a.jpg"), sample_images(1)[0][..., ::-1])
     assert main(["predict", "--weights", str(model_file), "--source", str(source), "--out", str(tmp_path / "p")]) == 0
-    assert "tuned settings from m.tune.json" in capsys.readouterr().out
+    assert "tuned settings from m.onnx.tune.json" in capsys.readouterr().out
     assert main(["bench", "--model", "rtdet-n", "--tune"]) == 2  # nothing to write the choice next to
