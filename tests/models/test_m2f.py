@@ -14,7 +14,7 @@ from rtdet.models import build_from_config, build_model
 from rtdet.models.m2f.model import M2F_SCALES, build_m2f, semantic_scores
 from rtdet.registry import MODELS
 from tests.models.test_layers import _randomize_bn
-from tests.models.test_seg import _targets
+from tests.models.test_seg import _targets, assert_rebuilds_and_fuses
 
 SMALL = {"num_queries": 12, "num_decoder_layers": 3}  # quick variants for contract tests
 
@@ -78,15 +78,7 @@ def test_semantic_scores_are_class_probabilities_times_mask_probabilities():
 
 def test_fused_equals_unfused_and_rebuilds_from_build_args(one_thread):
     torch.manual_seed(0)
-    model = build_model("rtdet-m2f", 4, **SMALL).eval()
-    _randomize_bn(model)
-    x = torch.rand(1, 3, 64, 64)
-    with torch.no_grad():
-        ref = model.forward_raw(x)[0]
-        again = build_m2f(**model.build_args)
-        again.load_state_dict(model.state_dict())
-        torch.testing.assert_close(again.eval().forward_raw(x)[0], ref)
-        torch.testing.assert_close(model.fuse().forward_raw(x)[0], ref, atol=1e-4, rtol=1e-4)
+    assert_rebuilds_and_fuses(build_model("rtdet-m2f", 4, **SMALL))
 
 
 def test_backbone_transfers_and_trains_at_a_tenth_of_the_learning_rate():
@@ -138,30 +130,13 @@ def test_info_prints_params_and_gflops(capsys):
 
 def test_learns_four_street_scenes(tmp_path, one_thread):
     """60 steps (~30 s of one core) on 4 CamVid images at 128 px: mIoU on them far above chance (measured:
-    mIoU 0.555, aAcc 0.907; predicting the majority class everywhere: mIoU 0.037, aAcc 0.37). GroupNorm: in 60 steps at this
-    learning rate the weights move faster than BatchNorm's running statistics follow (scored in train mode, the
-    same network reaches 0.62; in eval mode 0.003), so the test scores a network that behaves alike in both."""
-    from rtdet.metrics.segmentation import SegmentationMetric
-    from rtdet.tasks.segment import TASK
-    from tests.tasks.test_segment import camvid_subset
+    mIoU 0.555, aAcc 0.907; the majority class everywhere: mIoU 0.037, aAcc 0.37). GroupNorm: in 60 steps at
+    this learning rate the weights move faster than BatchNorm's running statistics follow (scored in train mode,
+    the same network reaches 0.62; in eval mode 0.003), so the test scores a network that behaves alike in both."""
+    from tests.tasks.test_segment import camvid_subset, overfit
 
-    data = camvid_subset(tmp_path, n_train=4, n_val=1)
-    cfg = load_config(None, {"model": "rtdet-m2f", "data": str(data), "imgsz": 128, "batch": 4, "workers": 0})
-    images, targets = next(iter(TASK.build_loader(TASK.open_split(cfg, "train"), cfg, False)))  # no augmentation
     torch.manual_seed(0)
     model = build_model("rtdet-m2f", 11, norm="gn")
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05)
-    x = images.float() / 255
-    for _ in range(60):
-        loss = sum(model.train()(x, targets).values())
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    with torch.no_grad():
-        preds = model.eval()(x)
-    metric = SegmentationMetric(11, 255)
-    for p, t in zip(preds, targets):
-        metric.update(p["logits"].argmax(0), t["mask"])
-    res = metric.compute()
-    majority = res.label_area.max() / res.label_area.sum()
+    res, majority = overfit(model, camvid_subset(tmp_path, n_train=4, n_val=1), 128,
+                            torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05), 60)
     assert res.aacc > majority + 0.3 and res.miou > 0.35, (res.aacc, majority, res.miou)

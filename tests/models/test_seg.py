@@ -64,16 +64,23 @@ def test_transposed_starts_as_bilinear_and_pixelshuffle_as_nearest():
     assert (blocks - blocks[:, :, :, :1, :, :1]).abs().max() == 0
 
 
-def test_fused_equals_unfused_and_rebuilds_from_build_args():
-    model = build_model("rtdet-seg-n", 4, upsample="transposed").eval()
+def assert_rebuilds_and_fuses(model):
+    """``build_model(**model.build_args)`` with ``model``'s weights, and ``model.fuse()``, give its export output
+    (BatchNorm statistics randomized first, so that folding them is not a no-op)."""
+    model.eval()
     _randomize_bn(model)
     x = torch.rand(1, 3, 64, 64)
     with torch.no_grad():
         ref = model.forward_raw(x)[0]
-        again = build_segmenter(**model.build_args)
+        again = build_model(**model.build_args)
         again.load_state_dict(model.state_dict())
         torch.testing.assert_close(again.eval().forward_raw(x)[0], ref)
         torch.testing.assert_close(model.fuse().forward_raw(x)[0], ref, atol=1e-4, rtol=1e-4)
+
+
+def test_fused_equals_unfused_and_rebuilds_from_build_args():
+    model = build_model("rtdet-seg-n", 4, upsample="transposed")
+    assert_rebuilds_and_fuses(model)
     assert model.build_args["upsample"] == "transposed"
 
 

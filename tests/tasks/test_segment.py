@@ -290,29 +290,34 @@ def test_overfits_four_street_scenes(data, one_thread):
     """100 steps (~4 s) on 4 CamVid images at 64 px: pixel accuracy on them far above the majority class's
     share (measured: aAcc 0.73, majority 0.37, mIoU 0.39; predicting the majority class: mIoU 0.037). Scored in
     eval mode: BatchNorm's running statistics lag the weights, so 30 steps scored only 0.52."""
-    from rtdet.config import load_config
     from rtdet.models import build_model
 
-    cfg = load_config(None, {"model": "rtdet-seg-n", "data": str(data), "imgsz": 64, "batch": 4, "workers": 0})
-    ds = TASK.open_split(cfg, "train")
-    images, targets = next(iter(TASK.build_loader(ds, cfg, False)))  # letterboxed, no augmentation
     torch.manual_seed(0)
     model = build_model("rtdet-seg-n", 11)
-    opt = torch.optim.AdamW(model.parameters(), lr=0.01)
+    res, majority = overfit(model, data, 64, torch.optim.AdamW(model.parameters(), lr=0.01), 100)
+    assert res.aacc > majority + 0.25 and res.miou > 0.25, (res.aacc, majority, res.miou)
+
+
+def overfit(model, data, imgsz, optimizer, steps):
+    """Train ``model`` for ``steps`` steps on the training images of ``data`` (one batch, letterboxed to ``imgsz``,
+    no augmentation), then score it in eval mode on them: ``(SegmentationResult, the majority class's pixel share)``."""
+    from rtdet.config import load_config
+
+    cfg = load_config(None, {"model": "rtdet-seg-n", "data": str(data), "imgsz": imgsz, "batch": 4, "workers": 0})
+    images, targets = next(iter(TASK.build_loader(TASK.open_split(cfg, "train"), cfg, False)))
     x = images.float() / 255
-    for _ in range(100):
+    for _ in range(steps):
         loss = sum(model.train()(x, targets).values())
-        opt.zero_grad()
+        optimizer.zero_grad()
         loss.backward()
-        opt.step()
+        optimizer.step()
     with torch.no_grad():
         preds = model.eval()(x)
-    metric = SegmentationMetric(11, 255)
+    metric = SegmentationMetric(model.num_classes, 255)
     for p, t in zip(preds, targets):
         metric.update(p["logits"].argmax(0), t["mask"])
     res = metric.compute()
-    majority = res.label_area.max() / res.label_area.sum()
-    assert res.aacc > majority + 0.25 and res.miou > 0.25, (res.aacc, majority, res.miou)
+    return res, res.label_area.max() / res.label_area.sum()
 
 
 def test_m2f_runs_every_command(data, tmp_path):

@@ -58,10 +58,11 @@ class MultiheadAttention(nn.Module):
         """``attn_mask`` bool ``[Lq, Lk]`` (or ``[B * h, Lq, Lk]``, or ``[B, h or 1, Lq, Lk]``): True where a
         query may not look, as in ``torch.nn.MultiheadAttention``. A query must be allowed at least one key."""
         q, k, v = self._split(self.q_proj(query)), self._split(self.k_proj(key)), self._split(self.v_proj(value))
-        allowed = None
-        if attn_mask is not None:  # scaled_dot_product_attention's boolean mask says where a query may look
-            allowed = ~(attn_mask.unflatten(0, (-1, self.heads)) if attn_mask.dim() == 3 else attn_mask)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed,
+        bias = None
+        if attn_mask is not None:  # -inf added to the blocked scores: a boolean mask exports to two Where nodes
+            blocked = attn_mask.unflatten(0, (-1, self.heads)) if attn_mask.dim() == 3 else attn_mask
+            bias = torch.zeros_like(blocked, dtype=q.dtype).masked_fill(blocked, float("-inf"))
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias,
                                              dropout_p=self.dropout if self.training else 0.0)
         return self.out_proj(out.transpose(1, 2).flatten(2))  # [B, Lq, D]
 

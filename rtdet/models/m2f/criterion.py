@@ -54,9 +54,11 @@ class M2FCriterion:
                  oversample: float = 3.0, importance: float = 0.75) -> None:
         self.num_classes, self.matcher = num_classes, matcher or MaskMatcher(num_points=num_points)
         self.gains = {"loss_ce": class_gain, "loss_mask": mask_gain, "loss_dice": dice_gain}
-        self.no_object, self.num_points, self.oversample, self.importance = no_object, num_points, oversample, importance
+        self.no_object, self.num_points = no_object, num_points
+        self.oversample, self.importance = oversample, importance
 
-    def class_loss(self, logits: Tensor, targets: list[dict[str, Tensor]], pairs: list[tuple[Tensor, Tensor]]) -> Tensor:
+    def class_loss(self, logits: Tensor, targets: list[dict[str, Tensor]],
+                   pairs: list[tuple[Tensor, Tensor]]) -> Tensor:
         """Weighted cross-entropy of ``logits`` [B, Q, K+1]; unpaired queries' class is ``K`` ("no object")."""
         wanted = torch.full(logits.shape[:2], self.num_classes, dtype=torch.int64, device=logits.device)
         for b, (q, n) in enumerate(pairs):

@@ -34,7 +34,8 @@ def _layer():
 
 def test_an_empty_mask_falls_back_to_full_attention():
     layer = _layer()
-    x, pos, memory, memory_pos = torch.randn(2, 5, 16), torch.randn(5, 16), torch.randn(2, 12, 16), torch.randn(1, 12, 16)
+    x, pos = torch.randn(2, 5, 16), torch.randn(5, 16)
+    memory, memory_pos = torch.randn(2, 12, 16), torch.randn(1, 12, 16)
     embed, features = torch.randn(2, 5, 16), -torch.ones(2, 16, 3, 4)
     features[:, 1:] = 0  # every mask logit is -embed[..., 0]: make them all negative
     embed[..., 0] = embed[..., 0].abs() + 0.1
