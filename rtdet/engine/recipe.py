@@ -33,7 +33,9 @@ from scratch, rtdet-n, 320 px, batch 16, seed 0, on bccd, coco128 and digits):
 A task adds its own (the detect task: ``close_mosaic``, see
 :func:`rtdet.data.pipeline.auto_close_mosaic`); a family may change the numbers
 (:data:`FAMILY_RECIPES`) and resolve its own settings (its registry entry's ``recipe``:
-Faster R-CNN's frozen backbone stages and BatchNorm, :func:`rtdet.models.faster_rcnn.rcnn_recipe`).
+Faster R-CNN's frozen backbone stages and BatchNorm, :func:`rtdet.models.faster_rcnn.rcnn_recipe`; the DETR
+family's schedule, clipping and no accumulation, :func:`rtdet.models.detr.recipe.detr_recipe`). A family's
+choice of a setting replaces the engine's.
 """
 
 from __future__ import annotations
