@@ -60,7 +60,9 @@ def semantic_scores(logits: Tensor, embed: Tensor, features: Tensor) -> Tensor:
 
     Mask2Former upsamples the ``Q`` mask logits to the image before this sum; here the ``K`` scores are
     upsampled after it (:meth:`Mask2Former.semantic`): ``Q / K`` times fewer maps to resample (100 / 11 on
-    CamVid), the same maps except within a pixel or two of mask edges.
+    CamVid). Upsampling the scores is a convex combination of the nearest stride-4 pixels' scores, so where
+    those agree on the class the result keeps it; the two orders differ only in where a class boundary falls
+    between stride-4 pixels.
     """
     masks = torch.einsum("bqd,bdhw->bqhw", embed, features).sigmoid()
     return torch.einsum("bqk,bqhw->bkhw", logits.softmax(-1)[..., :-1], masks)
