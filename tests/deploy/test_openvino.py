@@ -1,6 +1,10 @@
 """The OpenVINO backend: the same outputs as PyTorch and ONNX Runtime, behind the same call, in val and bench."""
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -11,6 +15,7 @@ from rtdet.deploy.runtime import OrtBackend, TorchBackend, infer, load_backend
 from rtdet.errors import ModelError
 from tests.deploy.conftest import DECODE, NAMES
 
+ROOT = Path(__file__).resolve().parents[2]
 pytest.importorskip("onnxruntime")
 pytest.importorskip("openvino", reason="openvino not installed (pip install 'rtdet[openvino]')")
 
@@ -78,3 +83,34 @@ def test_val_and_bench_run_on_openvino(onnx_file, checkpoint, tmp_path, capsys):
     assert main(["bench", "--weights", str(checkpoint), "--backend", "openvino", "--imgsz", "160", "--runs", "3",
                  "--warmup", "1", "--threads", "1", "--json", str(tmp_path / "b.json")]) == 0
     assert json.loads((tmp_path / "b.json").read_text())["backend"] == "openvino"
+
+
+# Two OpenVINO models freed first-made-first-freed, then child processes under a Python SIGCHLD handler (as
+# PyTorch's DataLoader installs): without keep_signal_stack the thread's alternate signal stack is left pointing
+# at unmapped memory and the first SIGCHLD kills the process (SIGSEGV), as it did the whole test suite once.
+FREED_IN_ORDER = """\
+import gc, signal, subprocess, sys
+import torch
+from rtdet.deploy.openvino import signal_stack
+from rtdet.deploy.runtime import load_backend
+signal.signal(signal.SIGCHLD, lambda *a: None)
+before = signal_stack()
+first = load_backend(sys.argv[1], "openvino", threads=1)
+second = load_backend(sys.argv[1], "openvino", threads=1)
+first(torch.zeros(1, 3, 160, 160)); second(torch.zeros(1, 3, 160, 160))
+assert signal_stack() == before, (signal_stack(), before)
+del first; gc.collect()
+del second; gc.collect()
+assert signal_stack() == before, (signal_stack(), before)
+for _ in range(5):
+    subprocess.run([sys.executable, "-c", "pass"], check=True)
+print("survived")
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="sigaltstack is read through Linux's stack_t")
+def test_models_freed_in_any_order_leave_the_signal_stack_as_found(onnx_file):
+    for faulthandler in ([], ["-X", "faulthandler"]):  # no alternate stack at first; faulthandler's
+        r = subprocess.run([sys.executable, *faulthandler, "-c", FREED_IN_ORDER, str(onnx_file)], capture_output=True,
+                           text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        assert r.returncode == 0 and "survived" in r.stdout, (r.returncode, r.stderr[-2000:])
