@@ -18,7 +18,8 @@ call are exported and timed in alternating rounds, so their ratio holds on a sha
 ``--bench TAG ...`` times stored rows again, together, without training.
 Results accumulate in ``<out>/<data name>/results.json`` (one entry per model and tag).
 
-``--digits TRAIN VAL`` generates the digits set at that size (once, under ``--out``) and trains on it.
+``--digits TRAIN VAL`` generates the digits set of that many images, drawn at ``--imgsz`` (once, under
+``--out``), and trains on it.
 Not a timed test: a run takes minutes to hours on a 2-core CPU.
 """
 
@@ -42,9 +43,9 @@ def data_settings(args: argparse.Namespace, out: Path) -> dict:
     from rtdet.data.digits import generate_digits
 
     n_train, n_val = args.digits
-    root = out / f"digits_{n_train}_{n_val}"
-    if not (root / "data.yaml").is_file():
-        generate_digits(root, n_train=n_train, n_val=n_val, seed=args.seed)
+    root = out / "digits"
+    if not (root / "data.yaml").is_file():  # drawn at the training size: digits keep their size in pixels
+        generate_digits(root, n_train=n_train, n_val=n_val, imgsz=args.imgsz, seed=args.seed)
     return {"data": "digits", "root": str(root)}
 
 
@@ -129,7 +130,7 @@ def main() -> None:
     parser.add_argument("--out", default=str(HERE.parent / "runs" / "detr"))
     parser.add_argument("--table", action="store_true", help="print the table of the stored results only")
     args = parser.parse_args()
-    name = f"digits_{args.digits[0]}_{args.digits[1]}" if args.digits else Path(args.data).stem
+    name = f"digits_{args.digits[0]}_{args.digits[1]}_{args.imgsz}" if args.digits else Path(args.data).stem
     out = Path(args.out) / name
     out.mkdir(parents=True, exist_ok=True)
     store = out / "results.json"

@@ -2,6 +2,7 @@
 
     python benchmarks/vs_torchvision_seg.py [--epochs 30] [--imgsz 480] [--batch 8] [--seed 0] [--threads 2]
     python benchmarks/vs_torchvision_seg.py --upsample      # rtdet-seg-n with each of its four upsamplers
+    python benchmarks/vs_torchvision_seg.py --models rtdet-seg-n lraspp_mobilenet_v3_large   # some of them
 
 Data: ``../shared/data/camvid`` (184 train / 101 val images at 480x360, 11 classes, value 11
 unlabelled), read through a data.yaml written into the output folder; ``--train-images`` /
@@ -47,6 +48,8 @@ CAMVID_NAMES = ["sky", "building", "pole", "road", "pavement", "tree", "sign_sym
                 "bicyclist"]
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 UPSAMPLERS = ("nearest", "bilinear", "transposed", "pixelshuffle")
+MODELS = {"rtdet-seg-n": ("rtdet-seg-n", "bilinear"), "rtdet-m2f": ("rtdet-m2f", ""),  # label: (model, upsampler)
+          "lraspp_mobilenet_v3_large": ("lraspp", ""), "deeplabv3_mobilenet_v3_large": ("deeplabv3", "")}
 
 
 class TorchvisionSegmenter(RtdetModel):
@@ -182,6 +185,8 @@ def main() -> None:
     parser.add_argument("--train-images", type=int, help="first N training images (default: all 184)")
     parser.add_argument("--val-images", type=int, help="first N validation images (default: all 101)")
     parser.add_argument("--upsample", action="store_true", help="compare rtdet-seg-n's four upsamplers instead")
+    parser.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS),
+                        help="which models to run (default: all four); rows already in the results file are kept")
     parser.add_argument("--out", default=str(ROOT / "runs" / "vs_torchvision_seg"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -191,15 +196,16 @@ def main() -> None:
     if args.upsample:
         runs = {f"rtdet-seg-n upsample={k}": ("rtdet-seg-n", k) for k in UPSAMPLERS}
     else:
-        runs = {"rtdet-seg-n": ("rtdet-seg-n", "bilinear"), "rtdet-m2f": ("rtdet-m2f", ""),
-                "lraspp_mobilenet_v3_large": ("lraspp", ""),
-                "deeplabv3_mobilenet_v3_large": ("deeplabv3", "")}
-    results = {}
+        runs = {k: MODELS[k] for k in args.models}
+    path = out / ("upsample.json" if args.upsample else "results.json")
+    results = json.loads(path.read_text()) if path.is_file() else {}
     for label, (name, upsample) in runs.items():
         torch.manual_seed(args.seed)
         folder = out / label.replace(" ", "_").replace("=", "-")
         results[label] = train_and_score(build(name, upsample or "bilinear"), args, data, folder)
-        (out / ("upsample.json" if args.upsample else "results.json")).write_text(json.dumps(results, indent=1))
+        fresh = json.loads(path.read_text()) if path.is_file() else {}  # rows a parallel run wrote meanwhile
+        results = {**fresh, label: results[label]}
+        path.write_text(json.dumps(results, indent=1))
         print(f"{label}: {json.dumps(results[label])}", flush=True)
     print_table(results, args)
 
