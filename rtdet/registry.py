@@ -89,7 +89,7 @@ MODELS: dict[str, ModelSpec] = _specs(
               "semantic segmentation on rtdet-s's backbone", section_args=("upsample",)),
     ModelSpec("rtdet-m2f", "m2f", "segment", "m2f", "rtdet.models.m2f.model:build_m2f",
               "Mask2Former-style mask classification (masked-attention decoder) on rtdet-n's backbone",
-              section_args=M2F_SHAPE),
+              "rtdet.models.m2f.recipe:m2f_recipe", section_args=M2F_SHAPE),
 )
 
 
