@@ -12,7 +12,7 @@ Same for every model: the split, rtdet's loader and augmentation (the segment ta
 defaults: flips, scale jitter, HSV), image size, epochs, batch, seed, CPU threads, the
 training loop (rtdet's Trainer with the recipe it resolves for this run: AdamW, warm-up,
 EMA; the seg family's learning rate and weight decay, except rtdet-m2f, which trains with
-its own family's, :data:`rtdet.engine.recipe.FAMILY_RECIPES`), the loss (cross-entropy over
+its own family's: :data:`rtdet.engine.recipe.FAMILY_RECIPES` and :mod:`rtdet.models.m2f.recipe`), the loss (cross-entropy over
 labelled pixels, :mod:`rtdet.losses.seg_loss`; rtdet-m2f: its own set loss) and the scoring:
 rtdet's mIoU in original pixels (:mod:`rtdet.tasks.segment`) of the final EMA weights on the
 val split. torchvision's models are built from scratch (``weights=None,
@@ -48,7 +48,7 @@ CAMVID_NAMES = ["sky", "building", "pole", "road", "pavement", "tree", "sign_sym
                 "bicyclist"]
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 UPSAMPLERS = ("nearest", "bilinear", "transposed", "pixelshuffle")
-MODELS = {"rtdet-seg-n": ("rtdet-seg-n", "bilinear"), "rtdet-m2f": ("rtdet-m2f", ""),  # label: (model, upsampler)
+RUNS = {"rtdet-seg-n": ("rtdet-seg-n", "bilinear"), "rtdet-m2f": ("rtdet-m2f", ""),  # label: (model, upsampler)
           "lraspp_mobilenet_v3_large": ("lraspp", ""), "deeplabv3_mobilenet_v3_large": ("deeplabv3", "")}
 
 
@@ -107,6 +107,7 @@ def run_config(args: argparse.Namespace, data: Path, out: Path, model: str = "rt
     ``model``, an rtdet segmenter; the seg family's for torchvision's)."""
     from rtdet.config import load_config, resolve_task_defaults
     from rtdet.engine.recipe import RunFacts, resolve_recipe
+    from rtdet.models import family_recipe
     from rtdet.registry import MODELS
     from rtdet.tasks.segment import TASK
 
@@ -117,7 +118,7 @@ def run_config(args: argparse.Namespace, data: Path, out: Path, model: str = "rt
     n_train = len(TASK.open_split(cfg, "train"))
     facts = RunFacts(train_images=n_train, batch=args.batch, world_size=1, epochs=args.epochs,
                      num_classes=len(CAMVID_NAMES), imgsz=args.imgsz, family=MODELS[name].family)
-    return resolve_recipe(cfg, facts)[0], n_train
+    return resolve_recipe(cfg, facts, TASK.recipe, family_recipe(name))[0], n_train
 
 
 def train_and_score(model: RtdetModel, args: argparse.Namespace, data: Path, out: Path) -> dict:
@@ -185,7 +186,7 @@ def main() -> None:
     parser.add_argument("--train-images", type=int, help="first N training images (default: all 184)")
     parser.add_argument("--val-images", type=int, help="first N validation images (default: all 101)")
     parser.add_argument("--upsample", action="store_true", help="compare rtdet-seg-n's four upsamplers instead")
-    parser.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS),
+    parser.add_argument("--models", nargs="+", choices=list(RUNS), default=list(RUNS),
                         help="which models to run (default: all four); rows already in the results file are kept")
     parser.add_argument("--out", default=str(ROOT / "runs" / "vs_torchvision_seg"))
     args = parser.parse_args()
@@ -196,7 +197,7 @@ def main() -> None:
     if args.upsample:
         runs = {f"rtdet-seg-n upsample={k}": ("rtdet-seg-n", k) for k in UPSAMPLERS}
     else:
-        runs = {k: MODELS[k] for k in args.models}
+        runs = {k: RUNS[k] for k in args.models}
     path = out / ("upsample.json" if args.upsample else "results.json")
     results = json.loads(path.read_text()) if path.is_file() else {}
     for label, (name, upsample) in runs.items():
