@@ -125,6 +125,12 @@ def check_config(ws: Path, _: Outcome) -> None:
     assert saved["train"]["epochs"] == 50
 
 
+def check_detr_train(ws: Path, _: Outcome) -> None:
+    saved = yaml.safe_load((ws / "runs/detr/config.yaml").read_text())
+    assert saved["model"]["model"] == "rtdet-detr-n" and saved["optim"]["lr"] == 0.001  # the explicit lr wins
+    assert saved["optim"]["clip_grad"] == 0.1 and saved["optim"]["schedule"] == "step"  # the family's recipe
+
+
 def check_train(ws: Path, _: Outcome) -> None:
     run = ws / "runs/digits"
     saved = yaml.safe_load((run / "config.yaml").read_text())
@@ -326,6 +332,20 @@ RUNS: dict[str, Run] = {
     "rtdet val --weights runs/mnist/weights/best.pt --data mnist": Run(
         "mnist-val", "--workers 0", needs=("mnist-train",), slow=True, files=("runs/mnist/val/metrics.json",),
         out=("top-1 ",)),
+    # The DETR-style detector
+    "rtdet info --model rtdet-detr-n --imgsz 320": Run(
+        "detr-info", out=("rtdet-detr-n: ", " M parameters, ", " GFLOPs at 320x320")),
+    "rtdet train --model rtdet-detr-n --data datasets/digits/data.yaml --imgsz 128 --epochs 10 --lr 0.001 "
+    "--out runs/detr": Run(
+        "detr-train", TINY_TRAIN + " --num-queries 20 --num-denoising 10", needs=("data-digits",), slow=True,
+        files=("runs/detr/weights/best.pt", "runs/detr/config.yaml", "runs/detr/metrics.json",
+               "runs/detr/val_predictions.png"), out=("mAP50-95 ",), check=check_detr_train),
+    "rtdet val --weights runs/detr/weights/best.pt --data datasets/digits/data.yaml": Run(
+        "detr-val", "--imgsz 64 --batch 8 --workers 0", needs=("detr-train",), slow=True,
+        files=("runs/detr/val/metrics.json",), out=("results in ",), check=check_val("runs/detr/val", False)),
+    "rtdet export --weights runs/detr/weights/best.pt": Run(
+        "detr-export", needs=("detr-train",), slow=True, files=("runs/detr/weights/best.onnx",),
+        out=("ONNX Runtime vs PyTorch on ",)),
     "rtdet export --weights runs/mnist/weights/best.pt": Run(
         "mnist-export", needs=("mnist-train",), slow=True, files=("runs/mnist/weights/best.onnx",),
         out=("ONNX Runtime vs PyTorch on ", "probs ")),
