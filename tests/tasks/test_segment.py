@@ -329,7 +329,7 @@ def test_m2f_runs_every_command(data, tmp_path):
     assert main(argv) == 0
     saved = yaml.safe_load((out / "config.yaml").read_text())
     assert saved["m2f"]["m2f_queries"] == 20 and "seg" not in saved
-    assert (saved["optim"]["lr"], saved["optim"]["clip_grad"]) == (1e-4, 0.01)  # the family's recipe
+    assert (saved["optim"]["lr"], saved["optim"]["clip_grad"]) == (0.002, 10.0)  # the family's short-run recipe
     best = out / "weights" / "best.pt"
     assert load_trained(best).model.decoder.query_feat.weight.shape[0] == 20
     assert main(["val", "--weights", str(best), "--out", str(tmp_path / "val")]) == 0
