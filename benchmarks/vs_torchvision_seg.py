@@ -186,6 +186,8 @@ def main() -> None:
     parser.add_argument("--train-images", type=int, help="first N training images (default: all 184)")
     parser.add_argument("--val-images", type=int, help="first N validation images (default: all 101)")
     parser.add_argument("--upsample", action="store_true", help="compare rtdet-seg-n's four upsamplers instead")
+    parser.add_argument("--upsamplers", nargs="+", choices=UPSAMPLERS, default=list(UPSAMPLERS),
+                        help="with --upsample: which of them (default: all four)")
     parser.add_argument("--models", nargs="+", choices=list(RUNS), default=list(RUNS),
                         help="which models to run (default: all four); rows already in the results file are kept")
     parser.add_argument("--out", default=str(ROOT / "runs" / "vs_torchvision_seg"))
@@ -195,7 +197,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     data = write_data(out, args.train_images, args.val_images)
     if args.upsample:
-        runs = {f"rtdet-seg-n upsample={k}": ("rtdet-seg-n", k) for k in UPSAMPLERS}
+        runs = {f"rtdet-seg-n upsample={k}": ("rtdet-seg-n", k) for k in args.upsamplers}
     else:
         runs = {k: RUNS[k] for k in args.models}
     path = out / ("upsample.json" if args.upsample else "results.json")
