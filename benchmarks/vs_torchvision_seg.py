@@ -3,6 +3,7 @@
     python benchmarks/vs_torchvision_seg.py [--epochs 30] [--imgsz 480] [--batch 8] [--seed 0] [--threads 2]
     python benchmarks/vs_torchvision_seg.py --upsample      # rtdet-seg-n with each of its four upsamplers
     python benchmarks/vs_torchvision_seg.py --models rtdet-seg-n lraspp_mobilenet_v3_large   # some of them
+    python benchmarks/vs_torchvision_seg.py --time [--upsample]   # time the stored runs again, side by side
 
 Data: ``../shared/data/camvid`` (184 train / 101 val images at 480x360, 11 classes, value 11
 unlabelled), read through a data.yaml written into the output folder; ``--train-images`` /
@@ -155,6 +156,28 @@ def latency(model: RtdetModel, args: argparse.Namespace, out: Path) -> dict[str,
     return {"end_to_end": result.median_ms, **{k: v["median_ms"] for k, v in result.stages.items()}}
 
 
+def time_stored(results: dict, args: argparse.Namespace, out: Path) -> None:
+    """Time the stored runs' ONNX models again, in ``--rounds`` alternating rounds (so their ratio holds on a
+    shared machine); sets each run's ``ms`` to the median of its rounds' medians, and ``cpu_ms`` (process CPU time
+    per frame, all threads)."""
+    import statistics
+
+    from rtdet.deploy.bench import run_bench
+    from rtdet.deploy.runtime import OrtBackend
+
+    paths = {label: out / label.replace(" ", "_").replace("=", "-") / "model.onnx" for label in results}
+    backends = {label: OrtBackend(p, threads=args.threads) for label, p in paths.items() if p.is_file()}
+    rounds: dict[str, list] = {label: [] for label in backends}
+    for _ in range(args.rounds):
+        for label, backend in backends.items():
+            rounds[label].append(run_bench(backend, args.bench_size, args.runs, args.warmup, threads=args.threads))
+    for label, measured in rounds.items():
+        stages = measured[0].stages
+        results[label]["ms"] = {"end_to_end": statistics.median(m.median_ms for m in measured),
+                                **{k: statistics.median(m.stages[k]["median_ms"] for m in measured) for k in stages}}
+        results[label]["cpu_ms"] = statistics.median(m.cpu_ms for m in measured)
+
+
 def build(name: str, upsample: str = "bilinear") -> RtdetModel:
     from rtdet.models import build_model
 
@@ -166,14 +189,15 @@ def build(name: str, upsample: str = "bilinear") -> RtdetModel:
 
 
 def print_table(results: dict, args: argparse.Namespace) -> None:
-    print(f"\nCamVid, {args.epochs} epochs at {args.imgsz} px, batch {args.batch}, seed {args.seed}, "
-          f"{args.threads} threads; latency: ONNX Runtime, {args.bench_size} px letterbox of 480x360")
+    run = ("stored runs, each with its own settings" if getattr(args, "time", False) else
+           f"{args.epochs} epochs at {args.imgsz} px, batch {args.batch}, seed {args.seed}")
+    print(f"\nCamVid, {run}, {args.threads} threads; latency: ONNX Runtime, {args.bench_size} px letterbox of 480x360")
     print(f"{'model':34s} {'mIoU':>7s} {'aAcc':>7s} {'train img/s':>12s} {'train CPU min':>13s} {'inference ms':>13s} "
-          f"{'end-to-end ms':>14s}")
+          f"{'end-to-end ms':>14s} {'CPU ms':>7s}")
     for name, r in results.items():
         cpu = f"{r['train_cpu_seconds'] / 60:13.1f}" if "train_cpu_seconds" in r else f"{'':13s}"
         print(f"{name:34s} {r['mIoU']:7.4f} {r['aAcc']:7.4f} {r['train_img_s']:12.2f} {cpu} {r['ms']['inference']:13.2f} "
-              f"{r['ms']['end_to_end']:14.2f}")
+              f"{r['ms']['end_to_end']:14.2f} {r.get('cpu_ms', float('nan')):7.2f}")
 
 
 def main() -> None:
@@ -193,11 +217,20 @@ def main() -> None:
                         help="with --upsample: which of them (default: all four)")
     parser.add_argument("--models", nargs="+", choices=list(RUNS), default=list(RUNS),
                         help="which models to run (default: all four); rows already in the results file are kept")
+    parser.add_argument("--time", action="store_true", help="only time the stored runs again, in alternating rounds")
+    parser.add_argument("--rounds", type=int, default=5, help="with --time: alternating rounds")
     parser.add_argument("--out", default=str(ROOT / "runs" / "vs_torchvision_seg"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
+    if args.time:
+        path = out / ("upsample.json" if args.upsample else "results.json")
+        results = json.loads(path.read_text())
+        time_stored(results, args, out)
+        path.write_text(json.dumps(results, indent=1))
+        print_table(results, args)
+        return
     data = write_data(out, args.train_images, args.val_images)
     if args.upsample:
         runs = {f"rtdet-seg-n upsample={k}": ("rtdet-seg-n", k) for k in args.upsamplers}
