@@ -24,8 +24,9 @@ denoising groups for the denoising sets), so its scale does not depend on the ba
 crowded the images are. A one-to-many set is divided by the number of pairs its matching made:
 ``o2m_k`` times the boxes when every image has enough queries (H-DETR's normalizer, the count of its
 repeated targets), fewer when an image has not, so a pair weighs as much as a one-to-one pair and
-the set as a whole weighs about as much as a one-to-one set rather than ``o2m_k`` times more. The returned dict has the three weighted terms summed over all sets:
-``{"cls", "l1", "giou"}``, scalars.
+the set as a whole weighs about as much as a one-to-one set rather than ``o2m_k`` times more.
+
+The returned dict has the three weighted terms summed over all sets: ``{"cls", "l1", "giou"}``, scalars.
 
 Boxes: normalized ``cxcywh`` (predictions and targets), the decoder's frame.
 """

@@ -1,4 +1,5 @@
-"""The DETR set loss: perfect predictions, normalization, auxiliary and denoising sets, both class losses, one-to-many auxiliary matching."""
+"""The DETR set loss: perfect predictions, normalization, auxiliary and denoising sets, both class losses,
+one-to-many matching of the auxiliary sets."""
 
 import pytest
 import torch
