@@ -14,7 +14,7 @@ denoising queries are paired with the target they were made from), then:
 With ``o2m_k`` > 1 the auxiliary sets (every decoder layer but the last, and the encoder's
 proposals) are matched one to many instead: each target with up to ``o2m_k`` queries (targets
 repeated ``o2m_k`` times, :class:`~rtdet.models.detr.matcher.HungarianMatcher`'s ``k``). This is the
-hybrid layer scheme of H-DETR (Jia et al., "DETRs with Hybrid Matching", CVPR 2023, Sec. 3.3): more
+hybrid layer scheme of H-DETR (Jia et al., "DETRs with Hybrid Matching", CVPR 2023): more
 positive queries give the early layers denser supervision, a known cure for DETR's slow convergence,
 while the last layer, whose queries are decoded, stays one to one, so decoding needs no NMS.
 Inference is unchanged; it is a training-time change only.
@@ -23,8 +23,9 @@ Each term is summed and divided by the number of target boxes in the batch (time
 denoising groups for the denoising sets), so its scale does not depend on the batch or on how
 crowded the images are. A one-to-many set is divided by the number of pairs its matching made:
 ``o2m_k`` times the boxes when every image has enough queries (H-DETR's normalizer, the count of its
-repeated targets), fewer when an image has not, so a pair weighs as much as a one-to-one pair and
-the set as a whole weighs about as much as a one-to-one set rather than ``o2m_k`` times more.
+repeated targets), fewer when an image has not. So the set's box terms are means over its pairs,
+as in a one-to-one set, not ``o2m_k`` times larger; its "no object" terms, spread over ``o2m_k`` times
+the pairs, weigh ``1 / o2m_k`` as much, as in H-DETR.
 
 The returned dict has the three weighted terms summed over all sets: ``{"cls", "l1", "giou"}``, scalars.
 

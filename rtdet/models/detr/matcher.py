@@ -15,7 +15,7 @@ converts the targets once at its boundary).
 One-to-many matching (``k > 1``): the targets are repeated ``k`` times and matched one to one
 with the same solver, so each target gets up to ``k`` distinct queries and no query gets two
 targets: the hybrid matching of H-DETR (Jia et al., "DETRs with Hybrid Matching", CVPR 2023,
-Sec. 3.2, whose one-to-many branch matches against the ground truth repeated ``K`` times).
+whose one-to-many branch matches against the ground truth repeated ``K`` times).
 """
 
 from __future__ import annotations
