@@ -153,6 +153,9 @@ class DetrConfig:
     cost_l1: float = opt(5.0, "matching cost weight of the L1 box distance")
     cost_giou: float = opt(2.0, "matching cost weight of minus the GIoU")
     backbone_lr_scale: float = opt(0.1, "the backbone's learning rate as a fraction of lr")
+    o2m_k: int = opt(0, "one-to-many matching of the auxiliary sets (earlier decoder layers, encoder proposals): "
+                     "up to this many queries per target (H-DETR's hybrid layer scheme); the last layer stays "
+                     "one-to-one; 0: off. Training only")
 
 
 @dataclass

@@ -27,11 +27,13 @@ def _targets():
 def test_registry_config_and_builder():
     for name in DETR_SCALES:
         assert (MODELS[name].family, MODELS[name].task, MODELS[name].section) == ("detr", "detect", "detr")
-    cfg = load_config(None, {"model": "rtdet-detr-n", "num_queries": 50, "num_denoising": 10, "l1_gain": 3.0})
+    cfg = load_config(None, {"model": "rtdet-detr-n", "num_queries": 50, "num_denoising": 10, "l1_gain": 3.0,
+                             "o2m_k": 3})
     assert "detr" in run_sections(cfg) and "yolo" not in run_sections(cfg)
     model = build_from_config(cfg, 4)
     assert model.num_queries == 50 and model.build_args["num_queries"] == 50  # shapes the network: recorded
     assert model.denoising["num_denoising"] == 10 and model.criterion.gains["l1"] == 3.0
+    assert model.criterion.o2m_k == 3 and "o2m_k" not in model.build_args  # a training setting only
     assert model.decoder.layers[0].self_attn.dims == 128  # embed_dims 0: the scale's own
     rebuilt = build_model(**model.build_args)
     assert rebuilt.state_dict().keys() == model.state_dict().keys()
@@ -50,6 +52,22 @@ def test_forward_backward_every_scale(name, one_thread):
     total.backward()
     assert all(p.grad is not None for p in model.parameters())  # every head, the denoising embedding too
     assert model.decoder.box_heads[-1].layers[-1].weight.grad.abs().sum() > 0
+
+
+def test_one_to_many_training_reaches_every_parameter_and_leaves_inference_alone(one_thread):
+    models = []
+    for extra in ({"o2m_k": 4}, {}):
+        torch.manual_seed(0)
+        models.append(build_from_config(load_config(None, {"model": "rtdet-detr-n", **SMALL, **extra}), 3))
+    images = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        for a, b in zip(*(m.eval().forward_raw(images) for m in models)):
+            torch.testing.assert_close(a, b, rtol=0, atol=0)
+    model = models[0].train()
+    total = sum(model(torch.rand(2, 3, 64, 64), _targets()).values())
+    assert torch.isfinite(total)
+    total.backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
 
 
 def test_eval_output_format_and_settings(one_thread):

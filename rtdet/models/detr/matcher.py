@@ -11,6 +11,11 @@ a (query, target) pair, with RT-DETR's weights as defaults:
 
 Boxes here are normalized ``cxcywh`` in ``[0, 1]``, the DETR decoder's frame (the model
 converts the targets once at its boundary).
+
+One-to-many matching (``k > 1``): the targets are repeated ``k`` times and matched one to one
+with the same solver, so each target gets up to ``k`` distinct queries and no query gets two
+targets: the hybrid matching of H-DETR (Jia et al., "DETRs with Hybrid Matching", CVPR 2023,
+whose one-to-many branch matches against the ground truth repeated ``K`` times).
 """
 
 from __future__ import annotations
@@ -50,17 +55,25 @@ class HungarianMatcher:
         return self.cost_class * (pos - neg) + self.cost_l1 * l1 - self.cost_giou * giou
 
     @torch.no_grad()
-    def __call__(self, logits: Tensor, boxes: Tensor, targets: list[dict[str, Tensor]]) -> list[tuple[Tensor, Tensor]]:
+    def __call__(self, logits: Tensor, boxes: Tensor, targets: list[dict[str, Tensor]],
+                 k: int = 1) -> list[tuple[Tensor, Tensor]]:
         """Match every image of the batch.
 
         Args:
             logits (Tensor[B, Q, K]): class logits; boxes (Tensor[B, Q, 4]): normalized cxcywh.
             targets: B dicts with ``labels`` int64 ``[N_i]`` and ``boxes`` ``[N_i, 4]`` normalized cxcywh.
+            k: queries per target: 1 is DETR's one-to-one matching, more is one-to-many (targets repeated ``k``
+                times, H-DETR); a query is never paired twice.
 
         Returns:
             B pairs of int64 CPU tensors ``(query index [M_i], target index [M_i])``,
-            ``M_i = min(Q, N_i)``, sorted by query index.
+            ``M_i = min(Q, k * N_i)``, sorted by query index.
+
+        Raises:
+            ValueError: ``k < 1``.
         """
+        if k < 1:
+            raise ValueError(f"Hungarian matching needs k >= 1 queries per target, got {k}")
         b, q = logits.shape[:2]
         sizes = [len(t["boxes"]) for t in targets]
         empty = torch.zeros(0, dtype=torch.int64)
@@ -69,7 +82,10 @@ class HungarianMatcher:
         labels = torch.cat([t["labels"] for t in targets]).long()
         target_boxes = torch.cat([t["boxes"] for t in targets])
         cost = self.cost_matrix(logits.flatten(0, 1), boxes.flatten(0, 1), labels, target_boxes)
-        return assign([c[i] for i, c in enumerate(cost.view(b, q, -1).split(sizes, -1))])
+        costs = [c[i] for i, c in enumerate(cost.view(b, q, -1).split(sizes, -1))]
+        if k == 1:
+            return assign(costs)
+        return [(rows, cols % max(n, 1)) for (rows, cols), n in zip(assign([c.repeat(1, k) for c in costs]), sizes)]
 
 
 def assign(costs: list[Tensor]) -> list[tuple[Tensor, Tensor]]:

@@ -247,7 +247,7 @@ def apply_detr_settings(model: DETR, settings: Any) -> None:
     see ``section_args`` in :mod:`rtdet.registry`)."""
     matcher = HungarianMatcher(settings.cost_class, settings.cost_l1, settings.cost_giou)
     model.criterion = DETRCriterion(model.num_classes, matcher, settings.class_loss, settings.class_gain,
-                                    settings.l1_gain, settings.giou_gain)
+                                    settings.l1_gain, settings.giou_gain, o2m_k=settings.o2m_k)
     model.backbone_lr_scale = settings.backbone_lr_scale
     model.denoising = {"num_denoising": settings.num_denoising, "label_noise": settings.label_noise,
                        "box_noise": settings.box_noise}

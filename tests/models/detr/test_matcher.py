@@ -1,10 +1,12 @@
-"""Hungarian matching: batched == per image, empty targets, hand-checked 2x2 cases."""
+"""Hungarian matching: batched == per image, empty targets, hand-checked 2x2 cases, one-to-many (k > 1)."""
 
+import itertools
 import math
 
+import pytest
 import torch
 
-from rtdet.models.detr.matcher import HungarianMatcher
+from rtdet.models.detr.matcher import HungarianMatcher, assign
 
 
 def _targets(sizes, k=5, seed=0):
@@ -78,3 +80,50 @@ def test_giou_cost_of_identical_boxes_is_minus_one():
     cost = HungarianMatcher(cost_class=0.0, cost_l1=0.0, cost_giou=1.0).cost_matrix(
         torch.zeros(1, 1), box, torch.tensor([0]), box)
     torch.testing.assert_close(cost, torch.tensor([[-1.0]]))
+
+
+def test_one_to_many_pairs_each_target_with_k_distinct_queries():
+    matcher = HungarianMatcher()
+    logits, boxes = _predictions(3, 12)
+    targets = _targets([2, 0, 3])
+    for (rows, cols), t in zip(matcher(logits, boxes, targets, k=3), targets):
+        assert len(set(rows.tolist())) == len(rows) and rows.dtype == torch.int64  # no query twice
+        assert torch.equal(rows, rows.sort().values)
+        assert sorted(cols.tolist()) == sorted(list(range(len(t["boxes"]))) * 3)  # k = 3 each: 12 >= 3 x 3
+    # fewer queries than k x targets: every query is paired once, no target more than k times
+    rows, cols = matcher(*_predictions(1, 5), _targets([3]), k=3)[0]
+    assert sorted(rows.tolist()) == [0, 1, 2, 3, 4] and torch.bincount(cols).max() <= 3
+
+
+def test_one_to_many_batched_equals_per_image():
+    matcher = HungarianMatcher()
+    logits, boxes = _predictions(3, 10)
+    targets = _targets([4, 0, 2], seed=3)
+    batched = matcher(logits, boxes, targets, k=2)
+    for i, t in enumerate(targets):
+        rows, cols = matcher(logits[i:i + 1], boxes[i:i + 1], [t], k=2)[0]
+        assert torch.equal(batched[i][0], rows) and torch.equal(batched[i][1], cols)
+
+
+def test_one_to_many_is_the_cheapest_pairing():
+    # looped reference: every way of giving each of 2 targets 2 distinct queries out of 5
+    matcher = HungarianMatcher()
+    logits, boxes = _predictions(1, 5, seed=4)
+    targets = _targets([2], seed=5)
+    cost = matcher.cost_matrix(logits[0], boxes[0], targets[0]["labels"], targets[0]["boxes"])
+    best = min(cost[list(a), 0].sum() + cost[list(b), 1].sum()
+               for a in itertools.combinations(range(5), 2)
+               for b in itertools.combinations(sorted(set(range(5)) - set(a)), 2))
+    rows, cols = matcher(logits, boxes, targets, k=2)[0]
+    torch.testing.assert_close(cost[rows, cols].sum(), best)
+
+
+def test_k_of_one_is_one_to_one_and_k_below_one_is_refused():
+    matcher = HungarianMatcher()
+    logits, boxes = _predictions(2, 9)
+    targets = _targets([3, 5])
+    costs = [matcher.cost_matrix(logits[i], boxes[i], t["labels"], t["boxes"]) for i, t in enumerate(targets)]
+    for (rows, cols), (ref_rows, ref_cols) in zip(matcher(logits, boxes, targets, k=1), assign(costs)):
+        assert torch.equal(rows, ref_rows) and torch.equal(cols, ref_cols)
+    with pytest.raises(ValueError, match="k >= 1"):
+        matcher(logits, boxes, targets, k=0)
