@@ -7,7 +7,7 @@ import pytest
 from rtdet.config import load_config
 from rtdet.engine.recipe import RunFacts, format_choices, resolve_recipe
 from rtdet.models import family_recipe
-from rtdet.models.detr.recipe import lr_drop_epoch
+from rtdet.models.detr.recipe import SHORT_RUN_LR, lr_drop_epoch
 from rtdet.tasks import get_task
 
 
@@ -22,7 +22,8 @@ def resolved(overrides=None, epochs=30, images=600, batch=16):
 def test_the_family_recipe_at_every_run_length(epochs):
     cfg, choices = resolved(epochs=epochs)
     o = cfg.optim
-    assert (o.optimizer, o.lr, o.weight_decay, o.nbs, o.clip_grad) == ("adamw", 1e-4, 1e-4, 16, 0.1)
+    lr = SHORT_RUN_LR if epochs == 10 else 1e-4  # RT-DETR's lr barely moves a short run from scratch
+    assert (o.optimizer, o.lr, o.weight_decay, o.nbs, o.clip_grad) == ("adamw", lr, 1e-4, 16, 0.1)
     assert (o.schedule, o.lr_drop, o.lr_gamma) == ("step", [lr_drop_epoch(epochs)], 0.1)
     assert (o.momentum, o.warmup_momentum, o.warmup_bias_lr) == (0.9, 0.9, 0.0)
     assert cfg.train.precise_bn == 10
@@ -30,6 +31,14 @@ def test_the_family_recipe_at_every_run_length(epochs):
     assert len(keys) == len(set(keys)) and "optim.nbs" in keys  # the family's nbs replaced the engine's, once
     text = format_choices(choices)
     assert "clip_grad" in text and "DETR's clip_max_norm" in text and "no accumulation" in text
+
+
+def test_a_pretrained_or_explicit_lr_is_kept(tmp_path):
+    weights = tmp_path / "w.pt"
+    weights.write_bytes(b"")
+    assert resolved({"weights": str(weights)}, epochs=10)[0].optim.lr == 1e-4  # RT-DETR's, for a trained network
+    cfg, choices = resolved({"lr": 3e-4}, epochs=10)
+    assert cfg.optim.lr == 3e-4 and "optim.lr" not in [c.key for c in choices]
 
 
 def test_lr_drop_at_four_fifths_of_the_run():
