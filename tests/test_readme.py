@@ -481,6 +481,14 @@ NOT_RUN: dict[str, str] = {
     ".venv/bin/python benchmarks/vs_torchvision_seg.py": "a benchmark: trains four segmenters on CamVid for hours",
     ".venv/bin/python benchmarks/vs_torchvision_seg.py --upsample": "a benchmark: trains rtdet-seg-n four times on "
                                                                     "CamVid",
+    ".venv/bin/python benchmarks/vs_torchvision_seg.py --epochs 50 --threads 1 --models rtdet-seg-n "
+    "lraspp_mobilenet_v3_large": "a benchmark: trains two segmenters on CamVid for about an hour",
+    ".venv/bin/python benchmarks/vs_torchvision_seg.py --epochs 10 --threads 1 --models rtdet-seg-n rtdet-m2f":
+        "a benchmark: trains two segmenters on CamVid (rtdet-m2f for about an hour)",
+    ".venv/bin/python benchmarks/vs_torchvision_seg.py --upsample --epochs 10 --threads 1":
+        "a benchmark: trains rtdet-seg-n four times on CamVid",
+    ".venv/bin/python benchmarks/vs_torchvision_seg.py --time --threads 1 --rounds 5 --runs 40":
+        "a benchmark: times the models the runs above stored (needs them)",
     ".venv/bin/python benchmarks/serve_load.py --weights runs/coco128/weights/best.pt":
         "a benchmark: minutes of load on rtdet serve (3 x 400 requests and 2,000 of the bad-input mix) beside "
         "rtdet bench; tests/serve start the same server and exercise every answer and refusal",
