@@ -118,3 +118,34 @@ def test_bad_flags_and_a_taken_port_are_one_error_line(weights, capsys):
         assert main(["serve", "--weights", str(weights["detect-onnx"]), "--port", str(port)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"rtdet: error: rtdet serve: cannot listen on 127.0.0.1:{port}: ") and "\n" not in err
+
+
+def test_connections_send_without_nagles_delay():
+    """The listening socket says it is TCP, so asyncio turns Nagle's algorithm off on every connection it accepts
+    (with it on, a reply written as headers then body waited ~40 ms for the client's delayed ACK on every
+    request after a connection's first)."""
+    import asyncio
+
+    from rtdet.serve.server import listen
+
+    sock = listen("127.0.0.1", 0)
+    assert sock.proto == socket.IPPROTO_TCP
+    nodelay: list[int] = []
+
+    async def probe() -> None:
+        accepted = asyncio.Event()
+
+        def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            nodelay.append(writer.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            writer.close()
+            accepted.set()
+
+        server = await asyncio.start_server(on_connect, sock=sock)
+        _, writer = await asyncio.open_connection(*sock.getsockname()[:2])
+        await asyncio.wait_for(accepted.wait(), 30)
+        writer.close()
+        server.close()
+        await server.wait_closed()
+
+    asyncio.run(probe())
+    assert nodelay and nodelay[0] != 0
