@@ -489,7 +489,7 @@ NOT_RUN: dict[str, str] = {
         "a benchmark: trains rtdet-seg-n four times on CamVid",
     ".venv/bin/python benchmarks/vs_torchvision_seg.py --time --threads 1 --rounds 5 --runs 40":
         "a benchmark: times the models the runs above stored (needs them)",
-    ".venv/bin/python benchmarks/serve_load.py --weights runs/coco128/weights/best.pt":
+    ".venv/bin/python benchmarks/serve_load.py":
         "a benchmark: minutes of load on rtdet serve (3 x 400 requests and 2,000 of the bad-input mix) beside "
         "rtdet bench; tests/serve start the same server and exercise every answer and refusal",
 }
