@@ -224,8 +224,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
+    path = out / ("upsample.json" if args.upsample else "results.json")
     if args.time:
-        path = out / ("upsample.json" if args.upsample else "results.json")
         results = json.loads(path.read_text())
         time_stored(results, args, out)
         path.write_text(json.dumps(results, indent=1))
@@ -236,7 +236,6 @@ def main() -> None:
         runs = {f"rtdet-seg-n upsample={k}": ("rtdet-seg-n", k) for k in args.upsamplers}
     else:
         runs = {k: RUNS[k] for k in args.models}
-    path = out / ("upsample.json" if args.upsample else "results.json")
     results = json.loads(path.read_text()) if path.is_file() else {}
     for label, (name, upsample) in runs.items():
         torch.manual_seed(args.seed)

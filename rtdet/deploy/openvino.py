@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import sys
 import threading
 from collections.abc import Iterator
@@ -50,13 +51,19 @@ class _StackT(ctypes.Structure):
     _fields_ = [("ss_sp", ctypes.c_void_p), ("ss_flags", ctypes.c_int), ("ss_size", ctypes.c_size_t)]
 
 
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    """The C library, loaded once (``sigaltstack`` is read around every inference)."""
+    return ctypes.CDLL(None)
+
+
 def signal_stack() -> tuple[int, int, int] | None:
     """The calling thread's alternate signal stack as (address, flags, size) from ``sigaltstack(2)``;
     None off Linux."""
     if not sys.platform.startswith("linux"):
         return None
     current = _StackT()
-    if ctypes.CDLL(None).sigaltstack(None, ctypes.byref(current)) != 0:
+    if _libc().sigaltstack(None, ctypes.byref(current)) != 0:
         return None
     return current.ss_sp or 0, current.ss_flags, current.ss_size
 
@@ -72,7 +79,7 @@ def keep_signal_stack() -> Iterator[None]:
         if before is not None and signal_stack() != before:
             address, flags, size = before
             stack = _StackT(address or None, flags & 2, size)  # SS_DISABLE kept; SS_ONSTACK is not settable
-            ctypes.CDLL(None).sigaltstack(ctypes.byref(stack), None)
+            _libc().sigaltstack(ctypes.byref(stack), None)
 
 
 class OvBackend(OnnxFileBackend):

@@ -146,6 +146,14 @@ def optim_choices(cfg: Config, facts: RunFacts) -> list[Choice]:
     return out
 
 
+def short_run_from_scratch(cfg: Config, facts: RunFacts) -> bool:
+    """Whether the run trains from scratch (no ``--weights``) for fewer than :data:`LONG_RUN_STEPS` iterations
+    with AdamW (given or ``auto``): the runs for which the transformer families raise their papers' learning
+    rates (:mod:`rtdet.models.detr.recipe`, :mod:`rtdet.models.m2f.recipe`)."""
+    return (not cfg.model.weights and facts.iterations < LONG_RUN_STEPS
+            and cfg.optim.optimizer in (AUTO, "adamw"))
+
+
 def augment_choices(cfg: Config, facts: RunFacts) -> list[Choice]:
     """The ``auto`` augmentation strength (``data.scale``) for the run's length."""
     from rtdet.data.transforms import auto_scale

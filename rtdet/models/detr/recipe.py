@@ -31,7 +31,7 @@ from __future__ import annotations
 from typing import Any
 
 from rtdet.config import AUTO
-from rtdet.engine.recipe import LONG_RUN_STEPS, Choice
+from rtdet.engine.recipe import LONG_RUN_STEPS, Choice, short_run_from_scratch
 
 SHORT_RUN_LR = 1e-3  # AdamW's lr for a short run from scratch: 10x RT-DETR's 1e-4 (see the module docstring)
 CLIP_MAX_NORM = 0.1  # DETR / RT-DETR clip_max_norm
@@ -51,7 +51,7 @@ def detr_recipe(cfg: Any, facts: Any) -> list[Choice]:
     if cfg.train.resume:
         return []
     o, out = cfg.optim, []
-    if o.lr == AUTO and o.optimizer in (AUTO, "adamw") and not cfg.model.weights and facts.iterations < LONG_RUN_STEPS:
+    if o.lr == AUTO and short_run_from_scratch(cfg, facts):
         out.append(Choice("optim.lr", SHORT_RUN_LR, f"short run from scratch ({facts.iterations:,} iterations < "
                                                     f"{LONG_RUN_STEPS:,}): 10x RT-DETR's 1e-4"))
     if o.nbs == AUTO:

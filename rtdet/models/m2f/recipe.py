@@ -28,12 +28,10 @@ SHORT_RUN_CLIP = 10.0  # the engine's default gradient-norm clip (rtdet.engine.r
 def m2f_recipe(cfg: Any, facts: Any) -> list:
     """The m2f family's choices for ``cfg`` (an :class:`rtdet.config.Config`) and ``facts``
     (:class:`rtdet.engine.recipe.RunFacts`): see the module docstring; none when resuming."""
-    from rtdet.engine.recipe import LONG_RUN_STEPS, Choice
+    from rtdet.engine.recipe import LONG_RUN_STEPS, Choice, short_run_from_scratch
 
     o = cfg.optim
-    if cfg.train.resume or cfg.model.weights or facts.iterations >= LONG_RUN_STEPS:
-        return []
-    if o.optimizer not in (AUTO, "adamw"):
+    if cfg.train.resume or not short_run_from_scratch(cfg, facts):
         return []
     why = f"short run from scratch ({facts.iterations:,} iterations < {LONG_RUN_STEPS:,})"
     out = []
