@@ -160,6 +160,43 @@ def decode_image(data: bytes) -> np.ndarray:
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
+def decode_whole(data: bytes) -> np.ndarray:
+    """:func:`decode_image` of a file's bytes that decode completely, judged as :func:`probe_image` judges
+    them, with one decoding where that suffices: uint8 [H, W, 3] RGB.
+
+    A JPEG that starts with SOI (FF D8) and ends with EOI (FF D9) was written to its end:
+    its entropy-coded data cannot hold FF D9 (every FF there is followed by 00 or a restart
+    marker), so a cut file ends so only inside a header segment that holds those bytes (an
+    EXIF thumbnail's end, a comment), before the image's own headers are complete, and the
+    decoder refuses it (tested at such cuts; encoders put no such segment between the scans
+    of a progressive JPEG). Such a file is decoded once; any other file (a PNG, WebP, a JPEG cut short or with bytes after its end) is
+    decoded fully by :func:`probe_image` first. The probe's decoding costs nearly as much
+    as the pixels' (1.6 and 2.0 ms of CPU for a 640x480 coco128 photo).
+
+    Raises:
+        ImageError: unreadable, cut short or corrupt (the decoder's reason).
+    """
+    if not (data[:2] == b"\xff\xd8" and data[-2:] == b"\xff\xd9"):
+        probe_image(data)
+    return decode_image(data)
+
+
+def read_whole(path: str | Path) -> np.ndarray:
+    """:func:`read_image` of a file that decodes completely (:func:`decode_whole`): uint8 [H, W, 3] RGB.
+
+    Raises:
+        ImageError: naming the file: missing or unreadable, cut short or corrupt.
+    """
+    try:
+        data = Path(path).read_bytes()
+    except OSError as e:
+        raise ImageError(f"{path}: image file cannot be read ({e.strerror or e})") from None
+    try:
+        return decode_whole(data)
+    except ImageError as e:
+        raise ImageError(f"{path}: {e}") from None
+
+
 class DetectionDataset(torch.utils.data.Dataset):
     """Images and their boxes; ``ds[i] -> (image uint8 [H,W,3] RGB, target dict)``.
 

@@ -8,7 +8,7 @@ per result (segment: a class-index PNG per image or video frame in ``masks/``), 
 classify: ``{"image", "top": [{"category", "name", "probability"}, ...]}``; segment:
 ``{"image", "mask": "masks/<stem>.png", "pixels": {class name: pixels}}``; video
 entries add ``"frame"``). A file that does not decode completely (judged as
-``rtdet data check`` judges it: :func:`rtdet.data.dataset.probe_image`) is reported
+``rtdet data check`` judges it: :func:`rtdet.data.dataset.read_whole`) is reported
 on stderr and skipped; the rest are processed.
 """
 
@@ -24,8 +24,8 @@ from typing import Any
 
 import cv2
 
-from rtdet.data.dataset import probe_image
-from rtdet.deploy.images import IMAGE_SUFFIXES, read_image
+from rtdet.data.dataset import read_whole
+from rtdet.deploy.images import IMAGE_SUFFIXES
 from rtdet.deploy.runtime import Backend, Pipeline, host_threads
 from rtdet.tasks import get_task
 
@@ -82,8 +82,7 @@ def predict_source(backend: Backend, source: str | Path, out: str | Path | None,
             _predict_video(pipeline, path, out_dir if save else None, result)
             continue
         try:
-            probe_image(path)  # the judgement of `rtdet data check`: a file cut short is skipped, not guessed at
-            image = read_image(path)
+            image = read_whole(path)  # a file cut short is skipped, not guessed at
         except ValueError as e:
             _skip(result, path, str(e))
             continue

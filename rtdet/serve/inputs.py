@@ -3,8 +3,8 @@
 Every fault is a :class:`RequestError` with the HTTP status and a message naming it:
 ``413`` a body over the limit; ``415`` a body that is neither multipart nor JSON, or
 bytes that are not a JPEG, PNG or WebP image; ``422`` a missing or corrupt image
-(judged as ``rtdet predict`` and ``rtdet data check`` judge files, by decoding it:
-:func:`rtdet.data.dataset.probe_image`) or a bad parameter. The pixels are
+(judged as ``rtdet predict`` judges files, by decoding it:
+:func:`rtdet.data.dataset.decode_whole`) or a bad parameter. The pixels are
 :func:`rtdet.data.dataset.decode_image`'s, the decoder ``rtdet predict`` reads files
 with, so a request and ``rtdet predict`` on the same file see the same pixels.
 """
@@ -123,7 +123,7 @@ def load_image(payload: bytes | str, max_pixels: int) -> np.ndarray:
     Raises:
         RequestError: 422 not base64, empty, corrupt, or over ``max_pixels``; 415 not a JPEG, PNG or WebP.
     """
-    from rtdet.data.dataset import ImageError, decode_image, image_header, probe_image
+    from rtdet.data.dataset import ImageError, decode_whole, image_header
 
     data = _unbase64(payload) if isinstance(payload, str) else payload
     if not data:
@@ -139,8 +139,7 @@ def load_image(payload: bytes | str, max_pixels: int) -> np.ndarray:
         raise RequestError(422, f"image: {w}x{h} is {w * h / 1e6:.0f} megapixels, over the limit of "
                                 f"{max_pixels / 1e6:.0f}")
     try:
-        probe_image(data)
-        return decode_image(data)
+        return decode_whole(data)
     except ImageError as e:
         raise RequestError(422, f"image: corrupt {kind} file: {e}") from None
 

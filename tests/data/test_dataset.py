@@ -107,6 +107,39 @@ def test_images_are_judged_by_decoding_not_by_their_last_bytes(tmp_path, suffix)
     assert [isinstance(r, ImageError) for r in probe_images([photo, extra, cut] * 6)] == [False, False, True] * 6
 
 
+def test_decode_whole_refuses_every_cut_jpeg_and_decodes_whole_ones_once(tmp_path, monkeypatch):
+    """A JPEG ending with its EOI marker skips the probe; every file cut short is still refused, including
+    cuts just after an FF D9 inside a header segment (a thumbnail's end, a comment)."""
+    import io
+
+    from PIL import Image
+
+    import rtdet.data.dataset as dataset
+
+    photo = Image.fromarray(read_image(real_photo(tmp_path, ".jpg")))
+    thumb, buf = io.BytesIO(), io.BytesIO()
+    photo.resize((64, 48)).save(thumb, "JPEG")
+    photo.save(buf, "JPEG", progressive=True, comment=b"a\xff\xd9b")
+    app2 = b"\xff\xe2" + (len(thumb.getvalue()) + 2).to_bytes(2, "big") + thumb.getvalue()  # a thumbnail segment
+    data = buf.getvalue()[:2] + app2 + buf.getvalue()[2:]
+    inner = [k + 2 for k in range(len(data) - 2) if data[k:k + 2] == b"\xff\xd9"]
+    assert len(inner) >= 2  # the thumbnail's EOI and the comment's bytes
+    cuts = sorted({*inner, *range(3, len(data) - 1, 211)})
+    for k in cuts:
+        with pytest.raises(ImageError):
+            dataset.decode_whole(data[:k])
+    path = tmp_path / "whole.jpg"
+    path.write_bytes(data)
+    extra = data + b"\x00" * 100  # bytes after the end: probed, and no fault
+    np.testing.assert_array_equal(dataset.decode_whole(extra), read_image(path))
+
+    def no_probe(*args, **kwargs):
+        raise AssertionError("a whole JPEG is decoded once")
+
+    monkeypatch.setattr(dataset, "probe_image", no_probe)
+    np.testing.assert_array_equal(dataset.decode_whole(data), read_image(path))
+
+
 def test_file_finder_matches_suffixes_in_any_case(tmp_path):
     """Issue 11.6: ``x.jpg`` named, ``x.JPG`` stored."""
     (tmp_path / "x.JPG").write_bytes(b"1")
