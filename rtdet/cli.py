@@ -307,6 +307,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         if not ok:
             raise C.ConfigError(f"rtdet serve: {flag} must be {expected}, got {value:g}")
     cfg, imgsz = _deploy_config(args)
+    if args.threads is None:  # a tuned thread count is one stream's; the workers share the cores
+        from rtdet.serve.pool import threads_per_worker
+
+        args.threads = threads_per_worker(args.workers)
     backend = _deploy_backend(args, cfg, imgsz)
     if imgsz and backend.fixed_imgsz not in (None, imgsz):
         raise C.ConfigError(f"{args.weights} is a static graph for {backend.fixed_imgsz} px input, not --imgsz {imgsz}")
@@ -321,7 +325,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     print(f"rtdet serve: {Path(args.weights).name} ({backend.model_name or 'model'}, {backend.task}, "
           f"{len(backend.names)} classes, {backend.name}, {backend.imgsz} px) on {where}\n"
           f"  page {where}/  API docs {where}/docs\n"
-          f"  {args.workers} workers, queue {args.queue}, requests up to {args.max_mb:g} MB; Ctrl+C stops", flush=True)
+          f"  {args.workers} workers of {args.threads} inference thread{'s' * (args.threads > 1)} each, queue "
+          f"{args.queue}, requests up to {args.max_mb:g} MB; Ctrl+C stops", flush=True)
     how = run(app, sock)
     stats = app.state.pool.stats()
     print(f"rtdet serve: stopped ({how}): {stats['done']} predictions, {stats['refused']} refused as busy", flush=True)
@@ -417,10 +422,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "with 503 and Retry-After (default: 16)")
     p.add_argument("--max-mb", type=float, default=20.0, help="largest request body in MB; larger ones get 413 "
                    "(default: 20)")
-    p.add_argument("--threads", type=int, help="inference threads of the model (default: one per core, or the "
-                   "tuned number)")
+    p.add_argument("--threads", type=int, help="inference threads of each worker (default: the cores divided "
+                   "among the workers, at least 1)")
     p.add_argument("--tune", action="store_true", help="first measure backends, threads and spinning for one stream "
-                   "of frames on this machine and keep the fastest next to the weights (see rtdet bench --tune)")
+                   "of frames on this machine and keep the fastest next to the weights (see rtdet bench --tune; "
+                   "the threads stay those of --threads)")
     add_config_flags(p, names=SERVE_SETTINGS)
     p.set_defaults(handler=_cmd_serve)
 

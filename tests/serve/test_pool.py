@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from rtdet.serve.pool import Busy, InferencePool
+from rtdet.serve.pool import Busy, InferencePool, threads_per_worker
 
 
 def test_admits_workers_plus_queue_then_refuses_with_retry_after():
@@ -60,3 +60,9 @@ def test_retry_after_grows_with_the_jobs_ahead():
     with pytest.raises(ValueError):
         InferencePool(0, 1)
     pool.close()
+
+
+def test_workers_share_the_cores_among_their_inference_threads():
+    assert [threads_per_worker(w, cores=2) for w in (1, 2, 3, 4)] == [2, 1, 1, 1]
+    assert [threads_per_worker(w, cores=8) for w in (1, 2, 3, 4)] == [8, 4, 2, 2]
+    assert threads_per_worker(2) >= 1  # this machine's cores

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from rtdet.cli import main
+from rtdet.serve.pool import threads_per_worker
 from tests.serve.conftest import httpx
 
 pytestmark = pytest.mark.slow  # whole rtdet processes: seconds per test
@@ -77,6 +78,8 @@ def test_serves_then_stops_cleanly_on_sigint(served, photos):
     rc, out, err = server.stop(signal.SIGINT)
     assert rc == 0, err
     assert "rtdet serve: stopped (SIGINT): 1 predictions, 0 refused as busy" in out
+    threads = threads_per_worker(1)  # one worker: every core
+    assert f"1 workers of {threads} inference thread{'s' * (threads > 1)} each" in out
     assert "Traceback" not in err
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{server.url}/health", timeout=5)
