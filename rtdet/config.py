@@ -152,7 +152,8 @@ class DetrConfig:
     cost_class: float = opt(2.0, "matching cost weight of the focal class cost")
     cost_l1: float = opt(5.0, "matching cost weight of the L1 box distance")
     cost_giou: float = opt(2.0, "matching cost weight of minus the GIoU")
-    backbone_lr_scale: float = opt(0.1, "the backbone's learning rate as a fraction of lr")
+    backbone_lr_scale: float | Auto = opt(AUTO, "the backbone's learning rate as a fraction of lr; auto: 0.1 with "
+                                          "--weights (RT-DETR's, for a pretrained backbone), 1 from scratch")
     o2m_k: int = opt(0, "one-to-many matching of the auxiliary sets (earlier decoder layers, encoder proposals): "
                      "up to this many queries per target (H-DETR's hybrid layer scheme); the last layer stays "
                      "one-to-one; 0: off. Training only")

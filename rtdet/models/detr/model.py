@@ -33,6 +33,7 @@ import torch
 from torch import Tensor, nn
 
 from rtdet.boxes import box_convert
+from rtdet.config import AUTO
 from rtdet.errors import ModelError
 from rtdet.models.backbones import CSPBackbone
 from rtdet.models.base import RtdetModel, build_family_model
@@ -50,7 +51,7 @@ DETR_SCALES: dict[str, dict[str, Any]] = {
     "rtdet-detr-n": dict(scale="rtdet-n", embed_dims=128, ffn_dims=512, dw=True),
     "rtdet-detr-s": dict(scale="rtdet-s", embed_dims=256, ffn_dims=1024, dw=False),
 }
-BACKBONE_LR_SCALE = 0.1  # RT-DETR trains its backbone at a tenth of the learning rate
+BACKBONE_LR_SCALE = 0.1  # RT-DETR trains its (ImageNet-trained) backbone at a tenth of the learning rate
 # ONNX parity after the queries are paired (DETR.parity_align): boxes are sigmoid outputs times the image size,
 # so float32 rounding through the transformer reaches them scaled by hundreds of pixels; scores are
 # probabilities. Measured at 320 px on the sample photos: random rtdet-detr-n 5.3e-5 px / 1e-7; rtdet-detr-s
@@ -248,7 +249,8 @@ def apply_detr_settings(model: DETR, settings: Any) -> None:
     matcher = HungarianMatcher(settings.cost_class, settings.cost_l1, settings.cost_giou)
     model.criterion = DETRCriterion(model.num_classes, matcher, settings.class_loss, settings.class_gain,
                                     settings.l1_gain, settings.giou_gain, o2m_k=settings.o2m_k)
-    model.backbone_lr_scale = settings.backbone_lr_scale
+    if settings.backbone_lr_scale != AUTO:  # auto: the family's recipe resolves it when training starts
+        model.backbone_lr_scale = settings.backbone_lr_scale
     model.denoising = {"num_denoising": settings.num_denoising, "label_noise": settings.label_noise,
                        "box_noise": settings.box_noise}
 

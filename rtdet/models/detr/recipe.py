@@ -15,6 +15,9 @@ printed with its reason at the start of training and saved resolved in the run's
   (``torch.optim.AdamW``'s default), held through the warm-up (YOLO ramps SGD's momentum from 0.8).
 - ``optim.warmup_bias_lr`` = 0: every parameter's lr rises from 0 in the warm-up (RT-DETR's linear
   warm-up; YOLO starts the biases at 0.1, which is 1,000 times DETR's learning rate).
+- ``detr.backbone_lr_scale`` = 0.1 when the run starts from ``--weights`` (RT-DETR's multiplier, for a
+  backbone that was trained before), 1 from scratch, where a backbone held to a tenth of the rate
+  starts as far from useful features as the rest of the network.
 - ``train.precise_bn`` = 10: the evaluated model's BatchNorm statistics are measured over 10 training
   batches before each validation (:mod:`rtdet.engine.batchnorm` says why a transformer needs it).
 - ``optim.lr`` = :data:`SHORT_RUN_LR` for a run from scratch (no ``--weights``) shorter than
@@ -51,6 +54,13 @@ def detr_recipe(cfg: Any, facts: Any) -> list[Choice]:
     if cfg.train.resume:
         return []
     o, out = cfg.optim, []
+    if cfg.detr.backbone_lr_scale == AUTO:
+        from rtdet.models.detr.model import BACKBONE_LR_SCALE
+
+        pretrained = bool(cfg.model.weights)
+        out.append(Choice("detr.backbone_lr_scale", BACKBONE_LR_SCALE if pretrained else 1.0,
+                          "RT-DETR's tenth of lr for a backbone that starts trained (--weights)" if pretrained else
+                          "from scratch the backbone learns at the full lr"))
     if o.lr == AUTO and short_run_from_scratch(cfg, facts):
         out.append(Choice("optim.lr", SHORT_RUN_LR, f"short run from scratch ({facts.iterations:,} iterations < "
                                                     f"{LONG_RUN_STEPS:,}): 10x RT-DETR's 1e-4"))

@@ -41,6 +41,20 @@ def test_a_pretrained_or_explicit_lr_is_kept(tmp_path):
     assert cfg.optim.lr == 3e-4 and "optim.lr" not in [c.key for c in choices]
 
 
+def test_the_backbone_learns_at_full_lr_from_scratch_and_at_a_tenth_from_weights(tmp_path):
+    from rtdet.models import build_from_config
+
+    weights = tmp_path / "w.pt"
+    weights.write_bytes(b"")
+    scratch, pretrained = resolved()[0], resolved({"weights": str(weights)})[0]
+    assert (scratch.detr.backbone_lr_scale, pretrained.detr.backbone_lr_scale) == (1.0, 0.1)
+    assert resolved({"backbone_lr_scale": 0.5})[0].detr.backbone_lr_scale == 0.5  # a given scale wins
+    model = build_from_config(scratch, 10)
+    assert model.backbone_lr_scale == 1.0
+    hint = model.param_groups_hint()
+    assert {hint[n]["lr_scale"] for n, _ in model.backbone.named_parameters(prefix="backbone")} == {1.0}
+
+
 def test_lr_drop_at_four_fifths_of_the_run():
     assert [lr_drop_epoch(e) for e in (1, 5, 30, 50, 72)] == [1, 4, 24, 40, 58]
 
