@@ -489,6 +489,15 @@ NOT_RUN: dict[str, str] = {
         "a benchmark: trains rtdet-seg-n four times on CamVid",
     ".venv/bin/python benchmarks/vs_torchvision_seg.py --time --threads 1 --rounds 5 --runs 40":
         "a benchmark: times the models the runs above stored (needs them)",
+    ".venv/bin/python benchmarks/detr.py --digits 300 100 --imgsz 128 --epochs 30 --batch 8 --threads 1 --tag e30":
+        "a benchmark: trains rtdet-detr-n and rtdet-n on digits for about half an hour",
+    ".venv/bin/python benchmarks/detr.py --digits 300 100 --imgsz 128 --epochs 10 --batch 8 --threads 1":
+        "a benchmark: trains rtdet-detr-n and rtdet-n on digits for about ten minutes",
+    '.venv/bin/python benchmarks/detr.py --digits 300 100 --imgsz 128 --bench "rtdet-detr-n e30" "rtdet-n e30" '
+    '--bench-imgsz 320': "a benchmark: times the models the 30-epoch run above stored (needs them)",
+    'rtdet bench --weights "runs/detr/digits_300_100_128/rtdet-detr-n e30/weights/best.pt" --imgsz 320 '
+    '--backend openvino': "needs the weights of the 30-epoch benchmark run above; `rtdet bench --backend openvino` "
+                          "runs in tests/test_readme.py::test_readme_command[bench-openvino]",
     ".venv/bin/python benchmarks/serve_load.py":
         "a benchmark: minutes of load on rtdet serve (3 x 400 requests and 2,000 of the bad-input mix) beside "
         "rtdet bench; tests/serve start the same server and exercise every answer and refusal",

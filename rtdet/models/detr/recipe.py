@@ -17,7 +17,8 @@ printed with its reason at the start of training and saved resolved in the run's
   warm-up; YOLO starts the biases at 0.1, which is 1,000 times DETR's learning rate).
 - ``detr.backbone_lr_scale`` = 0.1 when the run starts from ``--weights`` (RT-DETR's multiplier, for a
   backbone that was trained before), 1 from scratch, where a backbone held to a tenth of the rate
-  starts as far from useful features as the rest of the network.
+  starts as far from useful features as the rest of the network. Measured on the digits run below:
+  mAP50-95 0.018 at a tenth, 0.047 at the full lr.
 - ``train.precise_bn`` = 10: the evaluated model's BatchNorm statistics are measured over 10 training
   batches before each validation (:mod:`rtdet.engine.batchnorm` says why a transformer needs it).
 - ``optim.lr`` = :data:`SHORT_RUN_LR` for a run from scratch (no ``--weights``) shorter than
