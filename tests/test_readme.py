@@ -493,6 +493,8 @@ NOT_RUN: dict[str, str] = {
         "a benchmark: trains rtdet-detr-n and rtdet-n on digits for about half an hour",
     ".venv/bin/python benchmarks/detr.py --digits 300 100 --imgsz 128 --epochs 10 --batch 8 --threads 1":
         "a benchmark: trains rtdet-detr-n and rtdet-n on digits for about ten minutes",
+    ".venv/bin/python benchmarks/detr.py --digits 300 100 --imgsz 128 --epochs 10 --batch 8 --threads 1 --models "
+    "rtdet-detr-n --set o2m_k=4 --tag o2m4": "a benchmark: trains rtdet-detr-n on digits for about ten minutes",
     '.venv/bin/python benchmarks/detr.py --digits 300 100 --imgsz 128 --bench "rtdet-detr-n e30" "rtdet-n e30" '
     '--bench-imgsz 320': "a benchmark: times the models the 30-epoch run above stored (needs them)",
     'rtdet bench --weights "runs/detr/digits_300_100_128/rtdet-detr-n e30/weights/best.pt" --imgsz 320 '
