@@ -142,7 +142,8 @@ def optim_choices(cfg: Config, facts: RunFacts) -> list[Choice]:
         out.append(Choice("optim.clip_grad", recipe.get("clip_grad", CLIP_GRAD), why))
     if o.warmup_epochs == AUTO:
         warmup = round(min(3.0, 0.1 * facts.epochs), 3)
-        out.append(Choice("optim.warmup_epochs", warmup, "3 epochs, at most a tenth of the run"))
+        why = "3 epochs" if warmup == 3.0 else f"a tenth of the {facts.epochs}-epoch run (3 epochs at most)"
+        out.append(Choice("optim.warmup_epochs", warmup, why))
     return out
 
 

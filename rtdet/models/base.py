@@ -97,6 +97,11 @@ class RtdetModel(nn.Module):
     def set_postprocess(self, **settings: Any) -> None:
         """Eval-mode decoding settings (detectors: conf, iou, method, max_det); none by default."""
 
+    def check_input_size(self, height: int, width: int) -> None:
+        """Raises :class:`rtdet.errors.ModelError` when the network cannot take ``height x width`` inputs
+        (checked before training starts, so a bad ``--imgsz`` is one error line, not a failed first step);
+        any size by default."""
+
     def predict_with_loss(self, images: Tensor, targets: list[dict]) -> tuple[list[dict[str, Tensor]],
                                                                              dict[str, Tensor]]:
         """Eval-mode predictions and the losses against ``targets`` (validation). This default

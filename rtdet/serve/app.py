@@ -54,7 +54,10 @@ class Predictor:
 
     def __init__(self, backend: Backend, settings: dict[str, Any]) -> None:
         self.backend, self.settings, self.task = backend, dict(settings), get_task(backend.task)
-        self.applies = tuple(p for p in schemas.PARAMS if p == "imgsz" or p in settings)  # the model's parameters
+        # the model's parameters: its task's decoding settings, but not the NMS threshold of a model decoded
+        # without NMS (the DETR family's fixed method "none"), where iou would be accepted and change nothing
+        nms_free = backend.decoding.get("method") == "none"
+        self.applies = tuple(p for p in schemas.PARAMS if p == "imgsz" or p in settings and not (nms_free and p == "iou"))
         if backend.name != "torch":
             # decoding's torch ops (NMS, filtering) stay on the worker's own thread next to the runtime's
             # (what infer's host_threads does per call; set once here since several workers enter it at once)

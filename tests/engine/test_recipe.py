@@ -86,8 +86,10 @@ def test_explicit_settings_win_and_steer_the_rest():
 
 def test_warmup_is_at_most_a_tenth_of_the_run():
     for epochs in (1, 5, 20, 30, 300):
-        cfg, _ = resolved(epochs=epochs)
+        cfg, choices = resolve_recipe(load_config(None, {}), facts(epochs=epochs), get_task("detect").recipe)
         assert cfg.optim.warmup_epochs == pytest.approx(min(3.0, 0.1 * epochs))
+        why = next(c.reason for c in choices if c.key == "optim.warmup_epochs")  # the reason names the value
+        assert why == ("3 epochs" if epochs >= 30 else f"a tenth of the {epochs}-epoch run (3 epochs at most)")
 
 
 @pytest.mark.parametrize("epochs,n", [(1, 1), (3, 1), (5, 2), (6, 2), (20, 7), (29, 10), (30, 10), (300, 10)])

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from rtdet.config import load_config, run_sections
+from rtdet.errors import ModelError
 from rtdet.models import MODELS, build_from_config, build_model
 from rtdet.models.detr.model import DETR_SCALES
 from rtdet.models.postprocess import postprocess
@@ -150,6 +151,31 @@ def test_clear_errors():
         model(torch.rand(1, 3, 60, 64), _targets()[:1])
     with pytest.raises(ValueError, match="fewer than num_queries"):
         build_model("rtdet-detr-n", num_classes=2)(torch.rand(1, 3, 64, 64), _targets()[:1])
+    model = build_model("rtdet-detr-n", num_classes=2)  # 300 queries: 128 px (256 + 64 + 16 tokens) is the least
+    model.check_input_size(128, 128)
+    with pytest.raises(ModelError, match=r"96x96 gives 189 encoder tokens, fewer than num_queries 300: use "
+                                         r"--imgsz 128 or more"):
+        model.check_input_size(96, 96)
+
+
+def test_an_image_size_too_small_is_one_error_line_before_training(tmp_path, capsys):
+    """`rtdet train --model rtdet-detr-n --imgsz 64` failed with a traceback at the first step."""
+    import cv2
+
+    from rtdet.cli import main
+
+    for split in ("train", "val"):
+        (tmp_path / "images" / split).mkdir(parents=True)
+        (tmp_path / "labels" / split).mkdir(parents=True)
+        for i in range(2):
+            cv2.imwrite(str(tmp_path / "images" / split / f"{i}.jpg"), np.full((64, 64, 3), 128, np.uint8))
+            (tmp_path / "labels" / split / f"{i}.txt").write_text("0 0.5 0.5 0.4 0.4\n")
+    (tmp_path / "data.yaml").write_text("train: images/train\nval: images/val\nnames: [a]\n")
+    assert main(["train", "--model", "rtdet-detr-n", "--data", str(tmp_path / "data.yaml"), "--imgsz", "64",
+                 "--epochs", "1", "--workers", "0", "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "rtdet: error: DETR input 64x64 gives 84 encoder tokens" in err and "--imgsz 128" in err, err
+    assert "Traceback" not in err and not (tmp_path / "run" / "results.csv").exists()
 
 
 def test_fused_equals_unfused(one_thread):

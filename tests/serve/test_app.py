@@ -219,3 +219,18 @@ def test_openapi_docs_and_page_are_served_from_here(servers):
         assert "http://" not in html.replace(base, "") and "https://" not in html
         for asset in assets:
             assert asset in html and httpx.get(f"{base}{asset}").status_code == 200
+
+
+def test_an_nms_free_detector_takes_no_iou(tmp_path):
+    """rtdet-detr-n decodes without NMS: /v1/models does not offer iou and a request that sends it is told so."""
+    from rtdet.models import build_model
+    from tests.serve.conftest import save_checkpoint
+
+    weights = save_checkpoint(build_model("rtdet-detr-n", 2, num_queries=20).eval(), ["a", "b"],
+                              tmp_path / "detr.pt", 64)
+    with running(app_for(weights)) as base:
+        (model,) = httpx.get(f"{base}/v1/models").json()["models"]
+        assert model["parameters"] == ["conf", "max_det", "imgsz"] and model["defaults"]["method"] == "none"
+        answer = httpx.post(f"{base}/v1/predict", json={"image": "aGk=", "iou": 0.3}, timeout=60)
+        assert answer.status_code == 422
+        assert answer.json()["detail"] == "iou: not a parameter of this model (it takes conf, max_det, imgsz)"

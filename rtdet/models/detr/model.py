@@ -138,13 +138,20 @@ class DETR(RtdetModel):
     def _check_size(self, images: Tensor) -> None:
         if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():  # shapes are symbolic then
             return
-        h, w = images.shape[-2:]
+        self.check_input_size(*images.shape[-2:])
+
+    def check_input_size(self, height: int, width: int) -> None:
+        """ModelError unless both sides are multiples of 32 and the encoder has at least ``num_queries`` tokens
+        (query selection keeps that many)."""
+        h, w = int(height), int(width)
         if h % 32 or w % 32:
-            raise ValueError(f"DETR input height and width must be multiples of 32, got {(h, w)}")
+            raise ModelError(f"DETR input height and width must be multiples of 32, got {(h, w)}")
         tokens = sum((h // s) * (w // s) for s in (8, 16, 32)[3 - self.num_levels:])
         if tokens < self.num_queries:
-            raise ValueError(f"DETR input {h}x{w} gives {tokens} encoder tokens, fewer than num_queries "
-                             f"{self.num_queries}: use a larger image size or fewer queries")
+            smallest = next(k for k in range(32, 4097, 32)
+                            if sum((k // s) ** 2 for s in (8, 16, 32)[3 - self.num_levels:]) >= self.num_queries)
+            raise ModelError(f"DETR input {h}x{w} gives {tokens} encoder tokens, fewer than num_queries "
+                             f"{self.num_queries}: use --imgsz {smallest} or more, or fewer --num-queries")
 
     def normalized(self, targets: list[dict[str, Any]], image_size: tuple[int, int],
                    device: torch.device) -> list[dict[str, Tensor]]:
