@@ -169,8 +169,8 @@ def decode_whole(data: bytes) -> np.ndarray:
     marker), so a cut file ends so only inside a header segment that holds those bytes (an
     EXIF thumbnail's end, a comment), before the image's own headers are complete, and the
     decoder refuses it (tested at such cuts; encoders put no such segment between the scans
-    of a progressive JPEG). Such a file is decoded once; any other file (a PNG, WebP, a JPEG cut short or with bytes after its end) is
-    decoded fully by :func:`probe_image` first. The probe's decoding costs nearly as much
+    of a progressive JPEG). Such a file is decoded once; any other file (a PNG, WebP, a JPEG
+    cut short or with bytes after its end) is decoded fully by :func:`probe_image` first. The probe's decoding costs nearly as much
     as the pixels' (1.6 and 2.0 ms of CPU for a 640x480 coco128 photo).
 
     Raises:

@@ -56,8 +56,8 @@ class Predictor:
         self.backend, self.settings, self.task = backend, dict(settings), get_task(backend.task)
         # the model's parameters: its task's decoding settings, but not the NMS threshold of a model decoded
         # without NMS (the DETR family's fixed method "none"), where iou would be accepted and change nothing
-        nms_free = backend.decoding.get("method") == "none"
-        self.applies = tuple(p for p in schemas.PARAMS if p == "imgsz" or p in settings and not (nms_free and p == "iou"))
+        unused = {"iou"} if backend.decoding.get("method") == "none" else set()
+        self.applies = tuple(p for p in schemas.PARAMS if p == "imgsz" or p in settings and p not in unused)
         if backend.name != "torch":
             # decoding's torch ops (NMS, filtering) stay on the worker's own thread next to the runtime's
             # (what infer's host_threads does per call; set once here since several workers enter it at once)

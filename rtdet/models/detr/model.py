@@ -146,10 +146,10 @@ class DETR(RtdetModel):
         h, w = int(height), int(width)
         if h % 32 or w % 32:
             raise ModelError(f"DETR input height and width must be multiples of 32, got {(h, w)}")
-        tokens = sum((h // s) * (w // s) for s in (8, 16, 32)[3 - self.num_levels:])
+        strides = (8, 16, 32)[3 - self.num_levels:]
+        tokens = sum((h // s) * (w // s) for s in strides)
         if tokens < self.num_queries:
-            smallest = next(k for k in range(32, 4097, 32)
-                            if sum((k // s) ** 2 for s in (8, 16, 32)[3 - self.num_levels:]) >= self.num_queries)
+            smallest = next(k for k in range(32, 4097, 32) if sum((k // s) ** 2 for s in strides) >= self.num_queries)
             raise ModelError(f"DETR input {h}x{w} gives {tokens} encoder tokens, fewer than num_queries "
                              f"{self.num_queries}: use --imgsz {smallest} or more, or fewer --num-queries")
 
