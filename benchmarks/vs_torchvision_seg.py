@@ -3,6 +3,7 @@
     python benchmarks/vs_torchvision_seg.py [--epochs 30] [--imgsz 480] [--batch 8] [--seed 0] [--threads 2]
     python benchmarks/vs_torchvision_seg.py --upsample      # rtdet-seg-n with each of its four upsamplers
     python benchmarks/vs_torchvision_seg.py --models rtdet-seg-n lraspp_mobilenet_v3_large   # some of them
+    python benchmarks/vs_torchvision_seg.py --class-weight none   # plain cross-entropy (rows labelled so)
     python benchmarks/vs_torchvision_seg.py --time [--upsample]   # time the stored runs again, side by side
 
 Data: ``../shared/data/camvid`` (184 train / 101 val images at 480x360, 11 classes, value 11
@@ -14,7 +15,8 @@ defaults: flips, scale jitter, HSV), image size, epochs, batch, seed, CPU thread
 training loop (rtdet's Trainer with the recipe it resolves for this run: AdamW, warm-up,
 EMA; the seg family's learning rate and weight decay, except rtdet-m2f, which trains with
 its own family's: :data:`rtdet.engine.recipe.FAMILY_RECIPES` and :mod:`rtdet.models.m2f.recipe`), the loss (cross-entropy over
-labelled pixels, :mod:`rtdet.losses.seg_loss`; rtdet-m2f: its own set loss) and the scoring:
+labelled pixels with the class weights ``--class-weight`` names, by default the seg family's
+``sqrt_median_freq``, :mod:`rtdet.losses.seg_loss`; rtdet-m2f: its own set loss) and the scoring:
 rtdet's mIoU in original pixels (:mod:`rtdet.tasks.segment`) of the final EMA weights on the
 val split. torchvision's models are built from scratch (``weights=None,
 weights_backbone=None``) and fed ImageNet-normalised pixels, as torchvision's own
@@ -41,7 +43,8 @@ import torch
 import yaml
 from torch import Tensor
 
-from rtdet.losses.seg_loss import SegmentationLoss
+from rtdet.config import SegConfig
+from rtdet.losses.seg_loss import CLASS_WEIGHTS, SegmentationLoss
 from rtdet.models.base import RtdetModel
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -114,9 +117,10 @@ def run_config(args: argparse.Namespace, data: Path, out: Path, model: str = "rt
     from rtdet.tasks.segment import TASK
 
     name = model if model in MODELS else "rtdet-seg-n"
+    loss = {"class_weight": args.class_weight} if MODELS[name].section == "seg" else {}
     cfg = resolve_task_defaults(load_config(None, {
         "model": name, "data": str(data), "imgsz": args.imgsz, "epochs": args.epochs, "batch": args.batch,
-        "seed": args.seed, "workers": 0, "out": str(out), "metric": "mIoU", "patience": 0}))
+        "seed": args.seed, "workers": 0, "out": str(out), "metric": "mIoU", "patience": 0, **loss}))
     n_train = len(TASK.open_split(cfg, "train"))
     facts = RunFacts(train_images=n_train, batch=args.batch, world_size=1, epochs=args.epochs,
                      num_classes=len(CAMVID_NAMES), imgsz=args.imgsz, family=MODELS[name].family)
@@ -131,6 +135,8 @@ def train_and_score(model: RtdetModel, args: argparse.Namespace, data: Path, out
     cfg, n_train = run_config(args, data, out, model.build_args["name"])
     seed_everything(args.seed)
     train_ds, val_ds = TASK.open_split(cfg, "train"), TASK.open_split(cfg, "val")
+    for note in TASK.prepare_model(model, train_ds, cfg):  # the loss's class weights (not rtdet-m2f's)
+        print(f"{model.build_args['name']}: {note}", flush=True)
     train_loader = TASK.build_loader(train_ds, cfg, True, epochs=args.epochs, seed=args.seed)
     val_loader = TASK.build_loader(val_ds, cfg, False)
     evaluate = make_evaluator(val_loader, TASK.metric_fn(train_ds.names), TASK.collect)
@@ -219,6 +225,9 @@ def main() -> None:
                         help="which models to run (default: all four); rows already in the results file are kept")
     parser.add_argument("--time", action="store_true", help="only time the stored runs again, in alternating rounds")
     parser.add_argument("--rounds", type=int, default=5, help="with --time: alternating rounds")
+    parser.add_argument("--class-weight", choices=CLASS_WEIGHTS, default=SegConfig.class_weight,
+                        help="the pixel cross-entropy's class weights (every model but rtdet-m2f); rows with "
+                             "another than the default are labelled with it (default: %(default)s)")
     parser.add_argument("--out", default=str(ROOT / "runs" / "vs_torchvision_seg"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -237,6 +246,8 @@ def main() -> None:
     else:
         runs = {k: RUNS[k] for k in args.models}
     results = json.loads(path.read_text()) if path.is_file() else {}
+    if args.class_weight != SegConfig.class_weight:
+        runs = {(k if v[0] == "rtdet-m2f" else f"{k} class_weight={args.class_weight}"): v for k, v in runs.items()}
     for label, (name, upsample) in runs.items():
         torch.manual_seed(args.seed)
         folder = out / label.replace(" ", "_").replace("=", "-")

@@ -89,6 +89,8 @@ def _train(cfg: Config, progress: bool) -> RunResult:
         dist.log_info(format_choices(choices))
     model = build_from_config(cfg, num_classes)
     model.check_input_size(cfg.data.imgsz, cfg.data.imgsz)
+    for note in task.prepare_model(model, train_ds, cfg):
+        dist.log_info(note)
     model.set_postprocess(**task.settings(cfg, scoring=True))
     sampler = dist.train_sampler(train_ds, shuffle=True, seed=cfg.train.seed)  # N ranks x b == 1 process x N*b
     train_loader = task.build_loader(train_ds, cfg, True, epochs=cfg.train.epochs, seed=cfg.train.seed,

@@ -26,7 +26,9 @@ to the next:
   ``auto`` (see :mod:`rtdet.engine.recipe`); ``diagnose(train dataset, cfg) -> [sentence]``
   what in the data can keep a model from learning (logged at the start, repeated as a likely
   cause when the run learns nothing, see :mod:`rtdet.engine.diagnose`); ``chance(val dataset)``
-  what guessing scores in ``metric`` (a run at or below it learned nothing).
+  what guessing scores in ``metric`` (a run at or below it learned nothing);
+  ``prepare_model(model, train dataset, cfg) -> [sentence]`` what the model takes from the
+  training data before the first step (segment: the loss's class weights), logged.
 
 A task's defaults for shared settings the user did not give are data, not code:
 :data:`rtdet.registry.TASK_DEFAULTS`, applied by :func:`rtdet.config.resolve_task_defaults`.
@@ -74,5 +76,6 @@ class Task:
     recipe: Callable[..., list] = lambda cfg, facts: []  # the task's own "auto" settings (rtdet.engine.recipe)
     diagnose: Callable[..., list[str]] = lambda dataset, cfg: dataset.report.notes(dataset.names)
     chance: Callable[..., float] = lambda dataset: 0.0  # what guessing scores on ``dataset`` in ``metric``
+    prepare_model: Callable[..., list[str]] = lambda model, dataset, cfg: []  # from the training data, logged
     reports: tuple[str, ...] = ()  # evaluation protocols `val --metric` can name (detect: coco, voc07, voc)
     save: Callable[..., list] = lambda result, out_dir, image_name, frame=None: []  # predict's extra files

@@ -220,6 +220,26 @@ def chance(dataset: Any) -> float:
     return max(px.values()) / total / present if total else 0.0
 
 
+def prepare_model(model: Any, dataset: Any, cfg: Any) -> list[str]:
+    """Give a pixel-classifying model's loss (a :class:`rtdet.losses.seg_loss.SegmentationLoss` as
+    ``model.criterion``: rtdet-seg-n/-s) the class weights ``cfg.seg.class_weight`` names, from the
+    training split's pixels per class (counted as it was opened, so no mask is read again); other
+    models (rtdet-m2f: its loss weighs segments, not pixels) are left alone. Returns the log line."""
+    from rtdet.losses.seg_loss import SegmentationLoss, class_weights
+
+    criterion = getattr(model, "criterion", None)
+    if not isinstance(criterion, SegmentationLoss):
+        return []
+    px = dataset.report.pixels_per_class
+    weight = class_weights([px.get(c, 0) for c in range(criterion.num_classes)], cfg.seg.class_weight)
+    criterion.class_weight = weight
+    if weight is None:
+        return [f"class weights: none (seg.class_weight {cfg.seg.class_weight})"]
+    names = list(dataset.names) + [str(c) for c in range(len(dataset.names), criterion.num_classes)]
+    listed = ", ".join(f"{names[c]} {w:.2f}" for c, w in enumerate(weight.tolist()))
+    return [f"class weights ({cfg.seg.class_weight}, from {sum(px.values())} training pixels): {listed}"]
+
+
 def summary(result: RunResult) -> str:
     m = result.metrics
     return (f"mIoU {m.get('mIoU', float('nan')):.4f}  aAcc {m.get('aAcc', float('nan')):.4f}  "
@@ -392,4 +412,5 @@ def response(result: dict[str, Any]) -> dict[str, Any]:
 TASK = Task(name="segment", metric="mIoU", open_split=open_split, build_loader=build_loader, collect=collect,
             metric_fn=metric_fn, final_report=final_report, summary=summary, preprocess=preprocess,
             preprocessor=preprocessor, predictions=predictions, decode=decode, response=response,
-            annotate=annotate, records=records, settings=settings, chance=chance, save=save)
+            annotate=annotate, records=records, settings=settings, chance=chance, save=save,
+            prepare_model=prepare_model)

@@ -1,10 +1,13 @@
-"""The segmentation loss: cross-entropy over labelled pixels against torch's, Dice against a looped reference."""
+"""The segmentation loss: cross-entropy over labelled pixels against torch's, class weights and Dice against
+looped references."""
+
+import math
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from rtdet.losses.seg_loss import SegmentationLoss, dice_loss, stack_labels
+from rtdet.losses.seg_loss import SegmentationLoss, class_weights, dice_loss, stack_labels
 
 
 def _case(b=2, k=4, h=6, w=5, seed=0):
@@ -62,3 +65,45 @@ def test_bad_settings_and_sizes_are_refused():
         SegmentationLoss(3, dice_gain=-1)
     with pytest.raises(ValueError, match="differ in size"):
         SegmentationLoss(3)(torch.zeros(1, 3, 4, 4), [{"mask": torch.zeros(5, 4, dtype=torch.int64)}])
+
+
+def test_class_weights_by_hand():
+    # shares 0.1, 0.3, 0, 0.6; the median over the three classes present is 0.3
+    plain = class_weights([1, 3, 0, 6], "median_freq")
+    torch.testing.assert_close(plain, torch.tensor([3.0, 1.0, 1.0, 0.5]))
+    root = class_weights([1, 3, 0, 6], "sqrt_median_freq")
+    torch.testing.assert_close(root, torch.tensor([math.sqrt(3), 1.0, 1.0, math.sqrt(0.5)]))
+    # an even number of classes present: the median is the mean of the middle two shares (0.2 and 0.3)
+    torch.testing.assert_close(class_weights([1, 2, 3, 4], "median_freq"), torch.tensor([2.5, 1.25, 25 / 30, 0.625]))
+    assert class_weights([1, 3, 0, 6], "none") is None and class_weights([0, 0], "median_freq") is None
+    with pytest.raises(ValueError, match="expected one of"):
+        class_weights([1, 2], "inverse")
+    with pytest.raises(ValueError, match=">= 0"):
+        class_weights([1, -2], "median_freq")
+
+
+def test_weighted_cross_entropy_against_a_looped_reference():
+    logits, targets = _case(seed=2)
+    weight = torch.tensor([0.5, 2.0, 1.0, 3.0])
+    out = SegmentationLoss(4, class_weight=weight)(logits, targets)["loss_ce"]
+    labels = stack_labels(targets, 4, logits.device)
+    num = den = 0.0
+    for b, h, w in torch.cartesian_prod(*(torch.arange(n) for n in labels.shape)).tolist():
+        y = int(labels[b, h, w])
+        if y < 0:
+            continue
+        num += weight[y] * -logits[b, :, h, w].log_softmax(0)[y]
+        den += weight[y]
+    torch.testing.assert_close(out, num / den)
+
+
+def test_weighted_loss_of_no_labelled_pixel_is_zero_and_bad_weights_are_refused():
+    logits = torch.randn(1, 3, 4, 4, requires_grad=True)
+    loss = SegmentationLoss(3, class_weight=torch.ones(3))(logits, [{"mask": torch.full((4, 4), 255)}])["loss_ce"]
+    loss.backward()
+    assert loss.item() == 0.0 and logits.grad.abs().max() == 0
+    loss_fn = SegmentationLoss(3)
+    for bad in (torch.ones(4), torch.tensor([1.0, 0.0, 1.0]), torch.tensor([1.0, -1.0, 2.0])):
+        with pytest.raises(ValueError, match="3 positive numbers"):
+            loss_fn.class_weight = bad
+    assert loss_fn.class_weight is None and "class_weight" not in dict(loss_fn.named_buffers())

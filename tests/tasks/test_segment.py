@@ -149,6 +149,44 @@ def test_chance_is_the_majority_class_everywhere(data):
     assert chance(ds) == pytest.approx(metric.compute().miou)
 
 
+def test_prepare_model_weights_the_loss_by_the_training_pixels(data):
+    """The class weights come from the training masks as stored (counted here again, independently, with
+    OpenCV), value 11 unlabelled; rtdet-m2f's loss is left alone."""
+    from rtdet.config import load_config
+    from rtdet.models import build_model
+
+    cfg = load_config(None, {"model": "rtdet-seg-n", "data": str(data)})
+    ds = TASK.open_split(cfg, "train")
+    counts = np.zeros(12, np.int64)
+    for f in sorted((data.parent / "masks" / "train").glob("*.png")):
+        counts += np.bincount(cv2.imread(str(f), cv2.IMREAD_UNCHANGED).ravel(), minlength=12)[:12]
+    share = counts[:11] / counts[:11].sum()
+    present = share > 0
+    expected = np.ones(11)
+    expected[present] = np.sqrt(np.median(share[present]) / share[present])
+    model = build_model("rtdet-seg-n", 11)
+    notes = TASK.prepare_model(model, ds, cfg)
+    np.testing.assert_allclose(model.criterion.class_weight.numpy(), expected, rtol=1e-6)
+    assert cfg.seg.class_weight == "sqrt_median_freq" and len(notes) == 1
+    assert notes[0].startswith(f"class weights (sqrt_median_freq, from {counts[:11].sum()} training pixels): sky ")
+    plain = load_config(None, {"model": "rtdet-seg-n", "data": str(data), "class_weight": "none"})
+    assert TASK.prepare_model(model, ds, plain) == ["class weights: none (seg.class_weight none)"]
+    assert model.criterion.class_weight is None
+    m2f = build_model("rtdet-m2f", 11)
+    assert TASK.prepare_model(m2f, ds, cfg) == [] and not hasattr(m2f.criterion, "class_weight")
+
+
+def test_train_logs_its_class_weights(data, tmp_path, caplog):
+    import logging
+
+    torch.set_num_threads(1)
+    with caplog.at_level(logging.INFO):
+        assert main(["train", *TRAIN, "--epochs", "1", "--class-weight", "median_freq", "--data", str(data),
+                     "--out", str(tmp_path)]) == 0
+    assert "class weights (median_freq, from " in caplog.text
+    assert yaml.safe_load((tmp_path / "config.yaml").read_text())["seg"]["class_weight"] == "median_freq"
+
+
 def test_annotate_and_records():
     image = np.full((40, 60, 3), 100, np.uint8)
     mask = torch.zeros(40, 60, dtype=torch.uint8)

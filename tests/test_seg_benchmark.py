@@ -1,0 +1,36 @@
+"""benchmarks/vs_torchvision_seg.py end to end on a sliver of CamVid: every model of a row gets the same loss
+settings, rows say which class weights they trained with, and the scores are rtdet's mIoU."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rtdet.deploy.images import shared_data_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+CAMVID = shared_data_dir() / "camvid"
+
+
+@pytest.mark.skipif(not (CAMVID / "masks" / "val").is_dir(), reason="needs ../shared/data/camvid")
+def test_rows_name_their_class_weights_and_share_them(tmp_path):
+    """4 training / 2 validation images, 64 px, 1 epoch: rtdet-seg-n and LR-ASPP with plain cross-entropy, then
+    rtdet-seg-n with the default weights added to the same results file."""
+    base = [sys.executable, str(ROOT / "benchmarks" / "vs_torchvision_seg.py"), "--epochs", "1", "--imgsz", "64",
+            "--bench-size", "64", "--batch", "2", "--threads", "1", "--runs", "2", "--warmup", "1",
+            "--train-images", "4", "--val-images", "2", "--out", str(tmp_path)]
+    plain = subprocess.run([*base, "--models", "rtdet-seg-n", "lraspp_mobilenet_v3_large", "--class-weight", "none"],
+                           capture_output=True, text=True, timeout=900)
+    assert plain.returncode == 0, plain.stderr[-2000:]
+    assert plain.stdout.count("class weights: none (seg.class_weight none)") == 2
+    weighted = subprocess.run([*base, "--models", "rtdet-seg-n"], capture_output=True, text=True, timeout=900)
+    assert weighted.returncode == 0, weighted.stderr[-2000:]
+    assert "rtdet-seg-n: class weights (sqrt_median_freq, from " in weighted.stdout
+    rows = json.loads((tmp_path / "results.json").read_text())
+    assert set(rows) == {"rtdet-seg-n class_weight=none", "lraspp_mobilenet_v3_large class_weight=none",
+                         "rtdet-seg-n"}
+    for row in rows.values():
+        assert 0 <= row["mIoU"] <= 1 and row["train_img_s"] > 0 and row["ms"]["end_to_end"] > 0
+    assert (tmp_path / "rtdet-seg-n_class_weight-none" / "model.onnx").is_file()
