@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from rtdet import config as C
 from rtdet.errors import RtdetError
+from rtdet.registry import TASK_DEFAULTS
 
 
 def _flag_type(tp: Any) -> dict:
@@ -66,11 +67,12 @@ def add_config_flags(parser: argparse.ArgumentParser, sections: tuple[str, ...] 
         if name not in flags:
             continue
         default = getattr(getattr(defaults, section), name)
+        own = "".join(f"; {task}: {v[name]!r}" for task, v in TASK_DEFAULTS.items() if v.get(name, default) != default)
         groups[section].add_argument(
             "--" + name.replace("_", "-"),
             dest=name,
             default=argparse.SUPPRESS,
-            help=f"{f.metadata['help']} (default: {default!r})",
+            help=f"{f.metadata['help']} (default: {default!r}{own})",
             **_flag_type(tp),
         )
 

@@ -40,7 +40,9 @@ def validation_message(error: ValidationError) -> str:
         where = ".".join(str(x) for x in e["loc"]) or "parameters"
         msg = "unknown parameter (expected one of " + ", ".join(PARAMS) + ")" if e["type"] == "extra_forbidden" \
             else e["msg"]
-        parts.append(f"{where}: {msg} (got {e['input']!r})")
+        got = e["input"]  # a form field's text as it came (1.5, not '1.5': as in a JSON body), else its repr
+        shown = got if isinstance(got, str) and got and got.strip() == got and got.isprintable() else repr(got)
+        parts.append(f"{where}: {msg} (got {shown})")
     return "; ".join(parts)
 
 

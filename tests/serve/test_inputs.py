@@ -53,7 +53,12 @@ def test_parameters_are_checked_and_named():
     assert check_params({"conf": "0.5", "max_det": 3}, detect, None) == {"conf": 0.5, "max_det": 3}
     assert check_params({}, detect, 160) == {} and check_params({"imgsz": 160}, detect, 160) == {"imgsz": 160}
     _refused(422, "conf: Input should be less than or equal to 1 (got 1.5)", check_params, {"conf": 1.5}, detect, None)
-    _refused(422, "conf: Input should be a valid number", check_params, {"conf": "high"}, detect, None)
+    _refused(422, "conf: Input should be less than or equal to 1 (got 1.5)", check_params, {"conf": "1.5"}, detect,
+             None)  # a form field's text reads as a JSON number does
+    _refused(422, "conf: Input should be a valid number, unable to parse string as a number (got high)", check_params,
+             {"conf": "high"}, detect, None)
+    _refused(422, "conf: Input should be a valid number, unable to parse string as a number (got '')", check_params,
+             {"conf": ""}, detect, None)
     _refused(422, "max_det: Input should be greater than or equal to 1 (got 0)", check_params, {"max_det": 0},
              detect, None)
     _refused(422, "imgsz: Input should be a multiple of 32 (got 100)", check_params, {"imgsz": 100}, detect, None)
