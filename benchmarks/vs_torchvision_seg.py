@@ -63,16 +63,19 @@ class TorchvisionSegmenter(RtdetModel):
     task = "segment"
     output_names = ("logits",)
 
-    def __init__(self, name: str, num_classes: int) -> None:
+    def __init__(self, name: str, num_classes: int, class_weight: str = SegConfig.class_weight) -> None:
         from torchvision.models import segmentation as tvs
 
         super().__init__()
         builder = {"lraspp": tvs.lraspp_mobilenet_v3_large, "deeplabv3": tvs.deeplabv3_mobilenet_v3_large}[name]
         self.net = builder(weights=None, weights_backbone=None, num_classes=num_classes)
         self.num_classes, self.build_args = num_classes, {"name": f"torchvision-{name}", "num_classes": num_classes}
-        self.criterion = SegmentationLoss(num_classes)
+        self.criterion = SegmentationLoss(num_classes, weighting=class_weight)  # rtdet-seg-n's loss
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+
+    def use_class_counts(self, counts: list[int]) -> Tensor | None:
+        return self.criterion.weigh_classes(counts)
 
     def logits(self, images: Tensor) -> Tensor:
         return self.net((images - self.mean) / self.std)["out"]
@@ -135,7 +138,7 @@ def train_and_score(model: RtdetModel, args: argparse.Namespace, data: Path, out
     cfg, n_train = run_config(args, data, out, model.build_args["name"])
     seed_everything(args.seed)
     train_ds, val_ds = TASK.open_split(cfg, "train"), TASK.open_split(cfg, "val")
-    for note in TASK.prepare_model(model, train_ds, cfg):  # the loss's class weights (not rtdet-m2f's)
+    for note in TASK.prepare_model(model, train_ds, cfg):  # the loss's class weights (none for rtdet-m2f)
         print(f"{model.build_args['name']}: {note}", flush=True)
     train_loader = TASK.build_loader(train_ds, cfg, True, epochs=args.epochs, seed=args.seed)
     val_loader = TASK.build_loader(val_ds, cfg, False)
@@ -184,14 +187,17 @@ def time_stored(results: dict, args: argparse.Namespace, out: Path) -> None:
         results[label]["cpu_ms"] = statistics.median(m.cpu_ms for m in measured)
 
 
-def build(name: str, upsample: str = "bilinear") -> RtdetModel:
+def build(name: str, upsample: str = "bilinear", class_weight: str = SegConfig.class_weight) -> RtdetModel:
     from rtdet.models import build_model
+    from rtdet.models.seg import apply_seg_settings
 
     if name == "rtdet-seg-n":
-        return build_model(name, len(CAMVID_NAMES), upsample=upsample)
+        model = build_model(name, len(CAMVID_NAMES), upsample=upsample)
+        apply_seg_settings(model, SegConfig(upsample=upsample, class_weight=class_weight))
+        return model
     if name == "rtdet-m2f":
         return build_model(name, len(CAMVID_NAMES))
-    return TorchvisionSegmenter(name, len(CAMVID_NAMES))
+    return TorchvisionSegmenter(name, len(CAMVID_NAMES), class_weight)
 
 
 def print_table(results: dict, args: argparse.Namespace) -> None:
@@ -251,7 +257,7 @@ def main() -> None:
     for label, (name, upsample) in runs.items():
         torch.manual_seed(args.seed)
         folder = out / label.replace(" ", "_").replace("=", "-")
-        results[label] = train_and_score(build(name, upsample or "bilinear"), args, data, folder)
+        results[label] = train_and_score(build(name, upsample or "bilinear", args.class_weight), args, data, folder)
         fresh = json.loads(path.read_text()) if path.is_file() else {}  # rows a parallel run wrote meanwhile
         results = {**fresh, label: results[label]}
         path.write_text(json.dumps(results, indent=1))

@@ -24,10 +24,10 @@ def test_rows_name_their_class_weights_and_share_them(tmp_path):
     plain = subprocess.run([*base, "--models", "rtdet-seg-n", "lraspp_mobilenet_v3_large", "--class-weight", "none"],
                            capture_output=True, text=True, timeout=900)
     assert plain.returncode == 0, plain.stderr[-2000:]
-    assert plain.stdout.count("class weights: none (seg.class_weight none)") == 2
+    assert "class weights" not in plain.stdout
     weighted = subprocess.run([*base, "--models", "rtdet-seg-n"], capture_output=True, text=True, timeout=900)
     assert weighted.returncode == 0, weighted.stderr[-2000:]
-    assert "rtdet-seg-n: class weights (sqrt_median_freq, from " in weighted.stdout
+    assert "rtdet-seg-n: class weights of the loss, from " in weighted.stdout
     rows = json.loads((tmp_path / "results.json").read_text())
     assert set(rows) == {"rtdet-seg-n class_weight=none", "lraspp_mobilenet_v3_large class_weight=none",
                          "rtdet-seg-n"}

@@ -94,23 +94,41 @@ class SegmentationLoss(nn.Module):
     Args:
         num_classes: ``K``.
         dice_gain: weight of :func:`dice_loss`; 0 leaves it out (and out of the returned dict).
-        class_weight: float [K] or None (see :func:`class_weights`); settable later, when
-            the training data are known (:func:`rtdet.tasks.segment.prepare_model`).
+        weighting: one of :data:`CLASS_WEIGHTS`: how :meth:`weigh_classes` turns the training
+            data's pixels per class into ``class_weight`` (None until then: plain cross-entropy).
 
     Raises:
-        ValueError: a negative ``dice_gain``, or ``class_weight`` not of ``K`` positive numbers.
+        ValueError: a negative ``dice_gain`` or an unknown ``weighting``.
     """
 
-    def __init__(self, num_classes: int, dice_gain: float = 0.0, class_weight: Tensor | None = None) -> None:
+    def __init__(self, num_classes: int, dice_gain: float = 0.0, weighting: str = "none") -> None:
         super().__init__()
         if dice_gain < 0:
             raise ValueError(f"dice_gain must be >= 0, got {dice_gain}")
-        self.num_classes, self.dice_gain = num_classes, float(dice_gain)
-        self.class_weight = class_weight
+        if weighting not in CLASS_WEIGHTS:
+            raise ValueError(f"class weight {weighting!r}: expected one of {', '.join(CLASS_WEIGHTS)}")
+        self.num_classes, self.dice_gain, self.weighting = num_classes, float(dice_gain), weighting
+        self.class_weight = None
+
+    def weigh_classes(self, pixels: Sequence[int]) -> Tensor | None:
+        """Set ``class_weight`` from the pixels of each class in the training masks (``pixels`` [<= K]; missing
+        classes count 0) as ``weighting`` says (:func:`class_weights`); returns it.
+
+        Raises:
+            ValueError: more than ``K`` counts.
+        """
+        if len(pixels) > self.num_classes:
+            raise ValueError(f"{len(pixels)} pixel counts for a loss over {self.num_classes} classes")
+        self.class_weight = class_weights([*pixels, *[0] * (self.num_classes - len(pixels))], self.weighting)
+        return self.class_weight
 
     @property
     def class_weight(self) -> Tensor | None:
-        """float32 [K] or None; not a buffer: it comes from the training data, not from the checkpoint."""
+        """float32 [K] or None; not a buffer: it comes from the training data, not from the checkpoint.
+
+        Raises:
+            ValueError: (when set) not ``K`` positive numbers.
+        """
         return self._class_weight
 
     @class_weight.setter

@@ -102,6 +102,12 @@ class RtdetModel(nn.Module):
         (checked before training starts, so a bad ``--imgsz`` is one error line, not a failed first step);
         any size by default."""
 
+    def use_class_counts(self, counts: list[int]) -> Tensor | None:
+        """Take what the loss needs from the training data's class frequencies before the first step
+        (``counts`` [K]: what the task counts per class, e.g. a segmenter's training pixels); returns the
+        class weights it took, float [K], or None: nothing, the default."""
+        return None
+
     def predict_with_loss(self, images: Tensor, targets: list[dict]) -> tuple[list[dict[str, Tensor]],
                                                                              dict[str, Tensor]]:
         """Eval-mode predictions and the losses against ``targets`` (validation). This default

@@ -126,7 +126,8 @@ class Segmenter(RtdetModel):
         channels, depths, act, norm, dw_backbone: :class:`rtdet.models.backbones.CSPBackbone` settings.
         width: FPN and head width; ``dw``: depthwise-separable FPN and head convolutions.
         upsample: one of :data:`UPSAMPLERS`.
-        dice_gain: of the training loss.
+        dice_gain, class_weight: of the training loss (:class:`rtdet.losses.seg_loss.SegmentationLoss`'s
+            ``dice_gain`` and ``weighting``).
     """
 
     task = "segment"
@@ -134,7 +135,8 @@ class Segmenter(RtdetModel):
 
     def __init__(self, num_classes: int, channels: tuple[int, ...], depths: tuple[int, ...], width: int = 64,
                  act: str = "relu", norm: str = "bn", dw_backbone: bool = False, dw: bool = False,
-                 upsample: str = SegConfig.upsample, dice_gain: float = 0.0) -> None:
+                 upsample: str = SegConfig.upsample, dice_gain: float = SegConfig.dice_gain,
+                 class_weight: str = SegConfig.class_weight) -> None:
         super().__init__()
         if num_classes < 2:
             raise ModelError(f"a segmenter needs num_classes >= 2, got {num_classes}")
@@ -146,7 +148,7 @@ class Segmenter(RtdetModel):
                                   nn.Conv2d(width, num_classes * self.upsample.channels_per_class, 1))
         if upsample == "pixelshuffle":
             self.init_pixelshuffle()
-        self.criterion = SegmentationLoss(num_classes, dice_gain)
+        self.criterion = SegmentationLoss(num_classes, dice_gain, class_weight)
 
     def init_pixelshuffle(self) -> None:
         """ICNR initialisation (Aitken et al., 2017): the ``f * f`` sub-pixel filters of each class start
@@ -155,6 +157,11 @@ class Segmenter(RtdetModel):
         with torch.no_grad():  # PixelShuffle reads channel c * r + j as sub-pixel j of class c
             cls.weight.copy_(cls.weight[::r].repeat_interleave(r, 0))
             cls.bias.copy_(cls.bias[::r].repeat_interleave(r, 0))
+
+    def use_class_counts(self, counts: list[int]) -> Tensor | None:
+        """``counts``: pixels of each class in the training masks -> the loss's class weights (see
+        :meth:`rtdet.losses.seg_loss.SegmentationLoss.weigh_classes`)."""
+        return self.criterion.weigh_classes(counts)
 
     def logits(self, images: Tensor) -> Tensor:
         """``[B, 3, H, W] -> [B, K, H, W]`` (H, W multiples of 32)."""
@@ -207,9 +214,9 @@ def build_segmenter(name: str, num_classes: int, act: str | None = None, norm: s
 
 
 def apply_seg_settings(model: Segmenter, settings: Any) -> None:
-    """The loss of a :class:`rtdet.config.SegConfig` (``dice_gain``); ``upsample`` is a build argument
-    (:func:`rtdet.models.build_from_config` passes it, see ``section_args`` in :mod:`rtdet.registry`)."""
-    model.criterion = SegmentationLoss(model.num_classes, settings.dice_gain)
+    """The loss of a :class:`rtdet.config.SegConfig` (``dice_gain``, ``class_weight``); ``upsample`` is a build
+    argument (:func:`rtdet.models.build_from_config` passes it, see ``section_args`` in :mod:`rtdet.registry`)."""
+    model.criterion = SegmentationLoss(model.num_classes, settings.dice_gain, settings.class_weight)
 
 
 __all__ = ["SEG_SCALES", "UPSAMPLERS", "Segmenter", "Upsampler", "apply_seg_settings", "build_segmenter"]

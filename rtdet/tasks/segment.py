@@ -221,23 +221,17 @@ def chance(dataset: Any) -> float:
 
 
 def prepare_model(model: Any, dataset: Any, cfg: Any) -> list[str]:
-    """Give a pixel-classifying model's loss (a :class:`rtdet.losses.seg_loss.SegmentationLoss` as
-    ``model.criterion``: rtdet-seg-n/-s) the class weights ``cfg.seg.class_weight`` names, from the
-    training split's pixels per class (counted as it was opened, so no mask is read again); other
-    models (rtdet-m2f: its loss weighs segments, not pixels) are left alone. Returns the log line."""
-    from rtdet.losses.seg_loss import SegmentationLoss, class_weights
-
-    criterion = getattr(model, "criterion", None)
-    if not isinstance(criterion, SegmentationLoss):
-        return []
+    """Hand the model the training split's pixels per class (counted as the split was opened, so no
+    mask is read again): rtdet-seg-n/-s weight their loss's classes by them (``seg.class_weight``),
+    rtdet-m2f takes nothing (its loss weighs segments, not pixels). Returns the log line of the weights."""
     px = dataset.report.pixels_per_class
-    weight = class_weights([px.get(c, 0) for c in range(criterion.num_classes)], cfg.seg.class_weight)
-    criterion.class_weight = weight
+    counts = [px.get(c, 0) for c in range(len(dataset.names))]
+    weight = model.use_class_counts(counts)
     if weight is None:
-        return [f"class weights: none (seg.class_weight {cfg.seg.class_weight})"]
-    names = list(dataset.names) + [str(c) for c in range(len(dataset.names), criterion.num_classes)]
+        return []
+    names = [*dataset.names, *map(str, range(len(dataset.names), len(weight)))]
     listed = ", ".join(f"{names[c]} {w:.2f}" for c, w in enumerate(weight.tolist()))
-    return [f"class weights ({cfg.seg.class_weight}, from {sum(px.values())} training pixels): {listed}"]
+    return [f"class weights of the loss, from {sum(counts)} training pixels: {listed}"]
 
 
 def summary(result: RunResult) -> str:

@@ -85,7 +85,9 @@ def test_class_weights_by_hand():
 def test_weighted_cross_entropy_against_a_looped_reference():
     logits, targets = _case(seed=2)
     weight = torch.tensor([0.5, 2.0, 1.0, 3.0])
-    out = SegmentationLoss(4, class_weight=weight)(logits, targets)["loss_ce"]
+    loss_fn = SegmentationLoss(4)
+    loss_fn.class_weight = weight
+    out = loss_fn(logits, targets)["loss_ce"]
     labels = stack_labels(targets, 4, logits.device)
     num = den = 0.0
     for b, h, w in torch.cartesian_prod(*(torch.arange(n) for n in labels.shape)).tolist():
@@ -99,7 +101,9 @@ def test_weighted_cross_entropy_against_a_looped_reference():
 
 def test_weighted_loss_of_no_labelled_pixel_is_zero_and_bad_weights_are_refused():
     logits = torch.randn(1, 3, 4, 4, requires_grad=True)
-    loss = SegmentationLoss(3, class_weight=torch.ones(3))(logits, [{"mask": torch.full((4, 4), 255)}])["loss_ce"]
+    loss_fn = SegmentationLoss(3)
+    loss_fn.class_weight = torch.ones(3)
+    loss = loss_fn(logits, [{"mask": torch.full((4, 4), 255)}])["loss_ce"]
     loss.backward()
     assert loss.item() == 0.0 and logits.grad.abs().max() == 0
     loss_fn = SegmentationLoss(3)
@@ -107,3 +111,14 @@ def test_weighted_loss_of_no_labelled_pixel_is_zero_and_bad_weights_are_refused(
         with pytest.raises(ValueError, match="3 positive numbers"):
             loss_fn.class_weight = bad
     assert loss_fn.class_weight is None and "class_weight" not in dict(loss_fn.named_buffers())
+
+
+def test_weigh_classes_follows_the_weighting_and_pads_missing_classes():
+    assert SegmentationLoss(4).weigh_classes([1, 3, 6]) is None  # plain cross-entropy by default
+    loss_fn = SegmentationLoss(4, weighting="median_freq")
+    torch.testing.assert_close(loss_fn.weigh_classes([1, 3, 6]), torch.tensor([3.0, 1.0, 0.5, 1.0]))
+    torch.testing.assert_close(loss_fn.class_weight, torch.tensor([3.0, 1.0, 0.5, 1.0]))
+    with pytest.raises(ValueError, match="5 pixel counts for a loss over 4 classes"):
+        loss_fn.weigh_classes([1, 1, 1, 1, 1])
+    with pytest.raises(ValueError, match="expected one of none, median_freq, sqrt_median_freq"):
+        SegmentationLoss(4, weighting="inverse")

@@ -151,9 +151,9 @@ def test_chance_is_the_majority_class_everywhere(data):
 
 def test_prepare_model_weights_the_loss_by_the_training_pixels(data):
     """The class weights come from the training masks as stored (counted here again, independently, with
-    OpenCV), value 11 unlabelled; rtdet-m2f's loss is left alone."""
+    OpenCV), value 11 unlabelled; rtdet-m2f takes nothing."""
     from rtdet.config import load_config
-    from rtdet.models import build_model
+    from rtdet.models import build_from_config, build_model
 
     cfg = load_config(None, {"model": "rtdet-seg-n", "data": str(data)})
     ds = TASK.open_split(cfg, "train")
@@ -164,14 +164,14 @@ def test_prepare_model_weights_the_loss_by_the_training_pixels(data):
     present = share > 0
     expected = np.ones(11)
     expected[present] = np.sqrt(np.median(share[present]) / share[present])
-    model = build_model("rtdet-seg-n", 11)
+    model = build_from_config(cfg, 11)
     notes = TASK.prepare_model(model, ds, cfg)
     np.testing.assert_allclose(model.criterion.class_weight.numpy(), expected, rtol=1e-6)
     assert cfg.seg.class_weight == "sqrt_median_freq" and len(notes) == 1
-    assert notes[0].startswith(f"class weights (sqrt_median_freq, from {counts[:11].sum()} training pixels): sky ")
+    assert notes[0].startswith(f"class weights of the loss, from {counts[:11].sum()} training pixels: sky ")
     plain = load_config(None, {"model": "rtdet-seg-n", "data": str(data), "class_weight": "none"})
-    assert TASK.prepare_model(model, ds, plain) == ["class weights: none (seg.class_weight none)"]
-    assert model.criterion.class_weight is None
+    model = build_from_config(plain, 11)
+    assert TASK.prepare_model(model, ds, plain) == [] and model.criterion.class_weight is None
     m2f = build_model("rtdet-m2f", 11)
     assert TASK.prepare_model(m2f, ds, cfg) == [] and not hasattr(m2f.criterion, "class_weight")
 
@@ -183,7 +183,7 @@ def test_train_logs_its_class_weights(data, tmp_path, caplog):
     with caplog.at_level(logging.INFO):
         assert main(["train", *TRAIN, "--epochs", "1", "--class-weight", "median_freq", "--data", str(data),
                      "--out", str(tmp_path)]) == 0
-    assert "class weights (median_freq, from " in caplog.text
+    assert "class weights of the loss, from " in caplog.text
     assert yaml.safe_load((tmp_path / "config.yaml").read_text())["seg"]["class_weight"] == "median_freq"
 
 
