@@ -483,9 +483,11 @@ NOT_RUN: dict[str, str] = {
                                                                     "CamVid",
     ".venv/bin/python benchmarks/vs_torchvision_seg.py --epochs 50 --threads 1 --models rtdet-seg-n "
     "lraspp_mobilenet_v3_large": "a benchmark: trains two segmenters on CamVid for about an hour",
-    ".venv/bin/python benchmarks/vs_torchvision_seg.py --epochs 10 --threads 1 --models rtdet-seg-n rtdet-m2f":
-        "a benchmark: trains two segmenters on CamVid (rtdet-m2f for about an hour)",
-    ".venv/bin/python benchmarks/vs_torchvision_seg.py --upsample --epochs 10 --threads 1":
+    ".venv/bin/python benchmarks/vs_torchvision_seg.py --epochs 50 --threads 1 --models rtdet-seg-n "
+    "lraspp_mobilenet_v3_large --class-weight none": "a benchmark: trains two segmenters on CamVid for about an hour",
+    ".venv/bin/python benchmarks/vs_torchvision_seg.py --epochs 10 --threads 1 --models rtdet-seg-n rtdet-m2f "
+    "--class-weight none": "a benchmark: trains two segmenters on CamVid (rtdet-m2f for about an hour)",
+    ".venv/bin/python benchmarks/vs_torchvision_seg.py --upsample --epochs 10 --threads 1 --class-weight none":
         "a benchmark: trains rtdet-seg-n four times on CamVid",
     ".venv/bin/python benchmarks/vs_torchvision_seg.py --time --threads 1 --rounds 5 --runs 40":
         "a benchmark: times the models the runs above stored (needs them)",
