@@ -5,6 +5,7 @@
     python benchmarks/vs_torchvision_seg.py --models rtdet-seg-n lraspp_mobilenet_v3_large   # some of them
     python benchmarks/vs_torchvision_seg.py --class-weight none   # plain cross-entropy (rows labelled so)
     python benchmarks/vs_torchvision_seg.py --time [--upsample]   # time the stored runs again, side by side
+    python benchmarks/vs_torchvision_seg.py --models rtdet-seg-n --seg-n depths=0,1,2,2   # a variant of rtdet-seg-n
 
 Data: ``../shared/data/camvid`` (184 train / 101 val images at 480x360, 11 classes, value 11
 unlabelled), read through a data.yaml written into the output folder; ``--train-images`` /
@@ -187,12 +188,29 @@ def time_stored(results: dict, args: argparse.Namespace, out: Path) -> None:
         results[label]["cpu_ms"] = statistics.median(m.cpu_ms for m in measured)
 
 
-def build(name: str, upsample: str = "bilinear", class_weight: str = SegConfig.class_weight) -> RtdetModel:
+def parse_overrides(pairs: list[str]) -> dict[str, object]:
+    """``["depths=0,1,2,2", "width=96", "act=silu"]`` -> build keywords of rtdet-seg-n (a value with a comma: a tuple
+    of ints; a number: an int; else the string)."""
+    overrides: dict[str, object] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key or not value:
+            raise SystemExit(f"--seg-n: expected KEY=VALUE, got {pair!r}")
+        if "," in value:
+            overrides[key] = tuple(int(v) for v in value.split(","))
+        else:
+            overrides[key] = int(value) if value.lstrip("-").isdigit() else value
+    return overrides
+
+
+def build(name: str, upsample: str = "bilinear", class_weight: str = SegConfig.class_weight,
+          seg_n: dict[str, object] | None = None) -> RtdetModel:
+    """The model of run ``name``; ``seg_n``: build keywords of rtdet-seg-n (its ``act`` among them)."""
     from rtdet.models import build_model
     from rtdet.models.seg import apply_seg_settings
 
     if name == "rtdet-seg-n":
-        model = build_model(name, len(CAMVID_NAMES), upsample=upsample)
+        model = build_model(name, len(CAMVID_NAMES), upsample=upsample, **(seg_n or {}))
         apply_seg_settings(model, SegConfig(upsample=upsample, class_weight=class_weight))
         return model
     if name == "rtdet-m2f":
@@ -234,8 +252,12 @@ def main() -> None:
     parser.add_argument("--class-weight", choices=CLASS_WEIGHTS, default=SegConfig.class_weight,
                         help="the pixel cross-entropy's class weights (every model but rtdet-m2f); rows with "
                              "another than the default are labelled with it (default: %(default)s)")
+    parser.add_argument("--seg-n", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="build rtdet-seg-n with these keywords of rtdet.models.seg.Segmenter (e.g. "
+                             "depths=0,1,2,2 channels=16,24,48,96,256 act=silu); its rows are labelled with them")
     parser.add_argument("--out", default=str(ROOT / "runs" / "vs_torchvision_seg"))
     args = parser.parse_args()
+    seg_n = parse_overrides(args.seg_n)
     torch.set_num_threads(args.threads)
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -252,12 +274,15 @@ def main() -> None:
     else:
         runs = {k: RUNS[k] for k in args.models}
     results = json.loads(path.read_text()) if path.is_file() else {}
+    if seg_n:
+        runs = {(f"{k} {' '.join(args.seg_n)}" if v[0] == "rtdet-seg-n" else k): v for k, v in runs.items()}
     if args.class_weight != SegConfig.class_weight:
         runs = {(k if v[0] == "rtdet-m2f" else f"{k} class_weight={args.class_weight}"): v for k, v in runs.items()}
     for label, (name, upsample) in runs.items():
         torch.manual_seed(args.seed)
         folder = out / label.replace(" ", "_").replace("=", "-")
-        results[label] = train_and_score(build(name, upsample or "bilinear", args.class_weight), args, data, folder)
+        results[label] = train_and_score(build(name, upsample or "bilinear", args.class_weight, seg_n), args, data,
+                                         folder)
         fresh = json.loads(path.read_text()) if path.is_file() else {}  # rows a parallel run wrote meanwhile
         results = {**fresh, label: results[label]}
         path.write_text(json.dumps(results, indent=1))

@@ -34,3 +34,26 @@ def test_rows_name_their_class_weights_and_share_them(tmp_path):
     for row in rows.values():
         assert 0 <= row["mIoU"] <= 1 and row["train_img_s"] > 0 and row["ms"]["end_to_end"] > 0
     assert (tmp_path / "rtdet-seg-n_class_weight-none" / "model.onnx").is_file()
+
+
+def _benchmark_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("vs_torchvision_seg", ROOT / "benchmarks" / "vs_torchvision_seg.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_seg_n_variants_reach_the_network():
+    """--seg-n KEY=VALUE builds rtdet-seg-n with those keywords (tuples, ints, strings); a malformed pair is refused."""
+    bench = _benchmark_module()
+    overrides = bench.parse_overrides(["channels=16,24,48,96,256", "depths=0,1,2,2", "width=96", "act=silu"])
+    assert overrides == {"channels": (16, 24, 48, 96, 256), "depths": (0, 1, 2, 2), "width": 96, "act": "silu"}
+    model = bench.build("rtdet-seg-n", seg_n=overrides)
+    assert model.backbone.channels == (16, 24, 48, 96, 256) and model.build_args["depths"] == (0, 1, 2, 2)
+    assert model.build_args["act"] == "silu" and model.neck.lateral[0].conv.out_channels == 96
+    assert model.criterion.weighting == "sqrt_median_freq"
+    for bad in ("width", "=3", "width="):
+        with pytest.raises(SystemExit, match="KEY=VALUE"):
+            bench.parse_overrides([bad])
