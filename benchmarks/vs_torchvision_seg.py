@@ -6,6 +6,7 @@
     python benchmarks/vs_torchvision_seg.py --class-weight none   # plain cross-entropy (rows labelled so)
     python benchmarks/vs_torchvision_seg.py --time [--upsample]   # time the stored runs again, side by side
     python benchmarks/vs_torchvision_seg.py --models rtdet-seg-n --seg-n depths=0,1,2,2   # a variant of rtdet-seg-n
+    python benchmarks/vs_torchvision_seg.py --lr 0.004    # one learning rate for every model
 
 Data: ``../shared/data/camvid`` (184 train / 101 val images at 480x360, 11 classes, value 11
 unlabelled), read through a data.yaml written into the output folder; ``--train-images`` /
@@ -14,7 +15,7 @@ unlabelled), read through a data.yaml written into the output folder; ``--train-
 Same for every model: the split, rtdet's loader and augmentation (the segment task's
 defaults: flips, scale jitter, HSV), image size, epochs, batch, seed, CPU threads, the
 training loop (rtdet's Trainer with the recipe it resolves for this run: AdamW, warm-up,
-EMA; the seg family's learning rate and weight decay, except rtdet-m2f, which trains with
+EMA; the seg family's learning rate (or ``--lr``) and weight decay, except rtdet-m2f, which trains with
 its own family's: :data:`rtdet.engine.recipe.FAMILY_RECIPES` and :mod:`rtdet.models.m2f.recipe`), the loss (cross-entropy over
 labelled pixels with the class weights ``--class-weight`` names, by default the seg family's
 ``sqrt_median_freq``, :mod:`rtdet.losses.seg_loss`; rtdet-m2f: its own set loss) and the scoring:
@@ -122,9 +123,10 @@ def run_config(args: argparse.Namespace, data: Path, out: Path, model: str = "rt
 
     name = model if model in MODELS else "rtdet-seg-n"
     loss = {"class_weight": args.class_weight} if MODELS[name].section == "seg" else {}
+    lr = {"lr": args.lr} if getattr(args, "lr", None) else {}
     cfg = resolve_task_defaults(load_config(None, {
         "model": name, "data": str(data), "imgsz": args.imgsz, "epochs": args.epochs, "batch": args.batch,
-        "seed": args.seed, "workers": 0, "out": str(out), "metric": "mIoU", "patience": 0, **loss}))
+        "seed": args.seed, "workers": 0, "out": str(out), "metric": "mIoU", "patience": 0, **loss, **lr}))
     n_train = len(TASK.open_split(cfg, "train"))
     facts = RunFacts(train_images=n_train, batch=args.batch, world_size=1, epochs=args.epochs,
                      num_classes=len(CAMVID_NAMES), imgsz=args.imgsz, family=MODELS[name].family)
@@ -255,6 +257,7 @@ def main() -> None:
     parser.add_argument("--seg-n", nargs="+", default=[], metavar="KEY=VALUE",
                         help="build rtdet-seg-n with these keywords of rtdet.models.seg.Segmenter (e.g. "
                              "depths=0,1,2,2 channels=16,24,48,96,256 act=silu); its rows are labelled with them")
+    parser.add_argument("--lr", type=float, help="every model's learning rate instead of its family's (rows labelled)")
     parser.add_argument("--out", default=str(ROOT / "runs" / "vs_torchvision_seg"))
     args = parser.parse_args()
     seg_n = parse_overrides(args.seg_n)
@@ -278,6 +281,8 @@ def main() -> None:
         runs = {(f"{k} {' '.join(args.seg_n)}" if v[0] == "rtdet-seg-n" else k): v for k, v in runs.items()}
     if args.class_weight != SegConfig.class_weight:
         runs = {(k if v[0] == "rtdet-m2f" else f"{k} class_weight={args.class_weight}"): v for k, v in runs.items()}
+    if args.lr:
+        runs = {f"{k} lr={args.lr:g}": v for k, v in runs.items()}
     for label, (name, upsample) in runs.items():
         torch.manual_seed(args.seed)
         folder = out / label.replace(" ", "_").replace("=", "-")

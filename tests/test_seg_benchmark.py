@@ -57,3 +57,18 @@ def test_seg_n_variants_reach_the_network():
     for bad in ("width", "=3", "width="):
         with pytest.raises(SystemExit, match="KEY=VALUE"):
             bench.parse_overrides([bad])
+
+
+@pytest.mark.skipif(not (CAMVID / "masks" / "val").is_dir(), reason="needs ../shared/data/camvid")
+def test_lr_replaces_the_family_learning_rate_and_nothing_else(tmp_path):
+    """--lr changes the resolved run's learning rate and no other setting."""
+    import argparse
+    from dataclasses import replace
+
+    bench = _benchmark_module()
+    data = bench.write_data(tmp_path, 2, 2)
+    args = argparse.Namespace(epochs=50, imgsz=480, batch=8, seed=0, class_weight="sqrt_median_freq", lr=None)
+    family, _ = bench.run_config(args, data, tmp_path)
+    args.lr = 0.004
+    own, _ = bench.run_config(args, data, tmp_path)
+    assert family.optim.lr == 0.002 and own == replace(family, optim=replace(family.optim, lr=0.004))
