@@ -489,6 +489,16 @@ NOT_RUN: dict[str, str] = {
     "--class-weight none": "a benchmark: trains two segmenters on CamVid (rtdet-m2f for about an hour)",
     ".venv/bin/python benchmarks/vs_torchvision_seg.py --upsample --epochs 10 --threads 1 --class-weight none":
         "a benchmark: trains rtdet-seg-n four times on CamVid",
+    ".venv/bin/python benchmarks/vs_torchvision_seg.py --epochs 50 --threads 1 --models rtdet-seg-n --seed 1 --out "
+    "runs/seg-seed1": "a benchmark: trains rtdet-seg-n on CamVid for about half an hour",
+    ".venv/bin/python benchmarks/vs_torchvision_seg.py --epochs 50 --threads 1 --models rtdet-seg-n --lr 0.004":
+        "a benchmark: trains rtdet-seg-n on CamVid for about half an hour",
+    ".venv/bin/python benchmarks/vs_torchvision_seg.py --epochs 50 --threads 1 --models rtdet-seg-n --seg-n "
+    "channels=16,24,48,128,256 depths=0,1,2,2": "a benchmark: trains a variant of rtdet-seg-n on CamVid for about "
+                                                "half an hour",
+    ".venv/bin/python benchmarks/vs_torchvision_seg.py --epochs 50 --threads 1 --models rtdet-seg-n --seg-n "
+    "channels=16,24,48,96,256 depths=0,1,2,2": "a benchmark: trains a variant of rtdet-seg-n on CamVid for about "
+                                               "half an hour",
     ".venv/bin/python benchmarks/vs_torchvision_seg.py --time --threads 1 --rounds 5 --runs 40":
         "a benchmark: times the models the runs above stored (needs them)",
     ".venv/bin/python benchmarks/detr.py --digits 300 100 --imgsz 128 --epochs 30 --batch 8 --threads 1 --tag e30":
