@@ -107,16 +107,21 @@ def test_export_checks_onnx_and_onnx_runtime_delivers_the_same_detections(run, t
                  *common]) == 0
     onnx, torch_ = _json(tmp_path / "o" / "predictions.json"), _json(tmp_path / "t" / "predictions.json")
     assert len(onnx) == len(torch_) == 100
-    # the same detections, paired by image, class and box: near-tied proposals may swap places at the
-    # max-det cut between the two runtimes (see the export's own check), so at most 2 of 100 may differ
-    unmatched = list(torch_)
+    # the same detections, paired by image, class and box; only those scored at an image's max-det cut may
+    # differ: proposals tied there (the untrained head scores many alike) swap places between the two runtimes
+    # (see the export's own check), and how many tie depends on the CPU
+    unmatched, unpaired = list(torch_), []
     for a in onnx:
         b = next((b for b in unmatched if b["image"] == a["image"] and b["category"] == a["category"]
                   and np.allclose(a["bbox"], b["bbox"], atol=0.1)), None)
-        if b is not None:
+        if b is None:
+            unpaired.append(a)
+        else:
             assert a["score"] == pytest.approx(b["score"], abs=1e-3)
             unmatched.remove(b)
-    assert len(unmatched) <= 2, unmatched
+    cut = {d["image"]: min(e["score"] for e in torch_ if e["image"] == d["image"]) for d in torch_}
+    assert len(unmatched) == len(unpaired) and len(unmatched) < len(torch_) // 2
+    assert all(d["score"] <= cut[d["image"]] + 1e-3 for d in unmatched + unpaired), (unmatched, unpaired)
     frames = [cv2.imread(str(p)) for p in sorted(IMAGES.glob("*.jpg"))[:3]]
     h, w = frames[0].shape[:2]
     writer = cv2.VideoWriter(str(tmp_path / "clip.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 5, (w, h))
