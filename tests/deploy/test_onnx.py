@@ -101,3 +101,43 @@ def test_export_leaves_unfused_normalization_in_eval_mode(tmp_path):
     model.body[1].running_mean.fill_(3.0)  # batch statistics would differ from these
     export_onnx(model, tmp_path / "m.onnx", imgsz=32, names=["a", "b"])
     assert not model.training
+
+
+class _CastModel(torch.nn.Module):
+    """A float32 output passed through ``.float()`` (a no-op Cast in the trace), and a real cast to int64."""
+
+    def forward(self, x):
+        y = torch.nn.functional.relu(x * 2.0)
+        return y.float(), (y > 1).long().float().sum((1, 2, 3))
+
+
+def test_noop_casts_are_dropped_real_ones_kept(tmp_path):
+    import onnx
+    import onnxruntime as ort
+
+    from rtdet.deploy.onnx import drop_noop_casts
+
+    path = tmp_path / "cast.onnx"
+    x = torch.rand(2, 3, 8, 8)
+    torch.onnx.export(_CastModel(), (x,), str(path), input_names=["images"], output_names=["logits", "count"],
+                      opset_version=17, dynamo=False)
+    proto = onnx.load(str(path))
+    targets = [next(a.i for a in n.attribute) for n in proto.graph.node if n.op_type == "Cast"]
+    assert targets == [1, 7, 1]  # float32 -> float32 (the no-op), bool -> int64, int64 -> float32
+    assert drop_noop_casts(proto) == 1
+    assert [next(a.i for a in n.attribute) for n in proto.graph.node if n.op_type == "Cast"] == [7, 1]
+    onnx.checker.check_model(proto)
+    assert [o.name for o in proto.graph.output] == ["logits", "count"]
+    out = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"images": x.numpy()})
+    want = _CastModel()(x)
+    np.testing.assert_array_equal(out[0], want[0].numpy())
+    np.testing.assert_array_equal(out[1], want[1].numpy())
+
+
+def test_exported_segmenter_ends_without_a_cast(tmp_path):
+    import onnx
+
+    model = build_model("rtdet-seg-n", num_classes=3).eval()
+    path = export_onnx(model, tmp_path / "seg.onnx", imgsz=64, names=["a", "b", "c"])
+    nodes = onnx.load(str(path)).graph.node
+    assert "Cast" not in [n.op_type for n in nodes] and nodes[-1].output[0] == "logits"
