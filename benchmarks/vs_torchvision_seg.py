@@ -22,7 +22,11 @@ labelled pixels with the class weights ``--class-weight`` names, by default the 
 rtdet's mIoU in original pixels (:mod:`rtdet.tasks.segment`) of the final EMA weights on the
 val split. torchvision's models are built from scratch (``weights=None,
 weights_backbone=None``) and fed ImageNet-normalised pixels, as torchvision's own
-recipes do; their ``out`` logits are already at the input size.
+recipes do. Every model hands the task its logits on the grid its classifier predicts (rtdet-seg-n
+and rtdet-m2f: stride 4; LR-ASPP: stride 8; DeepLabV3: stride 16); the loss reads them bilinearly upsampled
+to the input (for torchvision's models exactly their ``forward``'s ``out``), the scoring and the
+timed predictions resample them bilinearly to original pixels in one step
+(:func:`rtdet.tasks.segment.to_original`), so no graph spends time writing full-resolution logits.
 
 Reported per model: val mIoU / aAcc, training images per second (epochs x training images /
 seconds of the whole training call, per-epoch validation included), the CPU seconds of that call
@@ -42,8 +46,10 @@ import time
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 import yaml
 from torch import Tensor
+from torchvision.models.segmentation.lraspp import LRASPP
 
 from rtdet.config import SegConfig
 from rtdet.losses.seg_loss import CLASS_WEIGHTS, SegmentationLoss
@@ -79,11 +85,17 @@ class TorchvisionSegmenter(RtdetModel):
     def use_class_counts(self, counts: list[int]) -> Tensor | None:
         return self.criterion.weigh_classes(counts)
 
+    def head_output(self, images: Tensor) -> Tensor:
+        """``[B, K, H/8, W/8]``: torchvision's ``forward`` up to its classifier (its final interpolation left out)."""
+        feats = self.net.backbone((images - self.mean) / self.std)
+        return self.net.classifier(feats if isinstance(self.net, LRASPP) else feats["out"])
+
     def logits(self, images: Tensor) -> Tensor:
-        return self.net((images - self.mean) / self.std)["out"]
+        """``[B, K, H, W]``: torchvision's ``forward(...)["out"]`` (bilinear, align_corners=False, to the input)."""
+        return F.interpolate(self.head_output(images), size=images.shape[-2:], mode="bilinear", align_corners=False)
 
     def forward_raw(self, images: Tensor) -> tuple[Tensor]:
-        return (self.logits(images).float(),)
+        return (self.head_output(images).float(),)
 
     def dynamic_axes(self) -> dict[str, dict[int, str]]:
         return {"logits": {0: "batch", 2: "height", 3: "width"}}
@@ -91,7 +103,7 @@ class TorchvisionSegmenter(RtdetModel):
     def forward(self, images: Tensor, targets: list[dict] | None = None):
         if self.training:
             return self.criterion(self.logits(images), targets)
-        return [{"logits": x} for x in self.forward_raw(images)[0]]
+        return [{"logits": x, "input_size": tuple(images.shape[-2:])} for x in self.forward_raw(images)[0]]
 
 
 def write_data(out: Path, n_train: int | None, n_val: int | None) -> Path:

@@ -376,7 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nms", action="store_true", help="detect: put class-aware NMS inside the graph (batch 1, "
                    "static; with --conf/--iou/--max-det)")
     p.add_argument("--argmax", action="store_true", help="segment: put the argmax over classes inside the graph "
-                   "(output labels int64 [B,H,W] in the input frame instead of logits [B,K,H,W])")
+                   "(output labels int64 [B,H,W] in the input frame instead of logits [B,K,h,w] on the model's grid)")
     p.add_argument("--int8", action="store_true", help="also write an int8 copy (<out>.int8.onnx), calibrated "
                    "on --calib images")
     p.add_argument("--calib", help="with --int8: folder of calibration images (e.g. the training images)")

@@ -4,8 +4,9 @@ The graph is the Conv+BN-fused model's :meth:`~rtdet.models.base.RtdetModel.expo
 input ``images`` float32 ``[B, 3, H, W]`` in ``[0, 1]``; outputs named by the model's
 ``output_names``: detectors ``boxes`` float32 ``[B, N, 4]`` (xyxy, input pixels) and
 ``scores`` float32 ``[B, N, K]`` (probabilities), classifiers ``probs`` float32
-``[B, K]`` (softmax), segmenters ``logits`` float32 ``[B, K, H, W]`` (or, with ``argmax``,
-``labels`` int64 ``[B, H, W]``). Decoding (for detectors NMS) stays outside, in the task
+``[B, K]`` (softmax), segmenters ``logits`` float32 ``[B, K, h, w]`` on a grid spanning the
+input (rtdet-seg-n and rtdet-m2f: stride 4; the task resamples it to original pixels) or, with
+``argmax``, ``labels`` int64 ``[B, H, W]`` in input pixels. Decoding (for detectors NMS) stays outside, in the task
 (:mod:`rtdet.tasks`), so ONNX Runtime and PyTorch share the same decoding code.
 
 Simplification without onnxsim: the exporter folds constants, then ONNX Runtime's

@@ -1,8 +1,10 @@
 """The class map inside the ONNX graph (``rtdet export --argmax``, segmentation models).
 
 The graph takes ``images`` float32 ``[B, 3, S, S]`` and returns ``labels`` int64
-``[B, S, S]``: the arg-max over classes of the model's ``logits`` in the input frame,
-so a deployment outside rtdet receives a class map instead of ``K`` floats per pixel.
+``[B, S, S]``: the arg-max over classes of the model's ``logits`` in the input frame
+(:func:`input_frame_logits`: logits on a coarser grid are first resampled bilinearly to the
+input, as the segment task resamples them), so a deployment outside rtdet receives a class
+map instead of ``K`` floats per pixel.
 rtdet's backends run it too: the segment task maps ``labels`` to original pixels by
 nearest neighbour (:func:`rtdet.tasks.segment.to_original`).
 
@@ -18,13 +20,23 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rtdet.deploy.images import sample_images, to_input
 
 
+def input_frame_logits(model: nn.Module, images: Tensor) -> Tensor:
+    """float [B, K, H, W]: ``model.forward_raw(images)[0]`` (logits on a grid spanning the input, ``[B, K, h, w]``)
+    resampled bilinearly (align_corners=False) to the input's ``H x W`` when coarser."""
+    logits = model.forward_raw(images)[0]
+    if tuple(logits.shape[-2:]) != tuple(images.shape[-2:]):
+        logits = F.interpolate(logits, size=images.shape[-2:], mode="bilinear", align_corners=False)
+    return logits
+
+
 class ArgmaxOutputs(nn.Module):
-    """``model.forward_raw(images)[0].argmax(1)``: ``labels`` int64 [B, H, W]."""
+    """``input_frame_logits(model, images).argmax(1)``: ``labels`` int64 [B, H, W]."""
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
@@ -32,7 +44,7 @@ class ArgmaxOutputs(nn.Module):
         self.train(model.training)  # torch.onnx.export restores the wrapper's mode onto the model afterwards
 
     def forward(self, images: Tensor) -> Tensor:
-        return self.model.forward_raw(images)[0].argmax(1)
+        return input_frame_logits(self.model, images).argmax(1)
 
 
 def export_onnx_argmax(fused: nn.Module, out: Path, imgsz: int, dynamic: bool, opset: int) -> None:
@@ -64,7 +76,7 @@ def check_argmax_parity(fused: nn.Module, path: str | Path, imgsz: int, half: bo
     for i in range(0, len(images) - batch + 1, batch):
         x = torch.cat(images[i:i + batch])
         with torch.no_grad():
-            logits = fused.forward_raw(x)[0].numpy()
+            logits = input_frame_logits(fused, x).numpy()
         (got,) = sess.run(["labels"], {"images": x.numpy()})
         want = logits.argmax(1)
         top2 = np.sort(logits, axis=1)[:, -2:]

@@ -5,9 +5,14 @@ Contract (:class:`rtdet.models.base.RtdetModel`, task ``segment``): ``images`` a
 ``model(images, targets)`` returns ``{"loss_ce": scalar}`` (plus ``"loss_dice"`` with
 ``seg.dice_gain > 0``; :class:`rtdet.losses.seg_loss.SegmentationLoss`), targets holding
 ``"mask"`` int64 ``[H, W]``. In eval mode ``model(images)`` returns one dict
-``{"logits": float32 [K, H, W]}`` per image, in the input's pixel frame (the task maps
-them to original pixels). :meth:`Segmenter.forward_raw` is the export output
-``(logits float32 [B, K, H, W],)``, the ONNX output named ``logits``.
+``{"logits": float32 [K, h, w], "input_size": (H, W)}`` per image, on a grid spanning the
+input frame (the task resamples them to original pixels, :func:`rtdet.tasks.segment.to_original`).
+:meth:`Segmenter.forward_raw` is the export output ``(logits float32 [B, K, h, w],)``, the ONNX
+output named ``logits``. With ``upsample="bilinear"`` (the default) the grid is the head's
+stride 4 (``h = H / 4``): bilinear upsampling belongs to that resampling, which goes straight
+to the original pixels, so the graph leaves it out; the other upsamplers (nearest and the
+learned ones) run in the graph and the grid is the input's (``h = H``). The training loss is
+always computed on logits at the input resolution (:meth:`Segmenter.logits`).
 
 Network: ``rtdet-seg-n`` / ``-s`` use the backbone of ``rtdet-n`` / ``-s`` (same widths,
 depths, blocks; attribute ``backbone``, so a classifier's or a detector's backbone
@@ -19,8 +24,10 @@ logits reach the input resolution (:class:`Upsampler`).
 
 Example:
     >>> model = build_segmenter("rtdet-seg-n", num_classes=11).eval()
-    >>> model.forward_raw(torch.rand(1, 3, 64, 96))[0].shape
+    >>> model.logits(torch.rand(1, 3, 64, 96)).shape
     torch.Size([1, 11, 64, 96])
+    >>> model.forward_raw(torch.rand(1, 3, 64, 96))[0].shape
+    torch.Size([1, 11, 16, 24])
 """
 
 from __future__ import annotations
@@ -163,35 +170,58 @@ class Segmenter(RtdetModel):
         :meth:`rtdet.losses.seg_loss.SegmentationLoss.weigh_classes`)."""
         return self.criterion.weigh_classes(counts)
 
-    def logits(self, images: Tensor) -> Tensor:
-        """``[B, 3, H, W] -> [B, K, H, W]`` (H, W multiples of 32)."""
+    @property
+    def output_stride(self) -> int:
+        """The stride of the eval and export logits' grid: :data:`OUTPUT_STRIDE` with ``bilinear`` upsampling
+        (left to the task's resampling), else 1 (the upsampler runs in the network)."""
+        return OUTPUT_STRIDE if self.upsample.kind == "bilinear" else 1
+
+    def head_output(self, images: Tensor) -> Tensor:
+        """``[B, 3, H, W] -> [B, C, H/4, W/4]``: the head's output before the upsampler (``C`` is ``K`` but for
+        ``pixelshuffle``, see :class:`Upsampler`).
+
+        Raises:
+            ValueError: H or W not a multiple of 32.
+        """
         tracing = torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()  # shapes are symbolic then
         if not tracing and (images.shape[-1] % 32 or images.shape[-2] % 32):
             raise ValueError(f"segmenter input height and width must be multiples of 32, got "
                              f"{tuple(images.shape[-2:])}")
-        return self.upsample(self.head(self.neck(self.backbone.features(images))))
+        return self.head(self.neck(self.backbone.features(images)))
+
+    def logits(self, images: Tensor) -> Tensor:
+        """``[B, 3, H, W] -> [B, K, H, W]`` at the input resolution (H, W multiples of 32): what the loss reads."""
+        return self.upsample(self.head_output(images))
+
+    def _grid_logits(self, head: Tensor) -> Tensor:
+        """The eval logits of a :meth:`head_output`: itself on the stride-4 grid, or upsampled in the network."""
+        return head if self.output_stride > 1 else self.upsample(head)
 
     def forward_raw(self, images: Tensor) -> tuple[Tensor]:
-        """Export path: ``(logits float32 [B, K, H, W],)``."""
-        return (self.logits(images).float(),)
+        """Export path: ``(logits float32 [B, K, H / s, W / s],)``, ``s`` = :attr:`output_stride`."""
+        return (self._grid_logits(self.head_output(images)).float(),)
 
     def dynamic_axes(self) -> dict[str, dict[int, str]]:
         """The export's dynamic axes when ``dynamic``: batch, height and width of ``logits``."""
         return {"logits": {0: "batch", 2: "height", 3: "width"}}
 
     def forward(self, images: Tensor, targets: list[dict] | None = None) -> dict[str, Tensor] | list[dict[str, Tensor]]:
-        """Training: the losses (needs ``targets``). Eval: B dicts ``{"logits": float32 [K, H, W]}``."""
+        """Training: the losses (needs ``targets``). Eval: B dicts ``{"logits": float32 [K, H / s, W / s],
+        "input_size": (H, W)}`` (``s`` = :attr:`output_stride`)."""
         if self.training:
             if targets is None:
                 raise ValueError("Segmenter.forward in training mode needs targets (call model.eval() to predict)")
             return self.criterion(self.logits(images), targets)
-        return [{"logits": x} for x in self.forward_raw(images)[0]]
+        size = tuple(images.shape[-2:])
+        return [{"logits": x, "input_size": size} for x in self.forward_raw(images)[0]]
 
     def predict_with_loss(self, images: Tensor, targets: list[dict]
                           ) -> tuple[list[dict[str, Tensor]], dict[str, Tensor]]:
         """Eval-mode predictions and the losses against ``targets`` from one network pass (for validation)."""
-        logits = self.logits(images)
-        return [{"logits": x} for x in logits.float()], self.criterion(logits, targets)
+        head = self.head_output(images)
+        size = tuple(images.shape[-2:])
+        preds = [{"logits": x, "input_size": size} for x in self._grid_logits(head).float()]
+        return preds, self.criterion(self.upsample(head), targets)
 
 
 def build_segmenter(name: str, num_classes: int, act: str | None = None, norm: str = "bn",

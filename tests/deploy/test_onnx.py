@@ -128,7 +128,8 @@ def test_noop_casts_are_dropped_real_ones_kept(tmp_path):
     assert [next(a.i for a in n.attribute) for n in proto.graph.node if n.op_type == "Cast"] == [7, 1]
     onnx.checker.check_model(proto)
     assert [o.name for o in proto.graph.output] == ["logits", "count"]
-    out = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"images": x.numpy()})
+    sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    out = sess.run(None, {"images": x.numpy()})
     want = _CastModel()(x)
     np.testing.assert_array_equal(out[0], want[0].numpy())
     np.testing.assert_array_equal(out[1], want[1].numpy())

@@ -53,7 +53,8 @@ def test_contract_in_every_mode(one_thread):
         preds = model(x)
         (raw,) = model.forward_raw(x)
         both, loss = model.predict_with_loss(x, _targets(2, 64, 96))
-    assert len(preds) == 2 and preds[0]["logits"].shape == (5, 64, 96) and raw.shape == (2, 5, 64, 96)
+    assert len(preds) == 2 and preds[0]["logits"].shape == (5, 16, 24) and raw.shape == (2, 5, 16, 24)
+    assert all(p["input_size"] == (64, 96) for p in [*preds, *both])
     torch.testing.assert_close(torch.stack([p["logits"] for p in both]), raw)
     assert set(loss) == set(losses)
     assert 0 <= float(raw.min()) and float(raw.sum(1).max()) <= 12  # at most one unit of score per query
@@ -99,6 +100,7 @@ def test_onnx_export_matches_pytorch(tmp_path, one_thread):
     graphs themselves are compared here on another batch and size."""
     ort = pytest.importorskip("onnxruntime")
     from rtdet.deploy.onnx import export_onnx
+    from rtdet.deploy.onnx_argmax import input_frame_logits
 
     torch.manual_seed(0)
     model = build_model("rtdet-m2f", 5, **SMALL).eval()
@@ -111,7 +113,7 @@ def test_onnx_export_matches_pytorch(tmp_path, one_thread):
     x = torch.rand(2, 3, 96, 128)
     with torch.no_grad():
         want = model.forward_raw(x)[0].numpy()
-        at_64 = model.forward_raw(x[:1, :, :64, :64])[0].numpy()
+        at_64 = input_frame_logits(model, x[:1, :, :64, :64]).numpy()
     (got,) = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(["logits"], {"images": x.numpy()})
     np.testing.assert_allclose(got, want, atol=1e-4)
     (cls,) = ort.InferenceSession(str(labels), providers=["CPUExecutionProvider"]).run(

@@ -45,8 +45,13 @@ def test_contract_in_every_mode(upsample):
         preds = model(x)
         (raw,) = model.forward_raw(x)
         both, loss = model.predict_with_loss(x, _targets(2, 64, 96))
-    assert len(preds) == 2 and preds[0]["logits"].shape == (5, 64, 96) and raw.shape == (2, 5, 64, 96)
+    grid = (16, 24) if upsample == "bilinear" else (64, 96)  # bilinear is left to the task's resampling
+    assert model.output_stride == 64 // grid[0]
+    assert len(preds) == 2 and preds[0]["logits"].shape == (5, *grid) and raw.shape == (2, 5, *grid)
+    assert all(p["input_size"] == (64, 96) for p in [*preds, *both])
     torch.testing.assert_close(torch.stack([p["logits"] for p in both]), raw)
+    torch.testing.assert_close(model.logits(x), model.upsample(model.head_output(x)))  # what the loss reads
+    assert model.logits(x).shape == (2, 5, 64, 96)
     assert set(loss) == {"loss_ce"}
     with pytest.raises(ValueError, match="multiples of 32"):
         model(torch.rand(1, 3, 60, 64))

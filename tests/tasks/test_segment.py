@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from torch import Tensor
 import yaml
 
 from rtdet.cli import main
@@ -77,7 +78,7 @@ def _resampled_reference(pred, letterbox, orig_size):
     h, w = orig_size
     key = "logits" if "logits" in pred else "labels"
     x = pred[key].float()[None] if key == "logits" else pred[key].float()[None, None]
-    size = x.shape[-2:]
+    size = pred.get("input_size", x.shape[-2:])  # the frame the grid spans: grid_sample normalises over it
     xs = ((torch.arange(w, dtype=torch.float32) + 0.5) * s + px) * (2.0 / size[1]) - 1
     ys = ((torch.arange(h, dtype=torch.float32) + 0.5) * s + py) * (2.0 / size[0]) - 1
     grid = torch.stack((xs[None, :].expand(h, w), ys[:, None].expand(h, w)), -1)[None]
@@ -86,25 +87,55 @@ def _resampled_reference(pred, letterbox, orig_size):
     return (up.argmax(0), up) if key == "logits" else (up[0].long(), None)
 
 
-@pytest.mark.parametrize("orig, size, k", [((360, 480), 480, 12), ((480, 640), 480, 12), ((100, 37), 64, 5),
-                                           ((31, 200), 96, 150), ((640, 480), 320, 19), ((64, 64), 32, 3)])
-def test_to_original_equals_resampling_every_class_map(orig, size, k):
-    """Only boundary pixels are interpolated in to_original; the classes equal resampling all K maps, except
-    where the two best resampled values are within float rounding of each other."""
-    rng = np.random.default_rng(k)
-    lb = letterbox_params(orig, (size, size))
-    regions = cv2.resize(rng.integers(0, k, (6, 8)).astype(np.uint8), (size, size), interpolation=cv2.INTER_NEAREST)
+def _smooth_logits(k: int, side: int, seed: int, sigma: float = 3.0) -> Tensor:
+    """float32 [k, side, side]: one-hot regions (6 x 8 blocks) blurred by ``sigma`` px, plus noise: class maps
+    with boundaries."""
+    rng = np.random.default_rng(seed)
+    regions = cv2.resize(rng.integers(0, k, (6, 8)).astype(np.uint8), (side, side), interpolation=cv2.INTER_NEAREST)
     onehot = np.eye(k, dtype=np.float32)[regions].transpose(2, 0, 1)
-    smooth = np.stack([cv2.GaussianBlur(p, (0, 0), 3) for p in onehot]) * 10
-    logits = torch.from_numpy(smooth + rng.normal(0, 0.3, (k, size, size)).astype(np.float32))
-    ref, up = _resampled_reference({"logits": logits}, lb, orig)
-    got = to_original({"logits": logits}, lb, orig)
+    smooth = np.stack([cv2.GaussianBlur(p, (0, 0), sigma) for p in onehot]) * 10
+    return torch.from_numpy(smooth + rng.normal(0, 0.3, (k, side, side)).astype(np.float32))
+
+
+@pytest.mark.parametrize("orig, size, k, stride", [
+    ((360, 480), 480, 12, 1), ((480, 640), 480, 12, 1), ((100, 37), 64, 5, 1), ((31, 200), 96, 150, 1),
+    ((640, 480), 320, 19, 1), ((64, 64), 32, 3, 1),
+    ((360, 480), 480, 12, 4), ((480, 640), 480, 12, 4), ((100, 37), 64, 5, 4), ((31, 200), 96, 150, 8)])
+def test_to_original_equals_resampling_every_class_map(orig, size, k, stride):
+    """Only boundary pixels are interpolated in to_original; the classes equal resampling all K maps, except
+    where the two best resampled values are within float rounding of each other. ``stride`` > 1: logits on a
+    coarser grid spanning the input (``input_size``), resampled straight to original pixels."""
+    lb = letterbox_params(orig, (size, size))
+    logits = _smooth_logits(k, size // stride, k, 3.0 / stride)
+    pred = {"logits": logits, "input_size": (size, size)}
+    ref, up = _resampled_reference(pred, lb, orig)
+    got = to_original(pred, lb, orig)
     assert got.dtype == torch.int64 and got.shape == orig
     top2 = up.topk(2, 0).values
     differ = got != ref
     assert (top2[0] - top2[1])[differ].numpy().max(initial=0.0) < 1e-4, int(differ.sum())
-    labels = logits.argmax(0)
-    assert torch.equal(to_original({"labels": labels}, lb, orig), _resampled_reference({"labels": labels}, lb, orig)[0])
+    if stride == 1:
+        labels = logits.argmax(0)
+        assert torch.equal(to_original({"labels": labels}, lb, orig),
+                           _resampled_reference({"labels": labels}, lb, orig)[0])
+
+
+@pytest.mark.parametrize("orig, k", [((360, 480), 12), ((480, 480), 5)])
+def test_coarse_logits_at_scale_one_equal_upsampling_them_in_the_network(orig, k):
+    """Where the letterbox scale is 1 (CamVid's 480 x 360 at 480 px) every original pixel is an input pixel
+    centre, so resampling stride-4 logits straight to original pixels gives the classes of upsampling them
+    bilinearly to the input first (what the graph did before the task took over) -- up to float near-ties."""
+    lb = letterbox_params(orig, (480, 480))
+    assert lb[0] == 1.0
+    coarse = _smooth_logits(k, 120, 1, 0.75)
+    full = torch.nn.functional.interpolate(coarse[None], scale_factor=4.0, mode="bilinear", align_corners=False)[0]
+    got = to_original({"logits": coarse, "input_size": (480, 480)}, lb, orig)
+    want = to_original({"logits": full}, lb, orig)
+    differ = got != want
+    _, up = _resampled_reference({"logits": full}, lb, orig)
+    top2 = up.topk(2, 0).values
+    assert (top2[0] - top2[1])[differ].numpy().max(initial=0.0) < 1e-4, int(differ.sum())
+    assert differ.float().mean() < 1e-4
 
 
 def test_first_argmax_is_argmax_with_ties_to_the_first():
@@ -352,8 +383,9 @@ def overfit(model, data, imgsz, optimizer, steps):
     with torch.no_grad():
         preds = model.eval()(x)
     metric = SegmentationMetric(model.num_classes, 255)
-    for p, t in zip(preds, targets):
-        metric.update(p["logits"].argmax(0), t["mask"])
+    for p, t in zip(preds, targets):  # the stride-4 logits resampled to the letterboxed mask, as the task does
+        logits = torch.nn.functional.interpolate(p["logits"][None], size=tuple(p["input_size"]), mode="bilinear")
+        metric.update(logits[0].argmax(0), t["mask"])
     res = metric.compute()
     return res, res.label_area.max() / res.label_area.sum()
 

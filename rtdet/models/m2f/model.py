@@ -13,14 +13,15 @@ Contract (:class:`rtdet.models.base.RtdetModel`, task ``segment``, as the segmen
 :mod:`rtdet.models.seg`): ``images`` float ``[B, 3, H, W]`` RGB in ``[0, 1]``, H and W multiples of 32.
 Training: ``model(images, targets)`` -> ``{"loss_ce", "loss_mask", "loss_dice"}``, targets holding
 ``"mask"`` int64 ``[H, W]`` (values outside ``0..K-1`` unlabelled). Eval: one dict ``{"logits": float32
-[K, H, W]}`` per image, the per-class scores of :func:`semantic_scores` (their arg-max is the class map;
-the segment task resamples and arg-maxes them like any segmenter's logits). Export:
-:meth:`Mask2Former.forward_raw` -> ``(logits float32 [B, K, H, W],)``, the ONNX output ``logits``.
+[K, H/4, W/4], "input_size": (H, W)}`` per image, the per-class scores of :func:`semantic_scores` on the
+mask features' stride-4 grid (their arg-max is the class map; the segment task resamples them bilinearly to
+original pixels and arg-maxes them like any segmenter's logits). Export: :meth:`Mask2Former.forward_raw` ->
+``(logits float32 [B, K, H/4, W/4],)``, the ONNX output ``logits``.
 
 Example:
     >>> model = build_m2f("rtdet-m2f", num_classes=11).eval()
     >>> model.forward_raw(torch.rand(1, 3, 64, 96))[0].shape
-    torch.Size([1, 11, 64, 96])
+    torch.Size([1, 11, 16, 24])
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from rtdet.errors import ModelError
@@ -59,7 +59,7 @@ def semantic_scores(logits: Tensor, embed: Tensor, features: Tensor) -> Tensor:
         logits: float [B, Q, K+1]; embed: float [B, Q, D]; features: float [B, D, h, w] (masks ``embed @ features``).
 
     Mask2Former upsamples the ``Q`` mask logits to the image before this sum; here the ``K`` scores are
-    upsampled after it (:meth:`Mask2Former.semantic`): ``Q / K`` times fewer maps to resample (100 / 11 on
+    resampled after it (by the segment task, :meth:`Mask2Former.semantic`): ``Q / K`` times fewer maps (100 / 11 on
     CamVid). Upsampling the scores is a convex combination of the nearest stride-4 pixels' scores, so where
     those agree on the class the result keeps it; the two orders differ only in where a class boundary falls
     between stride-4 pixels.
@@ -110,10 +110,11 @@ class Mask2Former(RtdetModel):
         return {"sets": self.decoder(maps, features), "features": features}
 
     def semantic(self, out: dict[str, Any]) -> Tensor:
-        """float32 [B, K, H, W]: :func:`semantic_scores` of the last prediction, bilinearly upsampled to the input."""
+        """float32 [B, K, H/4, W/4]: :func:`semantic_scores` of the last prediction on the mask features' stride-4
+        grid; the segment task resamples them bilinearly to the original pixels (as Mask2Former upsamples to the
+        image, in one step: :func:`rtdet.tasks.segment.to_original`)."""
         last = out["sets"][-1]
-        scores = semantic_scores(last["logits"].float(), last["embed"].float(), out["features"].float())
-        return F.interpolate(scores, scale_factor=float(FEATURE_STRIDE), mode="bilinear", align_corners=False)
+        return semantic_scores(last["logits"].float(), last["embed"].float(), out["features"].float())
 
     def segment_targets(self, targets: list[dict], device: torch.device) -> list[dict[str, Tensor]]:
         """The criterion's targets: per image ``labels`` int64 [N] and ``masks`` float [N, H, W] (:func:`segments`)."""
@@ -124,7 +125,7 @@ class Mask2Former(RtdetModel):
         return out
 
     def forward_raw(self, images: Tensor) -> tuple[Tensor]:
-        """Export path: ``(logits float32 [B, K, H, W],)``, the semantic scores."""
+        """Export path: ``(logits float32 [B, K, H/4, W/4],)``, the semantic scores."""
         return (self.semantic(self.network(images)),)
 
     def dynamic_axes(self) -> dict[str, dict[int, str]]:
@@ -132,19 +133,22 @@ class Mask2Former(RtdetModel):
         return {"logits": {0: "batch", 2: "height", 3: "width"}}
 
     def forward(self, images: Tensor, targets: list[dict] | None = None) -> dict[str, Tensor] | list[dict[str, Tensor]]:
-        """Training: the losses (needs ``targets``). Eval: B dicts ``{"logits": float32 [K, H, W]}``."""
+        """Training: the losses (needs ``targets``). Eval: B dicts ``{"logits": float32 [K, H/4, W/4],
+        "input_size": (H, W)}``."""
         if self.training:
             if targets is None:
                 raise ValueError("Mask2Former.forward in training mode needs targets (call model.eval() to predict)")
             return self.criterion(self.network(images), self.segment_targets(targets, images.device))
-        return [{"logits": x} for x in self.forward_raw(images)[0]]
+        size = tuple(images.shape[-2:])
+        return [{"logits": x, "input_size": size} for x in self.forward_raw(images)[0]]
 
     def predict_with_loss(self, images: Tensor, targets: list[dict]
                           ) -> tuple[list[dict[str, Tensor]], dict[str, Tensor]]:
         """Eval-mode predictions and the losses against ``targets`` from one network pass (for validation)."""
         out = self.network(images)
         losses = self.criterion(out, self.segment_targets(targets, images.device))
-        return [{"logits": x} for x in self.semantic(out)], losses
+        size = tuple(images.shape[-2:])
+        return [{"logits": x, "input_size": size} for x in self.semantic(out)], losses
 
     def param_groups_hint(self) -> dict[str, Any]:
         """The backbone trains at ``backbone_lr_scale`` times the learning rate (Mask2Former: 0.1)."""
