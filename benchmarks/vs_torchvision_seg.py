@@ -92,7 +92,8 @@ class TorchvisionSegmenter(RtdetModel):
 
     def logits(self, images: Tensor) -> Tensor:
         """``[B, K, H, W]``: torchvision's ``forward(...)["out"]`` (bilinear, align_corners=False, to the input)."""
-        return F.interpolate(self.head_output(images), size=images.shape[-2:], mode="bilinear", align_corners=False)
+        head = self.head_output(images).contiguous()  # NCHW, as rtdet-seg-n's Upsampler (faster when channels-last)
+        return F.interpolate(head, size=images.shape[-2:], mode="bilinear", align_corners=False)
 
     def forward_raw(self, images: Tensor) -> tuple[Tensor]:
         return (self.head_output(images).float(),)

@@ -99,7 +99,9 @@ class Upsampler(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if self.kind in ("nearest", "bilinear"):
             align = False if self.kind == "bilinear" else None
-            return F.interpolate(x, scale_factor=float(self.factor), mode=self.kind, align_corners=align)
+            # NCHW first: on a channels-last [8, 11, 120, 120] (training's layout) interpolation and the loss after
+            # it took 0.365 CPU-s per step forward and backward, 0.302 from NCHW (one thread, CamVid's 480 px)
+            return F.interpolate(x.contiguous(), scale_factor=float(self.factor), mode=self.kind, align_corners=align)
         return self.op(x)
 
 
