@@ -12,6 +12,15 @@ from torch import Tensor, nn
 from rtdet.models.layers import SPPF, C2f, conv
 
 
+def dilated(module: nn.Module, dilation: int) -> nn.Module:
+    """``module`` with every stride-1 3x3 convolution in it dilated by ``dilation`` (padding to match, so
+    sizes are kept); returns it. How a stage built for stride 32 runs at stride 16 with the same weights."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3) and m.stride == (1, 1):
+            m.dilation, m.padding = (dilation, dilation), (dilation, dilation)
+    return module
+
+
 class CSPBackbone(nn.Module):
     """``[B, 3, H, W] -> (P3 [B, c[2], H/8, W/8], P4 [B, c[3], H/16, W/16], P5 [B, c[4], H/32, W/32])``.
 
@@ -22,24 +31,37 @@ class CSPBackbone(nn.Module):
         dw: depthwise-separable 3x3 convolutions inside the bottlenecks and for
             the stride-2 convolutions of the stages at strides 16 and 32 (where
             channel counts are high enough for the saving to matter).
+        output_stride: 32, or 16: the last stage keeps stride 16 (its first convolution
+            has stride 1) and dilates the 3x3 convolutions of its bottlenecks by 2, so
+            their receptive field in input pixels stays that of stride 32 (DeepLab's
+            output stride 16, Chen et al., 2017); ``P5`` then has ``P4``'s size.
+
+    Raises:
+        ValueError: not 5 channels and 4 depths, or an output stride other than 16 or 32.
     """
 
     def __init__(
         self, channels: tuple[int, ...], depths: tuple[int, ...],
-        act: str = "silu", norm: str = "bn", dw: bool = False,
+        act: str = "silu", norm: str = "bn", dw: bool = False, output_stride: int = 32,
     ) -> None:
         super().__init__()
         if len(channels) != 5 or len(depths) != 4:
             raise ValueError(f"CSPBackbone needs 5 channels and 4 depths, got {channels} and {depths}")
+        if output_stride not in (16, 32):
+            raise ValueError(f"CSPBackbone output_stride must be 16 or 32, got {output_stride}")
         self.channels = tuple(channels)
+        self.strides = (4, 8, 16, output_stride)  # of P2..P5
         self.stem = conv(3, channels[0], 3, 2, act, norm)
         stages = []
         for i, n in enumerate(depths):
             c1, c2 = channels[i], channels[i + 1]
-            layers = [conv(c1, c2, 3, 2, act, norm, dw=dw and i >= 2)]
+            last = i == len(depths) - 1
+            dilate = last and output_stride == 16
+            layers = [conv(c1, c2, 3, 1 if dilate else 2, act, norm, dw=dw and i >= 2)]
             if n:  # depth 0: a plain stride-2 convolution (cheap early stages for CPU models)
-                layers.append(C2f(c2, c2, n, True, act, norm, dw))
-            if i == len(depths) - 1:
+                block = C2f(c2, c2, n, True, act, norm, dw)
+                layers.append(dilated(block, 2) if dilate else block)
+            if last:
                 layers.append(SPPF(c2, c2, 5, act, norm))
             stages.append(nn.Sequential(*layers))
         self.stages = nn.ModuleList(stages)

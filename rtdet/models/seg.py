@@ -47,7 +47,7 @@ from rtdet.models.layers import ConvNormAct, conv
 from rtdet.models.yolo import backbone_settings
 
 UPSAMPLERS = ("nearest", "bilinear", "transposed", "pixelshuffle")
-OUTPUT_STRIDE = 4  # the head predicts at stride 4; the upsampler multiplies by this
+HEAD_STRIDE = 4  # the head predicts at stride 4; the upsampler multiplies by this
 # segmenter name -> the detector scale whose backbone it uses, the FPN width, depthwise FPN/head convolutions
 SEG_SCALES: dict[str, dict[str, Any]] = {
     "rtdet-seg-n": dict(scale="rtdet-n", width=64, dw=True),
@@ -76,7 +76,7 @@ class Upsampler(nn.Module):
       ``PixelShuffle`` lays out (ESPCN, Shi et al., 2016); see :meth:`Segmenter.init_pixelshuffle`.
     """
 
-    def __init__(self, kind: str, num_classes: int, factor: int = OUTPUT_STRIDE) -> None:
+    def __init__(self, kind: str, num_classes: int, factor: int = HEAD_STRIDE) -> None:
         super().__init__()
         if kind not in UPSAMPLERS:
             raise ModelError(f"unknown upsample {kind!r}; expected one of {', '.join(UPSAMPLERS)}")
@@ -109,21 +109,26 @@ class SegFPN(nn.Module):
     """``(P2, P3, P4, P5) -> [B, width, H/4, W/4]``: top-down fusion of the backbone's four stages.
 
     Args:
-        in_channels: widths of ``P2..P5`` (strides 4, 8, 16, 32).
+        in_channels: widths of ``P2..P5``.
         width: the common width of the laterals and the output.
         act, norm: see :mod:`rtdet.models.layers`; ``dw``: depthwise-separable 3x3 convolutions.
+        strides: of ``P2..P5`` (4, 8, 16, 32; P5 at 16 with a dilated last stage): each step up the
+            pyramid upsamples by the ratio of neighbouring strides (nearest; none at ratio 1).
     """
 
     def __init__(self, in_channels: tuple[int, ...], width: int, act: str = "relu", norm: str = "bn",
-                 dw: bool = False) -> None:
+                 dw: bool = False, strides: tuple[int, ...] = (4, 8, 16, 32)) -> None:
         super().__init__()
         self.lateral = nn.ModuleList(ConvNormAct(c, width, 1, act=act, norm=norm) for c in in_channels)
         self.smooth = nn.ModuleList(conv(width, width, 3, act=act, norm=norm, dw=dw) for _ in in_channels[:-1])
+        self.factors = tuple(b // a for a, b in zip(strides[:-1], strides[1:]))
 
     def forward(self, feats: tuple[Tensor, ...]) -> Tensor:
         x = self.lateral[-1](feats[-1])
         for i in range(len(feats) - 2, -1, -1):  # stride 16, 8, 4
-            x = self.smooth[i](F.interpolate(x, scale_factor=2.0, mode="nearest") + self.lateral[i](feats[i]))
+            if self.factors[i] > 1:
+                x = F.interpolate(x, scale_factor=float(self.factors[i]), mode="nearest")
+            x = self.smooth[i](x + self.lateral[i](feats[i]))
         return x
 
 
@@ -132,7 +137,8 @@ class Segmenter(RtdetModel):
 
     Args:
         num_classes: ``K``.
-        channels, depths, act, norm, dw_backbone: :class:`rtdet.models.backbones.CSPBackbone` settings.
+        channels, depths, act, norm, dw_backbone, output_stride: :class:`rtdet.models.backbones.CSPBackbone`
+            settings (``output_stride=16``: a dilated last stage).
         width: FPN and head width; ``dw``: depthwise-separable FPN and head convolutions.
         upsample: one of :data:`UPSAMPLERS`.
         dice_gain, class_weight: of the training loss (:class:`rtdet.losses.seg_loss.SegmentationLoss`'s
@@ -145,13 +151,13 @@ class Segmenter(RtdetModel):
     def __init__(self, num_classes: int, channels: tuple[int, ...], depths: tuple[int, ...], width: int = 64,
                  act: str = "relu", norm: str = "bn", dw_backbone: bool = False, dw: bool = False,
                  upsample: str = SegConfig.upsample, dice_gain: float = SegConfig.dice_gain,
-                 class_weight: str = SegConfig.class_weight) -> None:
+                 class_weight: str = SegConfig.class_weight, output_stride: int = 32) -> None:
         super().__init__()
         if num_classes < 2:
             raise ModelError(f"a segmenter needs num_classes >= 2, got {num_classes}")
         self.num_classes = num_classes
-        self.backbone = CSPBackbone(channels, depths, act, norm, dw_backbone)
-        self.neck = SegFPN(tuple(channels[1:]), width, act, norm, dw)
+        self.backbone = CSPBackbone(channels, depths, act, norm, dw_backbone, output_stride)
+        self.neck = SegFPN(tuple(channels[1:]), width, act, norm, dw, self.backbone.strides)
         self.upsample = Upsampler(upsample, num_classes)
         self.head = nn.Sequential(conv(width, width, 3, act=act, norm=norm, dw=dw),
                                   nn.Conv2d(width, num_classes * self.upsample.channels_per_class, 1))
@@ -173,10 +179,10 @@ class Segmenter(RtdetModel):
         return self.criterion.weigh_classes(counts)
 
     @property
-    def output_stride(self) -> int:
-        """The stride of the eval and export logits' grid: :data:`OUTPUT_STRIDE` with ``bilinear`` upsampling
+    def logit_stride(self) -> int:
+        """The stride of the eval and export logits' grid: :data:`HEAD_STRIDE` with ``bilinear`` upsampling
         (left to the task's resampling), else 1 (the upsampler runs in the network)."""
-        return OUTPUT_STRIDE if self.upsample.kind == "bilinear" else 1
+        return HEAD_STRIDE if self.upsample.kind == "bilinear" else 1
 
     def head_output(self, images: Tensor) -> Tensor:
         """``[B, 3, H, W] -> [B, C, H/4, W/4]``: the head's output before the upsampler (``C`` is ``K`` but for
@@ -197,10 +203,10 @@ class Segmenter(RtdetModel):
 
     def _grid_logits(self, head: Tensor) -> Tensor:
         """The eval logits of a :meth:`head_output`: itself on the stride-4 grid, or upsampled in the network."""
-        return head if self.output_stride > 1 else self.upsample(head)
+        return head if self.logit_stride > 1 else self.upsample(head)
 
     def forward_raw(self, images: Tensor) -> tuple[Tensor]:
-        """Export path: ``(logits float32 [B, K, H / s, W / s],)``, ``s`` = :attr:`output_stride`."""
+        """Export path: ``(logits float32 [B, K, H / s, W / s],)``, ``s`` = :attr:`logit_stride`."""
         return (self._grid_logits(self.head_output(images)).float(),)
 
     def dynamic_axes(self) -> dict[str, dict[int, str]]:
@@ -209,7 +215,7 @@ class Segmenter(RtdetModel):
 
     def forward(self, images: Tensor, targets: list[dict] | None = None) -> dict[str, Tensor] | list[dict[str, Tensor]]:
         """Training: the losses (needs ``targets``). Eval: B dicts ``{"logits": float32 [K, H / s, W / s],
-        "input_size": (H, W)}`` (``s`` = :attr:`output_stride`)."""
+        "input_size": (H, W)}`` (``s`` = :attr:`logit_stride`)."""
         if self.training:
             if targets is None:
                 raise ValueError("Segmenter.forward in training mode needs targets (call model.eval() to predict)")

@@ -17,3 +17,31 @@ def test_output_strides_and_widths(dw):
 def test_bad_widths_are_rejected():
     with pytest.raises(ValueError, match="5 channels and 4 depths"):
         CSPBackbone((8, 16, 32), (1, 1, 1, 1))
+
+
+def test_output_stride_16_keeps_p5_at_p4s_size_with_dilated_bottlenecks():
+    torch.manual_seed(0)
+    bb = CSPBackbone((8, 16, 24, 32, 48), (1, 1, 1, 2), act="relu", output_stride=16).eval()
+    p2, p3, p4, p5 = bb.features(torch.rand(2, 3, 64, 96))
+    assert p4.shape == (2, 32, 4, 6) and p5.shape == (2, 48, 4, 6) and bb.strides == (4, 8, 16, 16)
+    convs = [m for m in bb.stages[3].modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3)]
+    assert convs[0].stride == (1, 1) and convs[0].dilation == (1, 1)  # the stage's first convolution
+    assert len(convs) == 5 and all(c.dilation == (2, 2) and c.padding == (2, 2) for c in convs[1:])
+    plain = CSPBackbone((8, 16, 24, 32, 48), (1, 1, 1, 2), act="relu")
+    assert all(m.dilation == (1, 1) for m in plain.modules() if isinstance(m, torch.nn.Conv2d))
+    with pytest.raises(ValueError, match="output_stride must be 16 or 32"):
+        CSPBackbone((8, 16, 24, 32, 48), (1, 1, 1, 1), output_stride=8)
+
+
+def test_a_dilated_convolution_sees_what_the_strided_stage_saw():
+    """Dilation 2 at stride 16 samples the input pixels a 3x3 convolution at stride 32 samples: the response to
+    one impulse spreads over 5 stride-16 cells (2 cells each side), where the stride-32 one spreads over 3."""
+    from rtdet.models.backbones import dilated
+
+    conv = dilated(torch.nn.Conv2d(1, 1, 3, padding=1, bias=False), 2)
+    torch.nn.init.ones_(conv.weight)
+    x = torch.zeros(1, 1, 9, 9)
+    x[..., 4, 4] = 1
+    with torch.no_grad():
+        y = conv(x)[0, 0]
+    assert y.shape == (9, 9) and torch.equal(y.nonzero().unique(), torch.tensor([2, 4, 6]))

@@ -46,7 +46,7 @@ def test_contract_in_every_mode(upsample):
         (raw,) = model.forward_raw(x)
         both, loss = model.predict_with_loss(x, _targets(2, 64, 96))
     grid = (16, 24) if upsample == "bilinear" else (64, 96)  # bilinear is left to the task's resampling
-    assert model.output_stride == 64 // grid[0]
+    assert model.logit_stride == 64 // grid[0]
     assert len(preds) == 2 and preds[0]["logits"].shape == (5, *grid) and raw.shape == (2, 5, *grid)
     assert all(p["input_size"] == (64, 96) for p in [*preds, *both])
     torch.testing.assert_close(torch.stack([p["logits"] for p in both]), raw)
@@ -111,3 +111,20 @@ def test_size_at_camvid_resolution():
     assert s["params"] > 5 * n["params"] and s["gflops"] > 10 * n["gflops"]
     assert build_model("rtdet-seg-n", 11, norm="gn").dynamic_axes() == {"logits": {0: "batch", 2: "height",
                                                                                     3: "width"}}
+
+
+def test_output_stride_16_segmenter_exports_and_rebuilds(tmp_path):
+    pytest.importorskip("onnxruntime")
+    from rtdet.deploy.onnx import export_onnx
+    from rtdet.models.seg import build_segmenter
+
+    model = build_model("rtdet-seg-n", 4, output_stride=16).eval()
+    assert model.backbone.strides[-1] == 16 and model.neck.factors == (2, 2, 1)
+    x = torch.rand(1, 3, 64, 96)
+    with torch.no_grad():
+        assert model.forward_raw(x)[0].shape == (1, 4, 16, 24)
+    again = build_segmenter(**model.build_args)
+    assert again.backbone.strides[-1] == 16
+    report: dict = {}
+    export_onnx(model, tmp_path / "os16.onnx", imgsz=64, names=list("abcd"), report=report)
+    assert report["logits"] < 1e-4
