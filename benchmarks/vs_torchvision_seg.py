@@ -7,6 +7,7 @@
     python benchmarks/vs_torchvision_seg.py --time [--upsample]   # time the stored runs again, side by side
     python benchmarks/vs_torchvision_seg.py --models rtdet-seg-n --seg-n depths=0,1,2,2   # a variant of rtdet-seg-n
     python benchmarks/vs_torchvision_seg.py --lr 0.004    # one learning rate for every model
+    python benchmarks/vs_torchvision_seg.py --dice-gain 1   # every pixel classifier's loss plus a soft Dice loss
 
 Data: ``../shared/data/camvid`` (184 train / 101 val images at 480x360, 11 classes, value 11
 unlabelled), read through a data.yaml written into the output folder; ``--train-images`` /
@@ -71,14 +72,15 @@ class TorchvisionSegmenter(RtdetModel):
     task = "segment"
     output_names = ("logits",)
 
-    def __init__(self, name: str, num_classes: int, class_weight: str = SegConfig.class_weight) -> None:
+    def __init__(self, name: str, num_classes: int, class_weight: str = SegConfig.class_weight,
+                 dice_gain: float = SegConfig.dice_gain) -> None:
         from torchvision.models import segmentation as tvs
 
         super().__init__()
         builder = {"lraspp": tvs.lraspp_mobilenet_v3_large, "deeplabv3": tvs.deeplabv3_mobilenet_v3_large}[name]
         self.net = builder(weights=None, weights_backbone=None, num_classes=num_classes)
         self.num_classes, self.build_args = num_classes, {"name": f"torchvision-{name}", "num_classes": num_classes}
-        self.criterion = SegmentationLoss(num_classes, weighting=class_weight)  # rtdet-seg-n's loss
+        self.criterion = SegmentationLoss(num_classes, dice_gain, class_weight)  # rtdet-seg-n's loss
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
 
@@ -219,18 +221,19 @@ def parse_overrides(pairs: list[str]) -> dict[str, object]:
 
 
 def build(name: str, upsample: str = "bilinear", class_weight: str = SegConfig.class_weight,
-          seg_n: dict[str, object] | None = None) -> RtdetModel:
-    """The model of run ``name``; ``seg_n``: build keywords of rtdet-seg-n (its ``act`` among them)."""
+          seg_n: dict[str, object] | None = None, dice_gain: float = SegConfig.dice_gain) -> RtdetModel:
+    """The model of run ``name``; ``seg_n``: build keywords of rtdet-seg-n (its ``act`` among them); ``class_weight``
+    and ``dice_gain``: the pixel loss of every model but rtdet-m2f."""
     from rtdet.models import build_model
     from rtdet.models.seg import apply_seg_settings
 
     if name == "rtdet-seg-n":
         model = build_model(name, len(CAMVID_NAMES), upsample=upsample, **(seg_n or {}))
-        apply_seg_settings(model, SegConfig(upsample=upsample, class_weight=class_weight))
+        apply_seg_settings(model, SegConfig(upsample=upsample, class_weight=class_weight, dice_gain=dice_gain))
         return model
     if name == "rtdet-m2f":
         return build_model(name, len(CAMVID_NAMES))
-    return TorchvisionSegmenter(name, len(CAMVID_NAMES), class_weight)
+    return TorchvisionSegmenter(name, len(CAMVID_NAMES), class_weight, dice_gain)
 
 
 def print_table(results: dict, args: argparse.Namespace) -> None:
@@ -271,6 +274,9 @@ def main() -> None:
                         help="build rtdet-seg-n with these keywords of rtdet.models.seg.Segmenter (e.g. "
                              "depths=0,1,2,2 channels=16,24,48,96,256 act=silu); its rows are labelled with them")
     parser.add_argument("--lr", type=float, help="every model's learning rate instead of its family's (rows labelled)")
+    parser.add_argument("--dice-gain", type=float, default=SegConfig.dice_gain,
+                        help="weight of a soft Dice loss added to every pixel classifier's cross-entropy (not "
+                             "rtdet-m2f's); rows with another than the default are labelled (default: %(default)s)")
     parser.add_argument("--out", default=str(ROOT / "runs" / "vs_torchvision_seg"))
     args = parser.parse_args()
     seg_n = parse_overrides(args.seg_n)
@@ -294,13 +300,15 @@ def main() -> None:
         runs = {(f"{k} {' '.join(args.seg_n)}" if v[0] == "rtdet-seg-n" else k): v for k, v in runs.items()}
     if args.class_weight != SegConfig.class_weight:
         runs = {(k if v[0] == "rtdet-m2f" else f"{k} class_weight={args.class_weight}"): v for k, v in runs.items()}
+    if args.dice_gain != SegConfig.dice_gain:
+        runs = {(k if v[0] == "rtdet-m2f" else f"{k} dice_gain={args.dice_gain:g}"): v for k, v in runs.items()}
     if args.lr:
         runs = {f"{k} lr={args.lr:g}": v for k, v in runs.items()}
     for label, (name, upsample) in runs.items():
         torch.manual_seed(args.seed)
         folder = out / label.replace(" ", "_").replace("=", "-")
-        results[label] = train_and_score(build(name, upsample or "bilinear", args.class_weight, seg_n), args, data,
-                                         folder)
+        model = build(name, upsample or "bilinear", args.class_weight, seg_n, args.dice_gain)
+        results[label] = train_and_score(model, args, data, folder)
         fresh = json.loads(path.read_text()) if path.is_file() else {}  # rows a parallel run wrote meanwhile
         results = {**fresh, label: results[label]}
         path.write_text(json.dumps(results, indent=1))

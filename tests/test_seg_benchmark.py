@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from rtdet.deploy.images import shared_data_dir
 
@@ -72,3 +73,20 @@ def test_lr_replaces_the_family_learning_rate_and_nothing_else(tmp_path):
     args.lr = 0.004
     own, _ = bench.run_config(args, data, tmp_path)
     assert family.optim.lr == 0.002 and own == replace(family, optim=replace(family.optim, lr=0.004))
+
+
+def test_dice_gain_reaches_every_pixel_classifier():
+    """--dice-gain: rtdet-seg-n's and torchvision's losses both gain the Dice term (rtdet-m2f keeps its own loss);
+    output stride 16 is one more --seg-n keyword."""
+    bench = _benchmark_module()
+    seg = bench.build("rtdet-seg-n", dice_gain=0.5, seg_n=bench.parse_overrides(["output_stride=16"]))
+    tv = bench.build(bench.RUNS["lraspp_mobilenet_v3_large"][0], dice_gain=0.5)
+    assert seg.criterion.dice_gain == tv.criterion.dice_gain == 0.5 and seg.backbone.strides[-1] == 16
+    assert bench.build("rtdet-seg-n").criterion.dice_gain == 0.0
+    torch.manual_seed(0)
+    x, targets = torch.rand(1, 3, 64, 64), [{"mask": torch.randint(0, 11, (64, 64))}]
+    assert set(tv.train()(x, targets)) == {"loss_ce", "loss_dice"}
+    tv.eval()
+    with torch.no_grad():
+        (pred,) = tv(x)
+    assert pred["logits"].shape == (11, 8, 8) and pred["input_size"] == (64, 64)  # LR-ASPP's stride-8 grid
