@@ -499,6 +499,8 @@ NOT_RUN: dict[str, str] = {
     ".venv/bin/python benchmarks/vs_torchvision_seg.py --epochs 50 --threads 1 --models rtdet-seg-n --seg-n "
     "channels=16,24,48,96,256 depths=0,1,2,2": "a benchmark: trains a variant of rtdet-seg-n on CamVid for about "
                                                "half an hour",
+    ".venv/bin/python benchmarks/vs_torchvision_seg.py --epochs 50 --threads 1 --models rtdet-seg-n --seg-n "
+    "depths=0,1,2,1 output_stride=16": "a benchmark: trains a variant of rtdet-seg-n on CamVid for about half an hour",
     ".venv/bin/python benchmarks/vs_torchvision_seg.py --time --threads 1 --rounds 5 --runs 40":
         "a benchmark: times the models the runs above stored (needs them)",
     ".venv/bin/python benchmarks/detr.py --digits 300 100 --imgsz 128 --epochs 30 --batch 8 --threads 1 --tag e30":
