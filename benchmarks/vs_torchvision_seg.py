@@ -55,6 +55,7 @@ from torchvision.models.segmentation.lraspp import LRASPP
 from rtdet.config import SegConfig
 from rtdet.losses.seg_loss import CLASS_WEIGHTS, SegmentationLoss
 from rtdet.models.base import RtdetModel
+from rtdet.models.seg import grid_predictions
 
 ROOT = Path(__file__).resolve().parents[1]
 CAMVID = ROOT / ".." / "shared" / "data" / "camvid"
@@ -106,7 +107,7 @@ class TorchvisionSegmenter(RtdetModel):
     def forward(self, images: Tensor, targets: list[dict] | None = None):
         if self.training:
             return self.criterion(self.logits(images), targets)
-        return [{"logits": x, "input_size": tuple(images.shape[-2:])} for x in self.forward_raw(images)[0]]
+        return grid_predictions(self.forward_raw(images)[0], images)
 
 
 def write_data(out: Path, n_train: int | None, n_val: int | None) -> Path:

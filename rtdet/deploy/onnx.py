@@ -210,14 +210,15 @@ def drop_noop_casts(proto: Any) -> int:
     inferred = onnx.shape_inference.infer_shapes(proto).graph
     types = {v.name: v.type.tensor_type.elem_type for v in [*inferred.value_info, *inferred.input, *inferred.output]}
     types.update({t.name: t.data_type for t in graph.initializer})
-    outputs, inputs = {o.name for o in graph.output}, {i.name for i in graph.input}
+    outputs = {o.name for o in graph.output}
+    kept_sources = {i.name for i in graph.input} | {t.name for t in graph.initializer}
     dropped = 0
     for node in list(graph.node):
         if node.op_type != "Cast" or len(node.input) != 1:
             continue
         src, dst = node.input[0], node.output[0]
         to = next(a.i for a in node.attribute if a.name == "to")
-        if types.get(src) != to or src in inputs or src in {t.name for t in graph.initializer}:
+        if types.get(src) != to or src in kept_sources:
             continue
         if dst in outputs:
             if src in outputs:  # both names are outputs: keep the copy

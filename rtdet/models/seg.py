@@ -55,6 +55,13 @@ SEG_SCALES: dict[str, dict[str, Any]] = {
 }
 
 
+def grid_predictions(logits: Tensor, images: Tensor) -> list[dict[str, Tensor]]:
+    """The eval-mode output of every segmenter: ``logits`` float [B, K, h, w] on a grid spanning ``images``
+    [B, 3, H, W] -> B dicts ``{"logits": [K, h, w], "input_size": (H, W)}`` (the segment task's prediction)."""
+    size = tuple(images.shape[-2:])
+    return [{"logits": x, "input_size": size} for x in logits]
+
+
 def bilinear_kernel(factor: int) -> Tensor:
     """float32 [2f, 2f]: the kernel with which a stride-``f`` transposed convolution (padding f/2) equals
     bilinear upsampling away from the border (FCN's initialisation, Long et al., 2015)."""
@@ -220,16 +227,13 @@ class Segmenter(RtdetModel):
             if targets is None:
                 raise ValueError("Segmenter.forward in training mode needs targets (call model.eval() to predict)")
             return self.criterion(self.logits(images), targets)
-        size = tuple(images.shape[-2:])
-        return [{"logits": x, "input_size": size} for x in self.forward_raw(images)[0]]
+        return grid_predictions(self.forward_raw(images)[0], images)
 
     def predict_with_loss(self, images: Tensor, targets: list[dict]
                           ) -> tuple[list[dict[str, Tensor]], dict[str, Tensor]]:
         """Eval-mode predictions and the losses against ``targets`` from one network pass (for validation)."""
         head = self.head_output(images)
-        size = tuple(images.shape[-2:])
-        preds = [{"logits": x, "input_size": size} for x in self._grid_logits(head).float()]
-        return preds, self.criterion(self.upsample(head), targets)
+        return grid_predictions(self._grid_logits(head).float(), images), self.criterion(self.upsample(head), targets)
 
 
 def build_segmenter(name: str, num_classes: int, act: str | None = None, norm: str = "bn",
@@ -257,4 +261,5 @@ def apply_seg_settings(model: Segmenter, settings: Any) -> None:
     model.criterion = SegmentationLoss(model.num_classes, settings.dice_gain, settings.class_weight)
 
 
-__all__ = ["SEG_SCALES", "UPSAMPLERS", "Segmenter", "Upsampler", "apply_seg_settings", "build_segmenter"]
+__all__ = ["SEG_SCALES", "UPSAMPLERS", "Segmenter", "Upsampler", "apply_seg_settings", "build_segmenter",
+           "grid_predictions"]

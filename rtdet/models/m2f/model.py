@@ -38,6 +38,7 @@ from rtdet.models.m2f.criterion import M2FCriterion
 from rtdet.models.m2f.decoder import MaskDecoder
 from rtdet.models.m2f.matcher import MaskMatcher, segments
 from rtdet.models.m2f.pixel_decoder import PixelDecoder
+from rtdet.models.seg import grid_predictions
 from rtdet.models.yolo import backbone_settings
 
 # name -> the detector scale whose backbone it uses, the transformer's feed-forward width, depthwise fusion
@@ -48,7 +49,6 @@ M2F_SCALES: dict[str, dict[str, Any]] = {
 # config setting (rtdet.config.M2fConfig) -> Mask2Former keyword
 CONFIG_ARGS = {"m2f_queries": "num_queries", "m2f_dims": "embed_dims", "m2f_layers": "num_decoder_layers",
                "m2f_heads": "num_heads"}
-FEATURE_STRIDE = 4  # the mask features' stride
 
 
 def semantic_scores(logits: Tensor, embed: Tensor, features: Tensor) -> Tensor:
@@ -139,16 +139,14 @@ class Mask2Former(RtdetModel):
             if targets is None:
                 raise ValueError("Mask2Former.forward in training mode needs targets (call model.eval() to predict)")
             return self.criterion(self.network(images), self.segment_targets(targets, images.device))
-        size = tuple(images.shape[-2:])
-        return [{"logits": x, "input_size": size} for x in self.forward_raw(images)[0]]
+        return grid_predictions(self.forward_raw(images)[0], images)
 
     def predict_with_loss(self, images: Tensor, targets: list[dict]
                           ) -> tuple[list[dict[str, Tensor]], dict[str, Tensor]]:
         """Eval-mode predictions and the losses against ``targets`` from one network pass (for validation)."""
         out = self.network(images)
         losses = self.criterion(out, self.segment_targets(targets, images.device))
-        size = tuple(images.shape[-2:])
-        return [{"logits": x, "input_size": size} for x in self.semantic(out)], losses
+        return grid_predictions(self.semantic(out), images), losses
 
     def param_groups_hint(self) -> dict[str, Any]:
         """The backbone trains at ``backbone_lr_scale`` times the learning rate (Mask2Former: 0.1)."""
