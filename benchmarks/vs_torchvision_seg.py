@@ -206,9 +206,19 @@ def time_stored(results: dict, args: argparse.Namespace, out: Path) -> None:
         results[label]["cpu_ms"] = statistics.median(m.cpu_ms for m in measured)
 
 
+def number(text: str) -> int | float | str:
+    """``"3"`` -> 3, ``"0.4"`` -> 0.4, anything else unchanged."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
 def parse_overrides(pairs: list[str]) -> dict[str, object]:
-    """``["depths=0,1,2,2", "width=96", "act=silu"]`` -> build keywords of rtdet-seg-n (a value with a comma: a tuple
-    of ints; a number: an int; else the string)."""
+    """``["depths=0,1,2,2", "width=96", "aux_gain=0.4", "act=silu"]`` -> build keywords of rtdet-seg-n (a value with
+    a comma: a tuple of ints; a number: an int or a float; else the string)."""
     overrides: dict[str, object] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
@@ -217,7 +227,7 @@ def parse_overrides(pairs: list[str]) -> dict[str, object]:
         if "," in value:
             overrides[key] = tuple(int(v) for v in value.split(","))
         else:
-            overrides[key] = int(value) if value.lstrip("-").isdigit() else value
+            overrides[key] = number(value)
     return overrides
 
 

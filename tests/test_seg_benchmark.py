@@ -49,12 +49,14 @@ def _benchmark_module():
 def test_seg_n_variants_reach_the_network():
     """--seg-n KEY=VALUE builds rtdet-seg-n with those keywords (tuples, ints, strings); a malformed pair is refused."""
     bench = _benchmark_module()
-    overrides = bench.parse_overrides(["channels=16,24,48,96,256", "depths=0,1,2,2", "width=96", "act=silu"])
-    assert overrides == {"channels": (16, 24, 48, 96, 256), "depths": (0, 1, 2, 2), "width": 96, "act": "silu"}
+    overrides = bench.parse_overrides(["channels=16,24,48,96,256", "depths=0,1,2,2", "width=96", "act=silu",
+                                       "aux_gain=0.4"])
+    assert overrides == {"channels": (16, 24, 48, 96, 256), "depths": (0, 1, 2, 2), "width": 96, "act": "silu",
+                         "aux_gain": 0.4}
     model = bench.build("rtdet-seg-n", seg_n=overrides)
     assert model.backbone.channels == (16, 24, 48, 96, 256) and model.build_args["depths"] == (0, 1, 2, 2)
     assert model.build_args["act"] == "silu" and model.neck.lateral[0].conv.out_channels == 96
-    assert model.criterion.weighting == "sqrt_median_freq"
+    assert model.criterion.weighting == "sqrt_median_freq" and model.aux_gain == 0.4
     for bad in ("width", "=3", "width="):
         with pytest.raises(SystemExit, match="KEY=VALUE"):
             bench.parse_overrides([bad])

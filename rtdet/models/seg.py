@@ -48,6 +48,7 @@ from rtdet.models.yolo import backbone_settings
 
 UPSAMPLERS = ("nearest", "bilinear", "transposed", "pixelshuffle")
 HEAD_STRIDE = 4  # the head predicts at stride 4; the upsampler multiplies by this
+AUX_LEVELS = (1, 2)  # SegFPN.levels entries with an auxiliary head (aux_gain > 0): the stride-16 and -8 sums
 # segmenter name -> the detector scale whose backbone it uses, the FPN width, depthwise FPN/head convolutions
 SEG_SCALES: dict[str, dict[str, Any]] = {
     "rtdet-seg-n": dict(scale="rtdet-n", width=64, dw=True),
@@ -130,13 +131,20 @@ class SegFPN(nn.Module):
         self.smooth = nn.ModuleList(conv(width, width, 3, act=act, norm=norm, dw=dw) for _ in in_channels[:-1])
         self.factors = tuple(b // a for a, b in zip(strides[:-1], strides[1:]))
 
-    def forward(self, feats: tuple[Tensor, ...]) -> Tensor:
+    def levels(self, feats: tuple[Tensor, ...]) -> list[Tensor]:
+        """The fused maps from the top down: ``[P5 lateral, stride-16 sum, stride-8 sum, stride-4 output]``,
+        each ``[B, width, h, w]`` (the last is :meth:`forward`'s)."""
         x = self.lateral[-1](feats[-1])
+        out = [x]
         for i in range(len(feats) - 2, -1, -1):  # stride 16, 8, 4
             if self.factors[i] > 1:
                 x = F.interpolate(x, scale_factor=float(self.factors[i]), mode="nearest")
             x = self.smooth[i](x + self.lateral[i](feats[i]))
-        return x
+            out.append(x)
+        return out
+
+    def forward(self, feats: tuple[Tensor, ...]) -> Tensor:
+        return self.levels(feats)[-1]
 
 
 class Segmenter(RtdetModel):
@@ -158,7 +166,8 @@ class Segmenter(RtdetModel):
     def __init__(self, num_classes: int, channels: tuple[int, ...], depths: tuple[int, ...], width: int = 64,
                  act: str = "relu", norm: str = "bn", dw_backbone: bool = False, dw: bool = False,
                  upsample: str = SegConfig.upsample, dice_gain: float = SegConfig.dice_gain,
-                 class_weight: str = SegConfig.class_weight, output_stride: int = 32) -> None:
+                 class_weight: str = SegConfig.class_weight, output_stride: int = 32,
+                 aux_gain: float = SegConfig.aux_gain) -> None:
         super().__init__()
         if num_classes < 2:
             raise ModelError(f"a segmenter needs num_classes >= 2, got {num_classes}")
@@ -170,6 +179,13 @@ class Segmenter(RtdetModel):
                                   nn.Conv2d(width, num_classes * self.upsample.channels_per_class, 1))
         if upsample == "pixelshuffle":
             self.init_pixelshuffle()
+        if aux_gain < 0:
+            raise ModelError(f"aux_gain must be >= 0, got {aux_gain}")
+        self.aux_gain = float(aux_gain)
+        # deep supervision: class heads on the FPN's stride-16 and stride-8 sums, used by the training loss only
+        self.aux_heads = nn.ModuleList(
+            nn.Sequential(conv(width, width, 3, act=act, norm=norm, dw=dw), nn.Conv2d(width, num_classes, 1))
+            for _ in AUX_LEVELS) if aux_gain > 0 else nn.ModuleList()
         self.criterion = SegmentationLoss(num_classes, dice_gain, class_weight)
 
     def init_pixelshuffle(self) -> None:
@@ -198,11 +214,16 @@ class Segmenter(RtdetModel):
         Raises:
             ValueError: H or W not a multiple of 32.
         """
+        self._check_size(images)
+        return self.head(self.neck(self.backbone.features(images)))
+
+    @staticmethod
+    def _check_size(images: Tensor) -> None:
+        """Raises ValueError: H or W of ``images`` not a multiple of 32 (not checked while tracing)."""
         tracing = torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()  # shapes are symbolic then
         if not tracing and (images.shape[-1] % 32 or images.shape[-2] % 32):
             raise ValueError(f"segmenter input height and width must be multiples of 32, got "
                              f"{tuple(images.shape[-2:])}")
-        return self.head(self.neck(self.backbone.features(images)))
 
     def logits(self, images: Tensor) -> Tensor:
         """``[B, 3, H, W] -> [B, K, H, W]`` at the input resolution (H, W multiples of 32): what the loss reads."""
@@ -226,8 +247,26 @@ class Segmenter(RtdetModel):
         if self.training:
             if targets is None:
                 raise ValueError("Segmenter.forward in training mode needs targets (call model.eval() to predict)")
-            return self.criterion(self.logits(images), targets)
+            return self.training_losses(images, targets)
         return grid_predictions(self.forward_raw(images)[0], images)
+
+    def training_losses(self, images: Tensor, targets: list[dict]) -> dict[str, Tensor]:
+        """The criterion on :meth:`logits`, plus ``"loss_aux"`` with ``aux_gain > 0``: ``aux_gain`` times the
+        sum of the same criterion on each auxiliary head's logits, scored against the masks sampled at the
+        centres of that head's grid cells (stride ``s``: pixel ``s // 2`` of each ``s x s`` cell; cheaper than
+        upsampling the logits, and the auxiliary heads only shape the features)."""
+        self._check_size(images)
+        levels = self.neck.levels(self.backbone.features(images))
+        losses = self.criterion(self.upsample(self.head(levels[-1])), targets)
+        if self.aux_heads:
+            aux = []
+            for head, level in zip(self.aux_heads, AUX_LEVELS):
+                feat = levels[level]
+                s = images.shape[-1] // feat.shape[-1]
+                cells = [{"mask": t["mask"][..., s // 2::s, s // 2::s]} for t in targets]
+                aux.append(sum(self.criterion(head(feat), cells).values()))
+            losses["loss_aux"] = self.aux_gain * sum(aux)
+        return losses
 
     def predict_with_loss(self, images: Tensor, targets: list[dict]
                           ) -> tuple[list[dict[str, Tensor]], dict[str, Tensor]]:

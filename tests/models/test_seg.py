@@ -128,3 +128,42 @@ def test_output_stride_16_segmenter_exports_and_rebuilds(tmp_path):
     report: dict = {}
     export_onnx(model, tmp_path / "os16.onnx", imgsz=64, names=list("abcd"), report=report)
     assert report["logits"] < 1e-4
+
+
+def test_auxiliary_heads_supervise_the_fpn_and_leave_predictions_alone():
+    """aux_gain > 0: two class heads on the FPN's stride-16 and stride-8 sums add ``loss_aux`` = gain x their
+    cross-entropy against the mask pixel at each cell's centre (a looped reference); eval is unchanged."""
+    import torch.nn.functional as F
+
+    cfg = load_config(None, {"model": "rtdet-seg-n", "aux_gain": 0.4})
+    model = build_from_config(cfg, 5)
+    assert model.build_args["aux_gain"] == 0.4 and len(model.aux_heads) == 2
+    _randomize_bn(model)
+    x, targets = torch.rand(2, 3, 64, 96), _targets(2, 64, 96)
+    losses = model.train()(x, targets)
+    assert set(losses) == {"loss_ce", "loss_aux"}
+    losses["loss_aux"].backward()
+    assert all(p.grad is not None for p in model.aux_heads.parameters())
+    model.eval()
+    with torch.no_grad():
+        levels = model.neck.levels(model.backbone.features(x))
+        expected = 0.0
+        for head, level in zip(model.aux_heads, (levels[1], levels[2])):
+            s = 64 // level.shape[-2]
+            logits = head(level)
+            labels = torch.full((2, *logits.shape[-2:]), -1)
+            for b in range(2):
+                for i in range(logits.shape[-2]):
+                    for j in range(logits.shape[-1]):
+                        value = int(targets[b]["mask"][i * s + s // 2, j * s + s // 2])
+                        labels[b, i, j] = value if value < 5 else -1
+            expected += F.cross_entropy(logits, labels, ignore_index=-1)
+        torch.testing.assert_close(model.training_losses(x, targets)["loss_aux"], 0.4 * expected)  # eval-mode BN
+        plain = build_model("rtdet-seg-n", 5)
+        state = {k: v for k, v in model.state_dict().items() if not k.startswith("aux_heads.")}
+        plain.load_state_dict(state)
+        torch.testing.assert_close(plain.eval().forward_raw(x)[0], model.forward_raw(x)[0])
+        assert set(model.predict_with_loss(x, targets)[1]) == {"loss_ce"}
+    assert build_segmenter(**model.build_args).aux_heads[0][-1].out_channels == 5
+    with pytest.raises(ModelError, match="aux_gain must be >= 0"):
+        build_model("rtdet-seg-n", 5, aux_gain=-1.0)
