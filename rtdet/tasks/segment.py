@@ -126,6 +126,31 @@ def first_argmax(values: np.ndarray) -> np.ndarray:
     return index
 
 
+def _gather(grid: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """``grid[rows][:, cols]`` for 1-D integer ``rows`` and ``cols``, as two ``take`` calls (~4x faster than
+    ``grid[np.ix_(rows, cols)]`` for a 480 x 360 frame from a 120 x 90 grid)."""
+    return grid.take(rows, 0).take(cols, 1)
+
+
+def _disagreement(best: np.ndarray) -> np.ndarray:
+    """uint8 [h, w] bit flags of a class map: 1 where a cell's class differs from its right neighbour's, 2 from
+    the one below, 4 from the one diagonally below right (0 at the last row and column)."""
+    code = np.zeros(best.shape, np.uint8)
+    code[:, :-1] |= best[:, :-1] != best[:, 1:]
+    code[:-1] |= (best[:-1] != best[1:]) << np.uint8(1)
+    code[:-1, :-1] |= (best[:-1, :-1] != best[1:, 1:]) << np.uint8(2)
+    return code
+
+
+def _neighbours(right: np.ndarray, below: np.ndarray) -> np.ndarray:
+    """uint8 [H, W] bit flags (as :func:`_disagreement`'s) of the neighbours that weigh in on each output
+    pixel: ``right`` bool [W] (its upper column neighbour has weight), ``below`` bool [H] (its lower row does)."""
+    dx, dy = right.astype(np.uint8), below.astype(np.uint8)
+    flags = dx[None, :] | (dy[:, None] << np.uint8(1))
+    flags |= (flags == 3).astype(np.uint8) << np.uint8(2)
+    return flags
+
+
 def to_original(pred: dict[str, Tensor], letterbox: tuple[float, float, float],
                 orig_size: tuple[int, int]) -> Tensor:
     """One image's class map in original pixels.
@@ -145,15 +170,18 @@ def to_original(pred: dict[str, Tensor], letterbox: tuple[float, float, float],
     classes, computed without resampling all K maps: a bilinear value is a weighted mean of its four
     neighbours, so where the four (those of non-zero weight) share their arg-max, that class is also
     the arg-max of the mean; only the other pixels (along class boundaries) are interpolated, all K
-    values each. Equal to resampling everything (tested) but at CamVid's 480x360 and 12 classes
-    ~10 ms -> ~1 ms; equal classes except at near-ties, where float rounding decides either way.
+    values each (about 15% of CamVid's pixels with stride-4 logits). Equal to resampling everything
+    (tested): equal classes except at near-ties, where float rounding decides either way. Measured on 8
+    CamVid val frames (480x360, stride-4 logits of 11 classes from a trained rtdet-seg-n, one thread, a
+    loaded machine, best of 10 rounds): ``grid_sample`` and arg-max 26 ms per frame, this 2.1 ms (3.4 ms
+    with ``np.ix_`` gathers and the four neighbours compared at full size, before :func:`_disagreement`).
     """
-    w = int(orig_size[1])
     if "labels" in pred:
         labels = pred["labels"].cpu().numpy()
         cols, rows = _source(letterbox, orig_size, pred.get("input_size", labels.shape[-2:]), labels.shape[-2:])
-        return torch.from_numpy(labels[np.ix_(np.rint(rows).astype(np.intp), np.rint(cols).astype(np.intp))]
-                                .astype(np.int64))  # nearbyint: grid_sample's nearest rounding
+        # nearbyint: grid_sample's nearest rounding
+        return torch.from_numpy(_gather(labels, np.rint(rows).astype(np.intp), np.rint(cols).astype(np.intp))
+                                .astype(np.int64))
     values = np.ascontiguousarray(pred["logits"].detach().float().cpu().numpy())
     k, height, width = values.shape
     cols, rows = _source(letterbox, orig_size, pred.get("input_size", (height, width)), (height, width))
@@ -161,18 +189,19 @@ def to_original(pred: dict[str, Tensor], letterbox: tuple[float, float, float],
     y0, y1, wy = _corners(rows, height)
     top, left = y0.min(initial=0), x0.min(initial=0)  # the arg-max only where the image lies in the input
     best = first_argmax(values[:, top:y1.max(initial=0) + 1, left:x1.max(initial=0) + 1])
-    out = best[np.ix_(y0 - top, x0 - left)]
-    differ = np.flatnonzero((out != best[np.ix_(y0 - top, x1 - left)]) | (out != best[np.ix_(y1 - top, x0 - left)])
-                            | (out != best[np.ix_(y1 - top, x1 - left)]))
+    out = _gather(best, y0 - top, x0 - left)
+    differ = np.flatnonzero(_gather(_disagreement(best), y0 - top, x0 - left) & _neighbours(x1 > x0, y1 > y0))
     if len(differ):  # all K values of these pixels, as grid_sample weighs them
-        r, c = np.divmod(differ, w)
-        ax, ay = wx[c], wy[r]
-        flat = values.reshape(k, -1)
-        mixed = (np.take(flat, y0[r] * width + x0[c], 1) * ((1 - ax) * (1 - ay))
-                 + np.take(flat, y0[r] * width + x1[c], 1) * (ax * (1 - ay))
-                 + np.take(flat, y1[r] * width + x0[c], 1) * ((1 - ax) * ay)
-                 + np.take(flat, y1[r] * width + x1[c], 1) * (ax * ay))
-        out.reshape(-1)[differ] = first_argmax(mixed)
+        r, c = np.divmod(differ, int(orig_size[1]))
+        ax, ay = wx[c][:, None], wy[r][:, None]
+        flat = values.reshape(k, -1).T.copy()  # [h * w, K]: a pixel's K values side by side, gathered as one row
+        mixed = np.zeros((len(differ), k), np.float32)
+        for rows_at, cols_at, weight in ((y0, x0, (1 - ax) * (1 - ay)), (y0, x1, ax * (1 - ay)),
+                                         (y1, x0, (1 - ax) * ay), (y1, x1, ax * ay)):
+            term = flat.take(rows_at[r] * width + cols_at[c], 0)
+            term *= weight
+            mixed += term
+        out.reshape(-1)[differ] = first_argmax(np.ascontiguousarray(mixed.T))
     return torch.from_numpy(out.astype(np.int64))
 
 
