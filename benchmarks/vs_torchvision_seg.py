@@ -139,10 +139,10 @@ def run_config(args: argparse.Namespace, data: Path, out: Path, model: str = "rt
 
     name = model if model in MODELS else "rtdet-seg-n"
     loss = {"class_weight": args.class_weight} if MODELS[name].section == "seg" else {}
-    lr = {"lr": args.lr} if getattr(args, "lr", None) else {}
+    settings = {key: number(value) for key, value in (pair.split("=", 1) for pair in getattr(args, "set", []))}
     cfg = resolve_task_defaults(load_config(None, {
         "model": name, "data": str(data), "imgsz": args.imgsz, "epochs": args.epochs, "batch": args.batch,
-        "seed": args.seed, "workers": 0, "out": str(out), "metric": "mIoU", "patience": 0, **loss, **lr}))
+        "seed": args.seed, "workers": 0, "out": str(out), "metric": "mIoU", "patience": 0, **loss, **settings}))
     n_train = len(TASK.open_split(cfg, "train"))
     facts = RunFacts(train_images=n_train, batch=args.batch, world_size=1, epochs=args.epochs,
                      num_classes=len(CAMVID_NAMES), imgsz=args.imgsz, family=MODELS[name].family)
@@ -284,7 +284,9 @@ def main() -> None:
     parser.add_argument("--seg-n", nargs="+", default=[], metavar="KEY=VALUE",
                         help="build rtdet-seg-n with these keywords of rtdet.models.seg.Segmenter (e.g. "
                              "depths=0,1,2,2 channels=16,24,48,96,256 act=silu); its rows are labelled with them")
-    parser.add_argument("--lr", type=float, help="every model's learning rate instead of its family's (rows labelled)")
+    parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="every model's run settings instead of its family's, by config name (e.g. lr=0.004 "
+                             "ema_decay=0.995 ema_tau=100); its rows are labelled with them")
     parser.add_argument("--dice-gain", type=float, default=SegConfig.dice_gain,
                         help="weight of a soft Dice loss added to every pixel classifier's cross-entropy (not "
                              "rtdet-m2f's); rows with another than the default are labelled (default: %(default)s)")
@@ -313,8 +315,9 @@ def main() -> None:
         runs = {(k if v[0] == "rtdet-m2f" else f"{k} class_weight={args.class_weight}"): v for k, v in runs.items()}
     if args.dice_gain != SegConfig.dice_gain:
         runs = {(k if v[0] == "rtdet-m2f" else f"{k} dice_gain={args.dice_gain:g}"): v for k, v in runs.items()}
-    if args.lr:
-        runs = {f"{k} lr={args.lr:g}": v for k, v in runs.items()}
+    if args.set:
+        parse_overrides(args.set)  # KEY=VALUE form
+        runs = {f"{k} {' '.join(args.set)}": v for k, v in runs.items()}
     for label, (name, upsample) in runs.items():
         torch.manual_seed(args.seed)
         folder = out / label.replace(" ", "_").replace("=", "-")

@@ -491,7 +491,7 @@ NOT_RUN: dict[str, str] = {
         "a benchmark: trains rtdet-seg-n four times on CamVid",
     ".venv/bin/python benchmarks/vs_torchvision_seg.py --epochs 50 --threads 1 --models rtdet-seg-n --seed 1 --out "
     "runs/seg-seed1": "a benchmark: trains rtdet-seg-n on CamVid for about half an hour",
-    ".venv/bin/python benchmarks/vs_torchvision_seg.py --epochs 50 --threads 1 --models rtdet-seg-n --lr 0.004":
+    ".venv/bin/python benchmarks/vs_torchvision_seg.py --epochs 50 --threads 1 --models rtdet-seg-n --set lr=0.004":
         "a benchmark: trains rtdet-seg-n on CamVid for about half an hour",
     ".venv/bin/python benchmarks/vs_torchvision_seg.py --epochs 50 --threads 1 --models rtdet-seg-n --seg-n "
     "channels=16,24,48,128,256 depths=0,1,2,2": "a benchmark: trains a variant of rtdet-seg-n on CamVid for about "

@@ -63,18 +63,21 @@ def test_seg_n_variants_reach_the_network():
 
 
 @pytest.mark.skipif(not (CAMVID / "masks" / "val").is_dir(), reason="needs ../shared/data/camvid")
-def test_lr_replaces_the_family_learning_rate_and_nothing_else(tmp_path):
-    """--lr changes the resolved run's learning rate and no other setting."""
+def test_set_replaces_the_family_settings_it_names_and_nothing_else(tmp_path):
+    """--set lr=0.004 changes the resolved run's learning rate and no other setting; ema settings likewise."""
     import argparse
     from dataclasses import replace
 
     bench = _benchmark_module()
     data = bench.write_data(tmp_path, 2, 2)
-    args = argparse.Namespace(epochs=50, imgsz=480, batch=8, seed=0, class_weight="sqrt_median_freq", lr=None)
+    args = argparse.Namespace(epochs=50, imgsz=480, batch=8, seed=0, class_weight="sqrt_median_freq", set=[])
     family, _ = bench.run_config(args, data, tmp_path)
-    args.lr = 0.004
+    args.set = ["lr=0.004"]
     own, _ = bench.run_config(args, data, tmp_path)
     assert family.optim.lr == 0.002 and own == replace(family, optim=replace(family.optim, lr=0.004))
+    args.set = ["ema_decay=0.995", "ema_tau=100"]
+    own, _ = bench.run_config(args, data, tmp_path)
+    assert own == replace(family, train=replace(family.train, ema_decay=0.995, ema_tau=100.0))
 
 
 def test_dice_gain_reaches_every_pixel_classifier():
