@@ -501,6 +501,11 @@ NOT_RUN: dict[str, str] = {
                                                "half an hour",
     ".venv/bin/python benchmarks/vs_torchvision_seg.py --epochs 50 --threads 1 --models rtdet-seg-n --seg-n "
     "depths=0,1,2,1 output_stride=16": "a benchmark: trains a variant of rtdet-seg-n on CamVid for about half an hour",
+    ".venv/bin/python benchmarks/vs_torchvision_seg.py --epochs 50 --threads 1 --models rtdet-seg-n --seg-n "
+    "aux_gain=0.4": "a benchmark: trains rtdet-seg-n with deep supervision on CamVid for about half an hour",
+    ".venv/bin/python benchmarks/vs_torchvision_seg.py --epochs 50 --threads 1 --models rtdet-seg-n --seg-n "
+    "depths=0,1,2,1 output_stride=16 --set ema_decay=0.995 ema_tau=100": "a benchmark: trains a variant of "
+                                                                         "rtdet-seg-n on CamVid for about half an hour",
     ".venv/bin/python benchmarks/vs_torchvision_seg.py --time --threads 1 --rounds 5 --runs 40":
         "a benchmark: times the models the runs above stored (needs them)",
     ".venv/bin/python benchmarks/detr.py --digits 300 100 --imgsz 128 --epochs 30 --batch 8 --threads 1 --tag e30":
