@@ -139,7 +139,7 @@ def run_config(args: argparse.Namespace, data: Path, out: Path, model: str = "rt
 
     name = model if model in MODELS else "rtdet-seg-n"
     loss = {"class_weight": args.class_weight} if MODELS[name].section == "seg" else {}
-    settings = {key: number(value) for key, value in (pair.split("=", 1) for pair in getattr(args, "set", []))}
+    settings = parse_overrides(getattr(args, "set", []), "--set")
     cfg = resolve_task_defaults(load_config(None, {
         "model": name, "data": str(data), "imgsz": args.imgsz, "epochs": args.epochs, "batch": args.batch,
         "seed": args.seed, "workers": 0, "out": str(out), "metric": "mIoU", "patience": 0, **loss, **settings}))
@@ -216,14 +216,15 @@ def number(text: str) -> int | float | str:
     return text
 
 
-def parse_overrides(pairs: list[str]) -> dict[str, object]:
-    """``["depths=0,1,2,2", "width=96", "aux_gain=0.4", "act=silu"]`` -> build keywords of rtdet-seg-n (a value with
-    a comma: a tuple of ints; a number: an int or a float; else the string)."""
+def parse_overrides(pairs: list[str], flag: str = "--seg-n") -> dict[str, object]:
+    """``["depths=0,1,2,2", "width=96", "aux_gain=0.4", "act=silu"]`` -> keywords: rtdet-seg-n's build keywords
+    (``--seg-n``) or run settings (``--set``); a value with a comma: a tuple of ints; a number: an int or a float;
+    else the string. Raises SystemExit naming ``flag`` for a pair not of the form KEY=VALUE."""
     overrides: dict[str, object] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key or not value:
-            raise SystemExit(f"--seg-n: expected KEY=VALUE, got {pair!r}")
+            raise SystemExit(f"{flag}: expected KEY=VALUE, got {pair!r}")
         if "," in value:
             overrides[key] = tuple(int(v) for v in value.split(","))
         else:
@@ -316,7 +317,6 @@ def main() -> None:
     if args.dice_gain != SegConfig.dice_gain:
         runs = {(k if v[0] == "rtdet-m2f" else f"{k} dice_gain={args.dice_gain:g}"): v for k, v in runs.items()}
     if args.set:
-        parse_overrides(args.set)  # KEY=VALUE form
         runs = {f"{k} {' '.join(args.set)}": v for k, v in runs.items()}
     for label, (name, upsample) in runs.items():
         torch.manual_seed(args.seed)
