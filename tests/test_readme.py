@@ -627,8 +627,10 @@ def _link(ws: Path, name: str, target: Path) -> None:
 
 def _camvid(ws: Path) -> None:
     """camvid/: links to the first 8 train and 4 val CamVid scenes and their masks, and the README's data.yaml."""
-    from tests.tasks.test_segment import camvid_subset
+    from tests.tasks.test_segment import CAMVID, camvid_subset
 
+    if not (CAMVID / "masks" / "val").is_dir():  # before the folder: a later line would trip over it, not skip
+        pytest.skip(f"shared CamVid data absent: {CAMVID}")
     (ws / "camvid").mkdir()
     camvid_subset(ws / "camvid")
 
