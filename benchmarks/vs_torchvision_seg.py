@@ -6,7 +6,7 @@
     python benchmarks/vs_torchvision_seg.py --class-weight none   # plain cross-entropy (rows labelled so)
     python benchmarks/vs_torchvision_seg.py --time [--upsample]   # time the stored runs again, side by side
     python benchmarks/vs_torchvision_seg.py --models rtdet-seg-n --seg-n depths=0,1,2,2   # a variant of rtdet-seg-n
-    python benchmarks/vs_torchvision_seg.py --lr 0.004    # one learning rate for every model
+    python benchmarks/vs_torchvision_seg.py --set lr=0.004 scale=0.5   # any run setting, for every model
     python benchmarks/vs_torchvision_seg.py --dice-gain 1   # every pixel classifier's loss plus a soft Dice loss
 
 Data: ``../shared/data/camvid`` (184 train / 101 val images at 480x360, 11 classes, value 11
@@ -16,10 +16,11 @@ unlabelled), read through a data.yaml written into the output folder; ``--train-
 Same for every model: the split, rtdet's loader and augmentation (the segment task's
 defaults: flips, scale jitter, HSV), image size, epochs, batch, seed, CPU threads, the
 training loop (rtdet's Trainer with the recipe it resolves for this run: AdamW, warm-up,
-EMA; the seg family's learning rate (or ``--lr``) and weight decay, except rtdet-m2f, which trains with
+EMA; the seg family's learning rate and weight decay, except rtdet-m2f, which trains with
 its own family's: :data:`rtdet.engine.recipe.FAMILY_RECIPES` and :mod:`rtdet.models.m2f.recipe`), the loss (cross-entropy over
 labelled pixels with the class weights ``--class-weight`` names, by default the seg family's
-``sqrt_median_freq``, :mod:`rtdet.losses.seg_loss`; rtdet-m2f: its own set loss) and the scoring:
+``sqrt_median_freq``, :mod:`rtdet.losses.seg_loss`, and every other setting of the seg section
+``--set`` names, such as ``ohem_thresh``; rtdet-m2f: its own set loss) and the scoring:
 rtdet's mIoU in original pixels (:mod:`rtdet.tasks.segment`) of the final EMA weights on the
 val split. torchvision's models are built from scratch (``weights=None,
 weights_backbone=None``) and fed ImageNet-normalised pixels, as torchvision's own
@@ -44,7 +45,9 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -53,9 +56,9 @@ from torch import Tensor
 from torchvision.models.segmentation.lraspp import LRASPP
 
 from rtdet.config import SegConfig
-from rtdet.losses.seg_loss import CLASS_WEIGHTS, SegmentationLoss
+from rtdet.losses.seg_loss import CLASS_WEIGHTS
 from rtdet.models.base import RtdetModel
-from rtdet.models.seg import grid_predictions
+from rtdet.models.seg import apply_seg_settings, grid_predictions
 
 ROOT = Path(__file__).resolve().parents[1]
 CAMVID = ROOT / ".." / "shared" / "data" / "camvid"
@@ -73,15 +76,14 @@ class TorchvisionSegmenter(RtdetModel):
     task = "segment"
     output_names = ("logits",)
 
-    def __init__(self, name: str, num_classes: int, class_weight: str = SegConfig.class_weight,
-                 dice_gain: float = SegConfig.dice_gain) -> None:
+    def __init__(self, name: str, num_classes: int, seg: SegConfig | None = None) -> None:
         from torchvision.models import segmentation as tvs
 
         super().__init__()
         builder = {"lraspp": tvs.lraspp_mobilenet_v3_large, "deeplabv3": tvs.deeplabv3_mobilenet_v3_large}[name]
         self.net = builder(weights=None, weights_backbone=None, num_classes=num_classes)
         self.num_classes, self.build_args = num_classes, {"name": f"torchvision-{name}", "num_classes": num_classes}
-        self.criterion = SegmentationLoss(num_classes, dice_gain, class_weight)  # rtdet-seg-n's loss
+        apply_seg_settings(self, seg or SegConfig())  # rtdet-seg-n's loss: self.criterion
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
 
@@ -138,7 +140,7 @@ def run_config(args: argparse.Namespace, data: Path, out: Path, model: str = "rt
     from rtdet.tasks.segment import TASK
 
     name = model if model in MODELS else "rtdet-seg-n"
-    loss = {"class_weight": args.class_weight} if MODELS[name].section == "seg" else {}
+    loss = {"class_weight": args.class_weight, "dice_gain": args.dice_gain} if MODELS[name].section == "seg" else {}
     settings = parse_overrides(getattr(args, "set", []), "--set")
     cfg = resolve_task_defaults(load_config(None, {
         "model": name, "data": str(data), "imgsz": args.imgsz, "epochs": args.epochs, "batch": args.batch,
@@ -149,12 +151,11 @@ def run_config(args: argparse.Namespace, data: Path, out: Path, model: str = "rt
     return resolve_recipe(cfg, facts, TASK.recipe, family_recipe(name))[0], n_train
 
 
-def train_and_score(model: RtdetModel, args: argparse.Namespace, data: Path, out: Path) -> dict:
-    """Train ``model`` with rtdet's Trainer on the shared settings; score its final EMA weights."""
+def train_and_score(model: RtdetModel, cfg: Any, n_train: int, args: argparse.Namespace, out: Path) -> dict:
+    """Train ``model`` with rtdet's Trainer on ``cfg`` (:func:`run_config`'s); score its final EMA weights."""
     from rtdet.engine import Trainer, make_evaluator, seed_everything
     from rtdet.tasks.segment import TASK
 
-    cfg, n_train = run_config(args, data, out, model.build_args["name"])
     seed_everything(args.seed)
     train_ds, val_ds = TASK.open_split(cfg, "train"), TASK.open_split(cfg, "val")
     for note in TASK.prepare_model(model, train_ds, cfg):  # the loss's class weights (none for rtdet-m2f)
@@ -232,20 +233,21 @@ def parse_overrides(pairs: list[str], flag: str = "--seg-n") -> dict[str, object
     return overrides
 
 
-def build(name: str, upsample: str = "bilinear", class_weight: str = SegConfig.class_weight,
-          seg_n: dict[str, object] | None = None, dice_gain: float = SegConfig.dice_gain) -> RtdetModel:
-    """The model of run ``name``; ``seg_n``: build keywords of rtdet-seg-n (its ``act`` among them); ``class_weight``
-    and ``dice_gain``: the pixel loss of every model but rtdet-m2f."""
+def build(name: str, upsample: str = "bilinear", seg: SegConfig | None = None,
+          seg_n: dict[str, object] | None = None) -> RtdetModel:
+    """The model of run ``name``; ``seg``: the seg section of the run's settings (:func:`run_config`'s ``cfg.seg``):
+    the pixel loss of every model but rtdet-m2f, and rtdet-seg-n's ``aux_gain``; ``seg_n``: build keywords of
+    rtdet-seg-n (its ``act`` among them; they win over ``seg``)."""
     from rtdet.models import build_model
-    from rtdet.models.seg import apply_seg_settings
 
+    seg = replace(seg or SegConfig(), upsample=upsample)
     if name == "rtdet-seg-n":
-        model = build_model(name, len(CAMVID_NAMES), upsample=upsample, **(seg_n or {}))
-        apply_seg_settings(model, SegConfig(upsample=upsample, class_weight=class_weight, dice_gain=dice_gain))
+        model = build_model(name, len(CAMVID_NAMES), **{"upsample": upsample, "aux_gain": seg.aux_gain, **(seg_n or {})})
+        apply_seg_settings(model, seg)
         return model
     if name == "rtdet-m2f":
         return build_model(name, len(CAMVID_NAMES))
-    return TorchvisionSegmenter(name, len(CAMVID_NAMES), class_weight, dice_gain)
+    return TorchvisionSegmenter(name, len(CAMVID_NAMES), seg)
 
 
 def print_table(results: dict, args: argparse.Namespace) -> None:
@@ -287,7 +289,8 @@ def main() -> None:
                              "depths=0,1,2,2 channels=16,24,48,96,256 act=silu); its rows are labelled with them")
     parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
                         help="every model's run settings instead of its family's, by config name (e.g. lr=0.004 "
-                             "ema_decay=0.995 ema_tau=100); its rows are labelled with them")
+                             "ema_decay=0.995 ema_tau=100; the seg section's loss settings, such as "
+                             "ohem_thresh=0.7, reach torchvision's models too); its rows are labelled with them")
     parser.add_argument("--dice-gain", type=float, default=SegConfig.dice_gain,
                         help="weight of a soft Dice loss added to every pixel classifier's cross-entropy (not "
                              "rtdet-m2f's); rows with another than the default are labelled (default: %(default)s)")
@@ -321,8 +324,9 @@ def main() -> None:
     for label, (name, upsample) in runs.items():
         torch.manual_seed(args.seed)
         folder = out / label.replace(" ", "_").replace("=", "-")
-        model = build(name, upsample or "bilinear", args.class_weight, seg_n, args.dice_gain)
-        results[label] = train_and_score(model, args, data, folder)
+        cfg, n_train = run_config(args, data, folder, name)
+        model = build(name, upsample or "bilinear", cfg.seg, seg_n)
+        results[label] = train_and_score(model, cfg, n_train, args, folder)
         fresh = json.loads(path.read_text()) if path.is_file() else {}  # rows a parallel run wrote meanwhile
         results = {**fresh, label: results[label]}
         path.write_text(json.dumps(results, indent=1))

@@ -189,6 +189,9 @@ class SegConfig:
     dice_gain: float = opt(0.0, "weight of a Dice loss added to the cross-entropy (0: cross-entropy only)")
     aux_gain: float = opt(0.0, "deep supervision: weight of the losses of two auxiliary class heads on the FPN's "
                           "stride-16 and stride-8 maps (training only; 0: none)")
+    ohem_thresh: float = opt(0.0, "online hard example mining: the cross-entropy averages over the labelled pixels "
+                             "whose predicted probability of their class is below this, at least a sixteenth of "
+                             "them (the hardest) (BiSeNet's OhemCELoss: 0.7); 0: over all labelled pixels")
     class_weight: Literal["none", "median_freq", "sqrt_median_freq"] = opt(
         "sqrt_median_freq", "cross-entropy class weights from each class's share f of the training pixels: "
         "sqrt(median(f) / f) (default), median(f) / f (SegNet's median-frequency balancing) or none; "

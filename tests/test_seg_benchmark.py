@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from rtdet.config import SegConfig
 from rtdet.deploy.images import shared_data_dir
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,7 +71,8 @@ def test_set_replaces_the_family_settings_it_names_and_nothing_else(tmp_path):
 
     bench = _benchmark_module()
     data = bench.write_data(tmp_path, 2, 2)
-    args = argparse.Namespace(epochs=50, imgsz=480, batch=8, seed=0, class_weight="sqrt_median_freq", set=[])
+    args = argparse.Namespace(epochs=50, imgsz=480, batch=8, seed=0, class_weight="sqrt_median_freq", dice_gain=0.0,
+                              set=[])
     family, _ = bench.run_config(args, data, tmp_path)
     args.set = ["lr=0.004"]
     own, _ = bench.run_config(args, data, tmp_path)
@@ -80,12 +82,33 @@ def test_set_replaces_the_family_settings_it_names_and_nothing_else(tmp_path):
     assert own == replace(family, train=replace(family.train, ema_decay=0.995, ema_tau=100.0))
 
 
+@pytest.mark.skipif(not (CAMVID / "masks" / "val").is_dir(), reason="needs ../shared/data/camvid")
+def test_set_loss_settings_reach_every_pixel_classifier(tmp_path):
+    """--set of seg-section settings is not only recorded in the run's config: the loss of rtdet-seg-n and of
+    torchvision's models is built from it (OHEM, Dice, class weights), and aux_gain builds rtdet-seg-n's
+    auxiliary heads; --dice-gain and --class-weight are the same settings."""
+    import argparse
+
+    bench = _benchmark_module()
+    data = bench.write_data(tmp_path, 2, 2)
+    args = argparse.Namespace(epochs=50, imgsz=480, batch=8, seed=0, class_weight="none", dice_gain=0.25,
+                              set=["ohem_thresh=0.7", "aux_gain=0.4"])
+    for name in ("rtdet-seg-n", bench.RUNS["lraspp_mobilenet_v3_large"][0]):
+        cfg, _ = bench.run_config(args, data, tmp_path, name)
+        model = bench.build(name, "bilinear", cfg.seg)
+        loss = model.criterion
+        assert (loss.ohem_thresh, loss.dice_gain, loss.weighting) == (0.7, 0.25, "none"), name
+    cfg, _ = bench.run_config(args, data, tmp_path, "rtdet-seg-n")
+    assert len(bench.build("rtdet-seg-n", "bilinear", cfg.seg).aux_heads) == 2
+    assert len(bench.build("rtdet-seg-n", "bilinear", cfg.seg, {"aux_gain": 0.0}).aux_heads) == 0  # --seg-n wins
+
+
 def test_dice_gain_reaches_every_pixel_classifier():
     """--dice-gain: rtdet-seg-n's and torchvision's losses both gain the Dice term (rtdet-m2f keeps its own loss);
     output stride 16 is one more --seg-n keyword."""
     bench = _benchmark_module()
-    seg = bench.build("rtdet-seg-n", dice_gain=0.5, seg_n=bench.parse_overrides(["output_stride=16"]))
-    tv = bench.build(bench.RUNS["lraspp_mobilenet_v3_large"][0], dice_gain=0.5)
+    seg = bench.build("rtdet-seg-n", seg=SegConfig(dice_gain=0.5), seg_n=bench.parse_overrides(["output_stride=16"]))
+    tv = bench.build(bench.RUNS["lraspp_mobilenet_v3_large"][0], seg=SegConfig(dice_gain=0.5))
     assert seg.criterion.dice_gain == tv.criterion.dice_gain == 0.5 and seg.backbone.strides[-1] == 16
     assert bench.build("rtdet-seg-n").criterion.dice_gain == 0.0
     torch.manual_seed(0)

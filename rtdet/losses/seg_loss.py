@@ -10,11 +10,14 @@ Cross-entropy is the loss of the reference recipes for CamVid, Cityscapes and AD
 cyclists: 0.3-1% of the pixels each) can be weighted up by their pixel frequency in the
 training masks (:func:`class_weights`, ``seg.class_weight``), as SegNet and ENet train on
 CamVid. Dice (Milletari et al., 2016) weighs every class alike whatever its pixel count;
-it is off by default (``seg.dice_gain``).
+it is off by default (``seg.dice_gain``). Online hard example mining (``seg.ohem_thresh``,
+:func:`hard_pixels`) averages the cross-entropy over the pixels the network still gets wrong,
+as the real-time segmenters BiSeNet and STDC train on CamVid and Cityscapes.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -25,6 +28,7 @@ from torch import Tensor, nn
 UNLABELLED = -1  # what unlabelled pixels become inside the loss (F.cross_entropy's ignore_index)
 DICE_SMOOTH = 1.0  # keeps the Dice ratio finite for classes absent from a batch
 CLASS_WEIGHTS = ("none", "median_freq", "sqrt_median_freq")  # the kinds class_weights knows
+OHEM_MIN_SHARE = 1 / 16  # OHEM keeps at least this share of the labelled pixels (BiSeNet's n_min: H * W / 16)
 
 
 def class_weights(pixels: Sequence[int], kind: str) -> Tensor | None:
@@ -69,6 +73,35 @@ def stack_labels(targets: list[dict], num_classes: int, device: torch.device) ->
     return torch.where((masks >= 0) & (masks < num_classes), masks, torch.full_like(masks, UNLABELLED))
 
 
+def hard_pixels(pixel_loss: Tensor, labels: Tensor, thresh: float, min_share: float = OHEM_MIN_SHARE) -> Tensor:
+    """bool [B, H, W]: the labelled pixels online hard example mining keeps.
+
+    A pixel is kept when the predicted probability of its class, ``exp(-pixel_loss)``, is
+    below ``thresh``; when fewer than ``n = ceil(min_share * labelled)`` are, the ``n`` pixels with
+    the largest losses are kept instead (ties at the cut all kept). This is BiSeNet's
+    ``OhemCELoss`` (Yu et al., 2018; its CamVid and Cityscapes setting: ``thresh`` 0.7, a
+    sixteenth of the pixels) and mmsegmentation's ``OHEMPixelSampler`` with ``min_kept`` a share.
+
+    Args:
+        pixel_loss: float [B, H, W], the unweighted cross-entropy of each pixel (0 where unlabelled).
+        labels: int64 [B, H, W], :data:`UNLABELLED` where unlabelled (never kept).
+        thresh: in (0, 1].
+        min_share: in [0, 1].
+
+    Raises:
+        ValueError: ``thresh`` or ``min_share`` out of range.
+    """
+    if not 0 < thresh <= 1 or not 0 <= min_share <= 1:
+        raise ValueError(f"OHEM needs 0 < thresh <= 1 and 0 <= min_share <= 1, got {thresh} and {min_share}")
+    labelled = labels != UNLABELLED
+    loss = torch.where(labelled, pixel_loss.detach(), torch.full_like(pixel_loss, -1.0))  # unlabelled sort last
+    keep = labelled & (loss > -math.log(thresh))  # probability below thresh
+    n_min = math.ceil(min_share * int(labelled.sum()))
+    if int(keep.sum()) < n_min:
+        keep = labelled & (loss >= loss.flatten().topk(n_min).values[-1])
+    return keep
+
+
 def dice_loss(logits: Tensor, labels: Tensor) -> Tensor:
     """Soft Dice over the batch, averaged over classes: ``1 - (2 sum(p g) + 1) / (sum(p) + sum(g) + 1)``.
 
@@ -96,18 +129,24 @@ class SegmentationLoss(nn.Module):
         dice_gain: weight of :func:`dice_loss`; 0 leaves it out (and out of the returned dict).
         weighting: one of :data:`CLASS_WEIGHTS`: how :meth:`weigh_classes` turns the training
             data's pixels per class into ``class_weight`` (None until then: plain cross-entropy).
+        ohem_thresh: 0, or online hard example mining: the (weighted) mean runs over the pixels
+            :func:`hard_pixels` keeps at this threshold only.
 
     Raises:
-        ValueError: a negative ``dice_gain`` or an unknown ``weighting``.
+        ValueError: a negative ``dice_gain``, an unknown ``weighting``, ``ohem_thresh`` outside [0, 1].
     """
 
-    def __init__(self, num_classes: int, dice_gain: float = 0.0, weighting: str = "none") -> None:
+    def __init__(self, num_classes: int, dice_gain: float = 0.0, weighting: str = "none",
+                 ohem_thresh: float = 0.0) -> None:
         super().__init__()
         if dice_gain < 0:
             raise ValueError(f"dice_gain must be >= 0, got {dice_gain}")
         if weighting not in CLASS_WEIGHTS:
             raise ValueError(f"class weight {weighting!r}: expected one of {', '.join(CLASS_WEIGHTS)}")
+        if not 0 <= ohem_thresh <= 1:
+            raise ValueError(f"ohem_thresh must be in [0, 1], got {ohem_thresh}")
         self.num_classes, self.dice_gain, self.weighting = num_classes, float(dice_gain), weighting
+        self.ohem_thresh = float(ohem_thresh)
         self.class_weight = None
 
     def weigh_classes(self, pixels: Sequence[int]) -> Tensor | None:
@@ -143,7 +182,9 @@ class SegmentationLoss(nn.Module):
         labels = stack_labels(targets, self.num_classes, logits.device)
         if labels.shape[-2:] != logits.shape[-2:]:
             raise ValueError(f"logits {tuple(logits.shape[-2:])} and masks {tuple(labels.shape[-2:])} differ in size")
-        if self._class_weight is None:
+        if self.ohem_thresh > 0:
+            ce = self.hard_cross_entropy(logits, labels)
+        elif self._class_weight is None:
             labelled = (labels != UNLABELLED).sum().clamp(min=1)
             ce = F.cross_entropy(logits.float(), labels, ignore_index=UNLABELLED, reduction="sum") / labelled
         elif bool((labels != UNLABELLED).any()):
@@ -155,3 +196,12 @@ class SegmentationLoss(nn.Module):
         if self.dice_gain > 0:
             out["loss_dice"] = self.dice_gain * dice_loss(logits, labels)
         return out
+
+    def hard_cross_entropy(self, logits: Tensor, labels: Tensor) -> Tensor:
+        """The cross-entropy's (class-weighted) mean over the pixels :func:`hard_pixels` keeps,
+        ``sum_i k_i w[y_i] l_i / sum_i k_i w[y_i]`` (0 when it keeps none)."""
+        pixel = F.cross_entropy(logits.float(), labels, ignore_index=UNLABELLED, reduction="none")
+        weight = hard_pixels(pixel, labels, self.ohem_thresh).float()
+        if self._class_weight is not None:
+            weight = weight * self._class_weight.to(logits.device)[labels.clamp(min=0)]
+        return (pixel * weight).sum() / weight.sum().clamp(min=torch.finfo(torch.float32).tiny)

@@ -295,9 +295,11 @@ def build_segmenter(name: str, num_classes: int, act: str | None = None, norm: s
 
 
 def apply_seg_settings(model: Segmenter, settings: Any) -> None:
-    """The loss of a :class:`rtdet.config.SegConfig` (``dice_gain``, ``class_weight``); ``upsample`` is a build
-    argument (:func:`rtdet.models.build_from_config` passes it, see ``section_args`` in :mod:`rtdet.registry`)."""
-    model.criterion = SegmentationLoss(model.num_classes, settings.dice_gain, settings.class_weight)
+    """The loss of a :class:`rtdet.config.SegConfig` (``dice_gain``, ``class_weight``, ``ohem_thresh``); ``upsample``
+    and ``aux_gain`` are build arguments (:func:`rtdet.models.build_from_config` passes them, see ``section_args`` in
+    :mod:`rtdet.registry`)."""
+    model.criterion = SegmentationLoss(model.num_classes, settings.dice_gain, settings.class_weight,
+                                       settings.ohem_thresh)
 
 
 __all__ = ["SEG_SCALES", "UPSAMPLERS", "Segmenter", "Upsampler", "apply_seg_settings", "build_segmenter",

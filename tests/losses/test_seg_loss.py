@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rtdet.losses.seg_loss import SegmentationLoss, class_weights, dice_loss, stack_labels
+from rtdet.losses.seg_loss import SegmentationLoss, class_weights, dice_loss, hard_pixels, stack_labels
 
 
 def _case(b=2, k=4, h=6, w=5, seed=0):
@@ -122,3 +122,60 @@ def test_weigh_classes_follows_the_weighting_and_pads_missing_classes():
         loss_fn.weigh_classes([1, 1, 1, 1, 1])
     with pytest.raises(ValueError, match="expected one of none, median_freq, sqrt_median_freq"):
         SegmentationLoss(4, weighting="inverse")
+
+
+def _ohem_reference(logits, labels, thresh, weight=None, min_share=1 / 16):
+    """Looped OHEM: every labelled pixel's probability of its class; those below thresh, or else the
+    ceil(min_share * labelled) least likely; the (weighted) mean of their cross-entropy."""
+    pixels = []  # (probability, cross-entropy, weight)
+    for b, h, w in torch.cartesian_prod(*(torch.arange(n) for n in labels.shape)).tolist():
+        y = int(labels[b, h, w])
+        if y >= 0:
+            logp = logits[b, :, h, w].log_softmax(0)[y]
+            pixels.append((float(logp.exp()), -logp, 1.0 if weight is None else float(weight[y])))
+    kept = [p for p in pixels if p[0] < thresh]
+    n_min = math.ceil(min_share * len(pixels))
+    if len(kept) < n_min:
+        kept = sorted(pixels, key=lambda p: p[0])[:n_min]
+    return sum(w * l for _, l, w in kept) / sum(w for _, _, w in kept), len(kept)
+
+
+@pytest.mark.parametrize("thresh", [0.7, 0.2, 0.01])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_ohem_against_a_looped_reference(thresh, weighted):
+    """At 0.7 most pixels of random logits are hard; at 0.01 almost none: the sixteenth floor decides."""
+    logits, targets = _case(b=2, k=4, h=12, w=10, seed=3)
+    loss_fn = SegmentationLoss(4, ohem_thresh=thresh)
+    weight = torch.tensor([0.5, 2.0, 1.0, 3.0]) if weighted else None
+    loss_fn.class_weight = weight
+    labels = stack_labels(targets, 4, logits.device)
+    ref, n_kept = _ohem_reference(logits, labels, thresh, weight)
+    torch.testing.assert_close(loss_fn(logits, targets)["loss_ce"], ref)
+    pixel = F.cross_entropy(logits, labels, ignore_index=-1, reduction="none")
+    assert int(hard_pixels(pixel, labels, thresh).sum()) == n_kept
+
+
+def test_ohem_floor_keeps_the_hardest_sixteenth_and_only_their_gradients():
+    logits, targets = _case(b=2, k=3, h=8, w=8, seed=4)
+    logits = (logits * 10).requires_grad_()  # confident: few pixels are below any threshold
+    labels = stack_labels(targets, 3, logits.device)
+    pixel = F.cross_entropy(logits, labels, ignore_index=-1, reduction="none")
+    keep = hard_pixels(pixel, labels, 1e-300)
+    labelled = int((labels >= 0).sum())
+    assert int(keep.sum()) == math.ceil(labelled / 16)
+    assert pixel[keep].min() >= pixel[(labels >= 0) & ~keep].max()  # the largest losses
+    SegmentationLoss(3, ohem_thresh=1e-300)(logits, targets)["loss_ce"].backward()
+    assert torch.equal(logits.grad.abs().sum(1) > 0, keep)
+    assert not hard_pixels(pixel, torch.full_like(labels, -1), 0.7).any()  # nothing labelled: nothing kept
+
+
+def test_ohem_of_no_labelled_pixel_is_zero_and_bad_thresholds_are_refused():
+    logits = torch.randn(1, 3, 4, 4, requires_grad=True)
+    loss = SegmentationLoss(3, ohem_thresh=0.7)(logits, [{"mask": torch.full((4, 4), 255)}])["loss_ce"]
+    loss.backward()
+    assert loss.item() == 0.0 and logits.grad.abs().max() == 0
+    for bad in (-0.1, 1.5):
+        with pytest.raises(ValueError, match="ohem_thresh"):
+            SegmentationLoss(3, ohem_thresh=bad)
+    with pytest.raises(ValueError, match="OHEM needs"):
+        hard_pixels(torch.zeros(1, 2, 2), torch.zeros(1, 2, 2, dtype=torch.int64), 0.0)
