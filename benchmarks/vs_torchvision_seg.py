@@ -58,7 +58,7 @@ from torchvision.models.segmentation.lraspp import LRASPP
 from rtdet.config import SegConfig
 from rtdet.losses.seg_loss import CLASS_WEIGHTS
 from rtdet.models.base import RtdetModel
-from rtdet.models.seg import apply_seg_settings, grid_predictions
+from rtdet.models.seg import apply_seg_settings, grid_predictions, sample_masks
 
 ROOT = Path(__file__).resolve().parents[1]
 CAMVID = ROOT / ".." / "shared" / "data" / "camvid"
@@ -95,10 +95,12 @@ class TorchvisionSegmenter(RtdetModel):
         feats = self.net.backbone((images - self.mean) / self.std)
         return self.net.classifier(feats if isinstance(self.net, LRASPP) else feats["out"])
 
-    def logits(self, images: Tensor) -> Tensor:
-        """``[B, K, H, W]``: torchvision's ``forward(...)["out"]`` (bilinear, align_corners=False, to the input)."""
+    def logits(self, images: Tensor, stride: int = 1) -> Tensor:
+        """``[B, K, H / stride, W / stride]``; at stride 1 torchvision's ``forward(...)["out"]`` (bilinear,
+        align_corners=False, to the input)."""
         head = self.head_output(images).contiguous()  # NCHW, as rtdet-seg-n's Upsampler (faster when channels-last)
-        return F.interpolate(head, size=images.shape[-2:], mode="bilinear", align_corners=False)
+        size = (images.shape[-2] // stride, images.shape[-1] // stride)
+        return F.interpolate(head, size=size, mode="bilinear", align_corners=False)
 
     def forward_raw(self, images: Tensor) -> tuple[Tensor]:
         return (self.head_output(images).float(),)
@@ -107,8 +109,8 @@ class TorchvisionSegmenter(RtdetModel):
         return {"logits": {0: "batch", 2: "height", 3: "width"}}
 
     def forward(self, images: Tensor, targets: list[dict] | None = None):
-        if self.training:
-            return self.criterion(self.logits(images), targets)
+        if self.training:  # the loss at seg.loss_stride, as rtdet-seg-n's
+            return self.criterion(self.logits(images, self.loss_stride), sample_masks(targets, self.loss_stride))
         return grid_predictions(self.forward_raw(images)[0], images)
 
 
@@ -236,13 +238,15 @@ def parse_overrides(pairs: list[str], flag: str = "--seg-n") -> dict[str, object
 def build(name: str, upsample: str = "bilinear", seg: SegConfig | None = None,
           seg_n: dict[str, object] | None = None) -> RtdetModel:
     """The model of run ``name``; ``seg``: the seg section of the run's settings (:func:`run_config`'s ``cfg.seg``):
-    the pixel loss of every model but rtdet-m2f, and rtdet-seg-n's ``aux_gain``; ``seg_n``: build keywords of
-    rtdet-seg-n (its ``act`` among them; they win over ``seg``)."""
+    the pixel loss of every model but rtdet-m2f (``loss_stride`` included), and rtdet-seg-n's ``aux_gain``;
+    ``seg_n``: build keywords of rtdet-seg-n (its ``act`` among them; they win over ``seg``)."""
     from rtdet.models import build_model
+    from rtdet.registry import MODELS
 
     seg = replace(seg or SegConfig(), upsample=upsample)
     if name == "rtdet-seg-n":
-        model = build_model(name, len(CAMVID_NAMES), **{"upsample": upsample, "aux_gain": seg.aux_gain, **(seg_n or {})})
+        shape = {k: getattr(seg, k) for k in MODELS[name].section_args}  # upsample, aux_gain
+        model = build_model(name, len(CAMVID_NAMES), **{**shape, **(seg_n or {})})
         apply_seg_settings(model, seg)
         return model
     if name == "rtdet-m2f":

@@ -92,12 +92,18 @@ def test_set_loss_settings_reach_every_pixel_classifier(tmp_path):
     bench = _benchmark_module()
     data = bench.write_data(tmp_path, 2, 2)
     args = argparse.Namespace(epochs=50, imgsz=480, batch=8, seed=0, class_weight="none", dice_gain=0.25,
-                              set=["ohem_thresh=0.7", "aux_gain=0.4"])
+                              set=["ohem_thresh=0.7", "aux_gain=0.4", "loss_stride=2"])
+    x, targets = torch.rand(1, 3, 64, 64), [{"mask": torch.randint(0, 11, (64, 64))}]
     for name in ("rtdet-seg-n", bench.RUNS["lraspp_mobilenet_v3_large"][0]):
         cfg, _ = bench.run_config(args, data, tmp_path, name)
         model = bench.build(name, "bilinear", cfg.seg)
         loss = model.criterion
-        assert (loss.ohem_thresh, loss.dice_gain, loss.weighting) == (0.7, 0.25, "none"), name
+        assert (loss.ohem_thresh, loss.dice_gain, loss.weighting, model.loss_stride) == (0.7, 0.25, "none", 2), name
+        assert torch.isfinite(sum(model.train()(x, targets).values()))
+    tv = model.eval()
+    with torch.no_grad():
+        assert tv.logits(x, 2).shape == (1, 11, 32, 32)
+        torch.testing.assert_close(tv.logits(x), tv.net((x - tv.mean) / tv.std)["out"])  # torchvision's forward
     cfg, _ = bench.run_config(args, data, tmp_path, "rtdet-seg-n")
     assert len(bench.build("rtdet-seg-n", "bilinear", cfg.seg).aux_heads) == 2
     assert len(bench.build("rtdet-seg-n", "bilinear", cfg.seg, {"aux_gain": 0.0}).aux_heads) == 0  # --seg-n wins

@@ -56,6 +56,16 @@ SEG_SCALES: dict[str, dict[str, Any]] = {
 }
 
 
+def sample_masks(targets: list[dict], stride: int) -> list[dict]:
+    """The targets' masks (int64 [H, W]) at the centres of ``stride x stride`` cells: pixel ``stride // 2`` of each
+    cell, ``[H / stride, W / stride]`` (the targets themselves at stride 1). What a loss on logits at that stride
+    scores against: cheaper than logits at the input resolution, half a pixel off the cell's centre for even
+    strides."""
+    if stride == 1:
+        return targets
+    return [{"mask": t["mask"][..., stride // 2::stride, stride // 2::stride]} for t in targets]
+
+
 def grid_predictions(logits: Tensor, images: Tensor) -> list[dict[str, Tensor]]:
     """The eval-mode output of every segmenter: ``logits`` float [B, K, h, w] on a grid spanning ``images``
     [B, 3, H, W] -> B dicts ``{"logits": [K, h, w], "input_size": (H, W)}`` (the segment task's prediction)."""
@@ -105,11 +115,28 @@ class Upsampler(nn.Module):
         return self.factor ** 2 if self.kind == "pixelshuffle" else 1
 
     def forward(self, x: Tensor) -> Tensor:
+        return self.to_stride(x, 1)
+
+    def check_stride(self, stride: int) -> None:
+        """Raises ModelError: :meth:`to_stride` cannot make logits at ``stride``: > 1 with a learned upsampler
+        (it makes the input resolution only), or not a divisor of the factor."""
+        if stride != 1 and (self.kind not in ("nearest", "bilinear") or self.factor % stride):
+            raise ModelError(f"logits at stride {stride} need an interpolating upsampler (nearest, bilinear) whose "
+                             f"factor {self.factor} it divides, not {self.kind!r}")
+
+    def to_stride(self, x: Tensor, stride: int) -> Tensor:
+        """``[B, C, h, w] -> [B, K, h*f/stride, w*f/stride]``: the logits at ``stride`` (1: :meth:`forward`).
+
+        Raises:
+            ModelError: see :meth:`check_stride`.
+        """
+        self.check_stride(stride)
         if self.kind in ("nearest", "bilinear"):
             align = False if self.kind == "bilinear" else None
             # NCHW first: on a channels-last [8, 11, 120, 120] (training's layout) interpolation and the loss after
             # it took 0.365 CPU-s per step forward and backward, 0.302 from NCHW (one thread, CamVid's 480 px)
-            return F.interpolate(x.contiguous(), scale_factor=float(self.factor), mode=self.kind, align_corners=align)
+            return F.interpolate(x.contiguous(), scale_factor=float(self.factor // stride), mode=self.kind,
+                                 align_corners=align)
         return self.op(x)
 
 
@@ -187,6 +214,7 @@ class Segmenter(RtdetModel):
             nn.Sequential(conv(width, width, 3, act=act, norm=norm, dw=dw), nn.Conv2d(width, num_classes, 1))
             for _ in AUX_LEVELS) if aux_gain > 0 else nn.ModuleList()
         self.criterion = SegmentationLoss(num_classes, dice_gain, class_weight)
+        self.loss_stride = 1  # the training loss's logits: at the input resolution (seg.loss_stride)
 
     def init_pixelshuffle(self) -> None:
         """ICNR initialisation (Aitken et al., 2017): the ``f * f`` sub-pixel filters of each class start
@@ -257,14 +285,13 @@ class Segmenter(RtdetModel):
         upsampling the logits, and the auxiliary heads only shape the features)."""
         self._check_size(images)
         levels = self.neck.levels(self.backbone.features(images))
-        losses = self.criterion(self.upsample(self.head(levels[-1])), targets)
+        losses = self._loss(self.head(levels[-1]), targets)
         if self.aux_heads:
             aux = []
             for head, level in zip(self.aux_heads, AUX_LEVELS):
                 feat = levels[level]
-                s = images.shape[-1] // feat.shape[-1]
-                cells = [{"mask": t["mask"][..., s // 2::s, s // 2::s]} for t in targets]
-                aux.append(sum(self.criterion(head(feat), cells).values()))
+                aux.append(sum(self.criterion(head(feat), sample_masks(targets, images.shape[-1] // feat.shape[-1])
+                                              ).values()))
             losses["loss_aux"] = self.aux_gain * sum(aux)
         return losses
 
@@ -272,7 +299,11 @@ class Segmenter(RtdetModel):
                           ) -> tuple[list[dict[str, Tensor]], dict[str, Tensor]]:
         """Eval-mode predictions and the losses against ``targets`` from one network pass (for validation)."""
         head = self.head_output(images)
-        return grid_predictions(self._grid_logits(head).float(), images), self.criterion(self.upsample(head), targets)
+        return grid_predictions(self._grid_logits(head).float(), images), self._loss(head, targets)
+
+    def _loss(self, head: Tensor, targets: list[dict]) -> dict[str, Tensor]:
+        """The criterion on the logits of a :meth:`head_output` at :attr:`loss_stride`, against the masks there."""
+        return self.criterion(self.upsample.to_stride(head, self.loss_stride), sample_masks(targets, self.loss_stride))
 
 
 def build_segmenter(name: str, num_classes: int, act: str | None = None, norm: str = "bn",
@@ -295,12 +326,19 @@ def build_segmenter(name: str, num_classes: int, act: str | None = None, norm: s
 
 
 def apply_seg_settings(model: Segmenter, settings: Any) -> None:
-    """The loss of a :class:`rtdet.config.SegConfig` (``dice_gain``, ``class_weight``, ``ohem_thresh``); ``upsample``
-    and ``aux_gain`` are build arguments (:func:`rtdet.models.build_from_config` passes them, see ``section_args`` in
-    :mod:`rtdet.registry`)."""
+    """The loss of a :class:`rtdet.config.SegConfig` (``dice_gain``, ``class_weight``, ``ohem_thresh``,
+    ``loss_stride``); ``upsample`` and ``aux_gain`` are build arguments (:func:`rtdet.models.build_from_config` passes
+    them, see ``section_args`` in :mod:`rtdet.registry`).
+
+    Raises:
+        ModelError: a ``loss_stride`` the model's upsampler cannot make (:meth:`Upsampler.to_stride`).
+    """
     model.criterion = SegmentationLoss(model.num_classes, settings.dice_gain, settings.class_weight,
                                        settings.ohem_thresh)
+    if isinstance(getattr(model, "upsample", None), Upsampler):
+        model.upsample.check_stride(settings.loss_stride)  # refused now, not at the first step
+    model.loss_stride = int(settings.loss_stride)
 
 
 __all__ = ["SEG_SCALES", "UPSAMPLERS", "Segmenter", "Upsampler", "apply_seg_settings", "build_segmenter",
-           "grid_predictions"]
+           "grid_predictions", "sample_masks"]

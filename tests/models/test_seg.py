@@ -167,3 +167,42 @@ def test_auxiliary_heads_supervise_the_fpn_and_leave_predictions_alone():
     assert build_segmenter(**model.build_args).aux_heads[0][-1].out_channels == 5
     with pytest.raises(ModelError, match="aux_gain must be >= 0"):
         build_model("rtdet-seg-n", 5, aux_gain=-1.0)
+
+
+def test_loss_stride_scores_coarser_logits_against_the_cell_centres():
+    """seg.loss_stride 2: the loss reads the stride-4 logits upsampled 2x (not 4x) against the mask pixel at each
+    2x2 cell's centre (a looped reference); predictions do not change; learned upsamplers refuse it."""
+    import torch.nn.functional as F
+
+    from rtdet.models.seg import apply_seg_settings, sample_masks
+
+    model = build_from_config(load_config(None, {"model": "rtdet-seg-n", "loss_stride": 2}), 5)
+    assert model.loss_stride == 2 and "loss_stride" not in model.build_args  # a loss setting, not the network's
+    _randomize_bn(model)
+    x, targets = torch.rand(2, 3, 64, 96), _targets(2, 64, 96)
+    model.eval()
+    with torch.no_grad():
+        head = model.head_output(x)
+        logits = F.interpolate(head, scale_factor=2.0, mode="bilinear", align_corners=False)
+        assert logits.shape[-2:] == (32, 48)
+        labels = torch.full((2, 32, 48), -1)
+        for b in range(2):
+            for i in range(32):
+                for j in range(48):
+                    value = int(targets[b]["mask"][2 * i + 1, 2 * j + 1])
+                    labels[b, i, j] = value if value < 5 else -1
+        expected = F.cross_entropy(logits, labels, ignore_index=-1)
+        torch.testing.assert_close(model.training_losses(x, targets)["loss_ce"], expected)  # eval-mode BN
+        torch.testing.assert_close(model.predict_with_loss(x, targets)[1]["loss_ce"], expected)
+        assert model.forward_raw(x)[0].shape == (2, 5, 16, 24)
+    assert sample_masks(targets, 1) is targets
+    assert torch.equal(sample_masks(targets, 4)[0]["mask"], targets[0]["mask"][2::4, 2::4])
+    up = Upsampler("nearest", 3)
+    h = torch.rand(1, 3, 5, 7)
+    assert torch.equal(up.to_stride(h, 1), up(h)) and up.to_stride(h, 4).shape == h.shape
+    with pytest.raises(ModelError, match="logits at stride 3"):
+        up.to_stride(h, 3)
+    seg = load_config(None, {"model": "rtdet-seg-n", "loss_stride": 2}).seg
+    for kind in ("transposed", "pixelshuffle"):
+        with pytest.raises(ModelError, match=f"logits at stride 2 need an interpolating upsampler .* not '{kind}'"):
+            apply_seg_settings(build_model("rtdet-seg-n", 5, upsample=kind), seg)
