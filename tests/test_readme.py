@@ -506,6 +506,17 @@ NOT_RUN: dict[str, str] = {
     ".venv/bin/python benchmarks/vs_torchvision_seg.py --epochs 50 --threads 1 --models rtdet-seg-n --seg-n "
     "depths=0,1,2,1 output_stride=16 --set ema_decay=0.995 ema_tau=100": "a benchmark: trains a variant of "
                                                                          "rtdet-seg-n on CamVid for about half an hour",
+    ".venv/bin/python benchmarks/vs_torchvision_seg.py --epochs 50 --threads 1 --models rtdet-seg-n --set scale=0.5":
+        "a benchmark: trains rtdet-seg-n on CamVid for about half an hour",
+    ".venv/bin/python benchmarks/vs_torchvision_seg.py --epochs 50 --threads 1 --models rtdet-seg-n --set "
+    "ohem_thresh=0.7": "a benchmark: trains rtdet-seg-n on CamVid for about half an hour",
+    ".venv/bin/python benchmarks/vs_torchvision_seg.py --epochs 50 --threads 1 --models rtdet-seg-n --set "
+    "loss_stride=2": "a benchmark: trains rtdet-seg-n on CamVid for about twenty minutes",
+    ".venv/bin/python benchmarks/vs_torchvision_seg.py --epochs 50 --threads 1 --models rtdet-seg-n --seg-n "
+    "channels=16,32,64,128,256 --set loss_stride=2": "a benchmark: trains a variant of rtdet-seg-n on CamVid for "
+                                                     "about half an hour",
+    ".venv/bin/python benchmarks/vs_torchvision_seg.py --epochs 50 --threads 1 --models lraspp_mobilenet_v3_large "
+    "--seed 1 --out runs/lraspp-seed1": "a benchmark: trains LR-ASPP on CamVid for about an hour and a half",
     ".venv/bin/python benchmarks/vs_torchvision_seg.py --time --threads 1 --rounds 5 --runs 40":
         "a benchmark: times the models the runs above stored (needs them)",
     ".venv/bin/python benchmarks/detr.py --digits 300 100 --imgsz 128 --epochs 30 --batch 8 --threads 1 --tag e30":
