@@ -12,7 +12,8 @@ output named ``logits``. With ``upsample="bilinear"`` (the default) the grid is 
 stride 4 (``h = H / 4``): bilinear upsampling belongs to that resampling, which goes straight
 to the original pixels, so the graph leaves it out; the other upsamplers (nearest and the
 learned ones) run in the graph and the grid is the input's (``h = H``). The training loss is
-always computed on logits at the input resolution (:meth:`Segmenter.logits`).
+computed on logits at the input resolution (:meth:`Segmenter.logits`), or with ``seg.loss_stride``
+> 1 on logits upsampled to that stride against the masks at its cells' centres (:func:`sample_masks`).
 
 Network: ``rtdet-seg-n`` / ``-s`` use the backbone of ``rtdet-n`` / ``-s`` (same widths,
 depths, blocks; attribute ``backbone``, so a classifier's or a detector's backbone
