@@ -191,7 +191,7 @@ class SegConfig:
                           "stride-16 and stride-8 maps (training only; 0: none)")
     loss_stride: Literal[1, 2, 4] = opt(1, "the training loss reads the logits upsampled to 1/loss_stride of the input "
                                       "size, against the mask at the centres of loss_stride x loss_stride cells "
-                                      "(2: 4x fewer pixels; CamVid, rtdet-seg-n: 16% less training CPU time, the "
+                                      "(2: 4x fewer pixels; CamVid, rtdet-seg-n: a sixth less training CPU time, the "
                                       "same mIoU; needs an interpolating upsampler)")
     ohem_thresh: float = opt(0.0, "online hard example mining: the cross-entropy averages over the labelled pixels "
                              "whose predicted probability of their class is below this, at least a sixteenth of "
