@@ -291,8 +291,8 @@ class Segmenter(RtdetModel):
             aux = []
             for head, level in zip(self.aux_heads, AUX_LEVELS):
                 feat = levels[level]
-                aux.append(sum(self.criterion(head(feat), sample_masks(targets, images.shape[-1] // feat.shape[-1])
-                                              ).values()))
+                cells = sample_masks(targets, images.shape[-1] // feat.shape[-1])
+                aux.append(sum(self.criterion(head(feat), cells).values()))
             losses["loss_aux"] = self.aux_gain * sum(aux)
         return losses
 
