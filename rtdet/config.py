@@ -183,9 +183,12 @@ class SegConfig:
     """The segmentation family's network and loss (rtdet-seg-n/s)."""
 
     upsample: Literal["nearest", "bilinear", "transposed", "pixelshuffle"] = opt(
-        "bilinear", "how the stride-4 class logits reach the input resolution: interpolation (nearest, bilinear), "
+        "bilinear", "how the head's class logits (stride 4 or 8) reach the input resolution: interpolation (nearest, bilinear), "
         "a learned depthwise ConvTranspose2d started as bilinear (transposed), or sub-pixel convolution "
         "(pixelshuffle)")
+    head_stride: Literal[4, 8] = opt(4, "the stride at which the class head predicts: the FPN fuses the backbone's "
+                                     "stages at strides 4-32 (4), or 8-32 as LR-ASPP (8: a quarter fewer "
+                                     "multiply-adds for rtdet-seg-n)")
     dice_gain: float = opt(0.0, "weight of a Dice loss added to the cross-entropy (0: cross-entropy only)")
     aux_gain: float = opt(0.0, "deep supervision: weight of the losses of two auxiliary class heads on the FPN's "
                           "stride-16 and stride-8 maps (training only; 0: none)")

@@ -54,6 +54,7 @@ class ModelSpec:
 # the detr section's settings that shape the network (build arguments, recorded in checkpoints)
 DETR_SHAPE = ("num_queries", "embed_dims", "num_decoder_layers", "num_heads", "num_levels", "num_points")
 M2F_SHAPE = ("m2f_queries", "m2f_dims", "m2f_layers", "m2f_heads")  # the m2f section's settings that shape the network
+SEG_SHAPE = ("upsample", "head_stride", "aux_gain")  # the seg section's settings that shape the network
 NO_NMS = (("method", "none"),)  # rtdet.models.postprocess.postprocess: the top max_det (box, class) pairs
 DETR_RECIPE = "rtdet.models.detr.recipe:detr_recipe"
 
@@ -84,9 +85,9 @@ MODELS: dict[str, ModelSpec] = _specs(
               "real-time detection transformer on rtdet-s's backbone (RT-DETR-R18's widths)", DETR_RECIPE,
               section_args=DETR_SHAPE, decoding=NO_NMS),
     ModelSpec("rtdet-seg-n", "seg", "segment", "seg", "rtdet.models.seg:build_segmenter",
-              "semantic segmentation on rtdet-n's backbone, FPN to stride 4", section_args=("upsample", "aux_gain")),
+              "semantic segmentation on rtdet-n's backbone, FPN to stride 4 or 8", section_args=SEG_SHAPE),
     ModelSpec("rtdet-seg-s", "seg", "segment", "seg", "rtdet.models.seg:build_segmenter",
-              "semantic segmentation on rtdet-s's backbone", section_args=("upsample", "aux_gain")),
+              "semantic segmentation on rtdet-s's backbone", section_args=SEG_SHAPE),
     ModelSpec("rtdet-m2f", "m2f", "segment", "m2f", "rtdet.models.m2f.model:build_m2f",
               "Mask2Former-style mask classification (masked-attention decoder) on rtdet-n's backbone",
               "rtdet.models.m2f.recipe:m2f_recipe", section_args=M2F_SHAPE),

@@ -1,4 +1,4 @@
-"""Semantic segmenters: the detector's CSP backbone, a light FPN to stride 4, a class head, an upsampler.
+"""Semantic segmenters: the detector's CSP backbone, a light FPN to stride 4 or 8, a class head, an upsampler.
 
 Contract (:class:`rtdet.models.base.RtdetModel`, task ``segment``): ``images`` are float
 ``[B, 3, H, W]`` RGB in ``[0, 1]`` with H and W multiples of 32. In training mode
@@ -9,7 +9,7 @@ Contract (:class:`rtdet.models.base.RtdetModel`, task ``segment``): ``images`` a
 input frame (the task resamples them to original pixels, :func:`rtdet.tasks.segment.to_original`).
 :meth:`Segmenter.forward_raw` is the export output ``(logits float32 [B, K, h, w],)``, the ONNX
 output named ``logits``. With ``upsample="bilinear"`` (the default) the grid is the head's
-stride 4 (``h = H / 4``): bilinear upsampling belongs to that resampling, which goes straight
+stride ``s`` (``seg.head_stride``, 4 or 8: ``h = H / s``): bilinear upsampling belongs to that resampling, which goes straight
 to the original pixels, so the graph leaves it out; the other upsamplers (nearest and the
 learned ones) run in the graph and the grid is the input's (``h = H``). The training loss is
 computed on logits at the input resolution (:meth:`Segmenter.logits`), or with ``seg.loss_stride``
@@ -17,10 +17,13 @@ computed on logits at the input resolution (:meth:`Segmenter.logits`), or with `
 
 Network: ``rtdet-seg-n`` / ``-s`` use the backbone of ``rtdet-n`` / ``-s`` (same widths,
 depths, blocks; attribute ``backbone``, so a classifier's or a detector's backbone
-tensors load by name with ``--weights``). :class:`SegFPN` fuses the backbone's four
-stages top-down (1x1 lateral convolutions to one width, nearest x2 upsampling, a 3x3
-convolution after each sum) into one stride-4 map; the head is a 3x3 convolution and a
-1x1 classifier. The ``upsample`` setting (config ``seg.upsample``) says how the stride-4
+tensors load by name with ``--weights``). :class:`SegFPN` fuses the backbone's stages
+top-down (1x1 lateral convolutions to one width, nearest x2 upsampling, a 3x3 convolution
+after each sum) into one map at the head's stride: all four stages into a stride-4 map
+(``seg.head_stride`` 4, the default), or the stages at strides 8-32 into a stride-8 map
+(``head_stride`` 8, as LR-ASPP predicts: the stride-4 fusion and head are about a quarter
+of rtdet-seg-n's multiply-adds at 480 px, 147 of 558 M). The head is a 3x3 convolution and
+a 1x1 classifier. The ``upsample`` setting (config ``seg.upsample``) says how the head's
 logits reach the input resolution (:class:`Upsampler`).
 
 Example:
@@ -48,8 +51,7 @@ from rtdet.models.layers import ConvNormAct, conv
 from rtdet.models.yolo import backbone_settings
 
 UPSAMPLERS = ("nearest", "bilinear", "transposed", "pixelshuffle")
-HEAD_STRIDE = 4  # the head predicts at stride 4; the upsampler multiplies by this
-AUX_LEVELS = (1, 2)  # SegFPN.levels entries with an auxiliary head (aux_gain > 0): the stride-16 and -8 sums
+HEAD_STRIDES = (4, 8)  # where the head may predict (seg.head_stride); the upsampler multiplies by it
 # segmenter name -> the detector scale whose backbone it uses, the FPN width, depthwise FPN/head convolutions
 SEG_SCALES: dict[str, dict[str, Any]] = {
     "rtdet-seg-n": dict(scale="rtdet-n", width=64, dw=True),
@@ -95,7 +97,7 @@ class Upsampler(nn.Module):
       ``PixelShuffle`` lays out (ESPCN, Shi et al., 2016); see :meth:`Segmenter.init_pixelshuffle`.
     """
 
-    def __init__(self, kind: str, num_classes: int, factor: int = HEAD_STRIDE) -> None:
+    def __init__(self, kind: str, num_classes: int, factor: int = HEAD_STRIDES[0]) -> None:
         super().__init__()
         if kind not in UPSAMPLERS:
             raise ModelError(f"unknown upsample {kind!r}; expected one of {', '.join(UPSAMPLERS)}")
@@ -160,8 +162,9 @@ class SegFPN(nn.Module):
         self.factors = tuple(b // a for a, b in zip(strides[:-1], strides[1:]))
 
     def levels(self, feats: tuple[Tensor, ...]) -> list[Tensor]:
-        """The fused maps from the top down: ``[P5 lateral, stride-16 sum, stride-8 sum, stride-4 output]``,
-        each ``[B, width, h, w]`` (the last is :meth:`forward`'s)."""
+        """The fused maps from the top down, one per input: ``[P5 lateral, stride-16 sum, stride-8 sum, stride-4
+        output]`` from ``P2..P5`` (``[P5 lateral, stride-16 sum, stride-8 output]`` from ``P3..P5``), each
+        ``[B, width, h, w]`` (the last is :meth:`forward`'s)."""
         x = self.lateral[-1](feats[-1])
         out = [x]
         for i in range(len(feats) - 2, -1, -1):  # stride 16, 8, 4
@@ -176,7 +179,7 @@ class SegFPN(nn.Module):
 
 
 class Segmenter(RtdetModel):
-    """CSP backbone -> :class:`SegFPN` -> 3x3 conv -> 1x1 classifier -> :class:`Upsampler`.
+    """CSP backbone -> :class:`SegFPN` to ``head_stride`` -> 3x3 conv -> 1x1 classifier -> :class:`Upsampler`.
 
     Args:
         num_classes: ``K``.
@@ -184,6 +187,10 @@ class Segmenter(RtdetModel):
             settings (``output_stride=16``: a dilated last stage).
         width: FPN and head width; ``dw``: depthwise-separable FPN and head convolutions.
         upsample: one of :data:`UPSAMPLERS`.
+        head_stride: one of :data:`HEAD_STRIDES`: the FPN fuses ``P2..P5`` into a stride-4 map, or ``P3..P5``
+            into a stride-8 map (``seg.head_stride``).
+        aux_gain: deep supervision (``seg.aux_gain``): a class head on each FPN sum between the top and the
+            output (strides 16 and 8 for ``head_stride`` 4, 16 for 8), in the training loss only.
         dice_gain, class_weight: of the training loss (:class:`rtdet.losses.seg_loss.SegmentationLoss`'s
             ``dice_gain`` and ``weighting``).
     """
@@ -195,14 +202,18 @@ class Segmenter(RtdetModel):
                  act: str = "relu", norm: str = "bn", dw_backbone: bool = False, dw: bool = False,
                  upsample: str = SegConfig.upsample, dice_gain: float = SegConfig.dice_gain,
                  class_weight: str = SegConfig.class_weight, output_stride: int = 32,
-                 aux_gain: float = SegConfig.aux_gain) -> None:
+                 aux_gain: float = SegConfig.aux_gain, head_stride: int = SegConfig.head_stride) -> None:
         super().__init__()
         if num_classes < 2:
             raise ModelError(f"a segmenter needs num_classes >= 2, got {num_classes}")
+        if head_stride not in HEAD_STRIDES:
+            raise ModelError(f"head_stride must be one of {HEAD_STRIDES}, got {head_stride}")
         self.num_classes = num_classes
         self.backbone = CSPBackbone(channels, depths, act, norm, dw_backbone, output_stride)
-        self.neck = SegFPN(tuple(channels[1:]), width, act, norm, dw, self.backbone.strides)
-        self.upsample = Upsampler(upsample, num_classes)
+        self.first_level = HEAD_STRIDES.index(head_stride)  # the FPN reads the backbone's P2..P5 from this one on
+        self.neck = SegFPN(tuple(channels[1 + self.first_level:]), width, act, norm, dw,
+                           self.backbone.strides[self.first_level:])
+        self.upsample = Upsampler(upsample, num_classes, head_stride)
         self.head = nn.Sequential(conv(width, width, 3, act=act, norm=norm, dw=dw),
                                   nn.Conv2d(width, num_classes * self.upsample.channels_per_class, 1))
         if upsample == "pixelshuffle":
@@ -210,10 +221,11 @@ class Segmenter(RtdetModel):
         if aux_gain < 0:
             raise ModelError(f"aux_gain must be >= 0, got {aux_gain}")
         self.aux_gain = float(aux_gain)
-        # deep supervision: class heads on the FPN's stride-16 and stride-8 sums, used by the training loss only
+        # deep supervision: class heads on the FPN's sums between its top and its output, for the training loss only
+        self.aux_levels = tuple(range(1, len(self.neck.lateral) - 1)) if aux_gain > 0 else ()
         self.aux_heads = nn.ModuleList(
             nn.Sequential(conv(width, width, 3, act=act, norm=norm, dw=dw), nn.Conv2d(width, num_classes, 1))
-            for _ in AUX_LEVELS) if aux_gain > 0 else nn.ModuleList()
+            for _ in self.aux_levels)
         self.criterion = SegmentationLoss(num_classes, dice_gain, class_weight)
         self.loss_stride = 1  # the training loss's logits: at the input resolution (seg.loss_stride)
 
@@ -232,19 +244,23 @@ class Segmenter(RtdetModel):
 
     @property
     def logit_stride(self) -> int:
-        """The stride of the eval and export logits' grid: :data:`HEAD_STRIDE` with ``bilinear`` upsampling
+        """The stride of the eval and export logits' grid: the head's (4 or 8) with ``bilinear`` upsampling
         (left to the task's resampling), else 1 (the upsampler runs in the network)."""
-        return HEAD_STRIDE if self.upsample.kind == "bilinear" else 1
+        return self.upsample.factor if self.upsample.kind == "bilinear" else 1
 
     def head_output(self, images: Tensor) -> Tensor:
-        """``[B, 3, H, W] -> [B, C, H/4, W/4]``: the head's output before the upsampler (``C`` is ``K`` but for
-        ``pixelshuffle``, see :class:`Upsampler`).
+        """``[B, 3, H, W] -> [B, C, H/s, W/s]``: the head's output (stride ``s``: ``head_stride``) before the
+        upsampler (``C`` is ``K`` but for ``pixelshuffle``, see :class:`Upsampler`).
 
         Raises:
             ValueError: H or W not a multiple of 32.
         """
         self._check_size(images)
-        return self.head(self.neck(self.backbone.features(images)))
+        return self.head(self.neck(self.pyramid(images)))
+
+    def pyramid(self, images: Tensor) -> tuple[Tensor, ...]:
+        """The backbone stages the FPN reads: ``(P2, P3, P4, P5)``, or ``(P3, P4, P5)`` for ``head_stride`` 8."""
+        return self.backbone.features(images)[self.first_level:]
 
     @staticmethod
     def _check_size(images: Tensor) -> None:
@@ -259,7 +275,7 @@ class Segmenter(RtdetModel):
         return self.upsample(self.head_output(images))
 
     def _grid_logits(self, head: Tensor) -> Tensor:
-        """The eval logits of a :meth:`head_output`: itself on the stride-4 grid, or upsampled in the network."""
+        """The eval logits of a :meth:`head_output`: itself on the head's grid, or upsampled in the network."""
         return head if self.logit_stride > 1 else self.upsample(head)
 
     def forward_raw(self, images: Tensor) -> tuple[Tensor]:
@@ -285,11 +301,11 @@ class Segmenter(RtdetModel):
         centres of that head's grid cells (stride ``s``: pixel ``s // 2`` of each ``s x s`` cell; cheaper than
         upsampling the logits, and the auxiliary heads only shape the features)."""
         self._check_size(images)
-        levels = self.neck.levels(self.backbone.features(images))
+        levels = self.neck.levels(self.pyramid(images))
         losses = self._loss(self.head(levels[-1]), targets)
         if self.aux_heads:
             aux = []
-            for head, level in zip(self.aux_heads, AUX_LEVELS):
+            for head, level in zip(self.aux_heads, self.aux_levels):
                 feat = levels[level]
                 cells = sample_masks(targets, images.shape[-1] // feat.shape[-1])
                 aux.append(sum(self.criterion(head(feat), cells).values()))
@@ -341,5 +357,5 @@ def apply_seg_settings(model: Segmenter, settings: Any) -> None:
     model.loss_stride = int(settings.loss_stride)
 
 
-__all__ = ["SEG_SCALES", "UPSAMPLERS", "Segmenter", "Upsampler", "apply_seg_settings", "build_segmenter",
+__all__ = ["HEAD_STRIDES", "SEG_SCALES", "UPSAMPLERS", "Segmenter", "Upsampler", "apply_seg_settings", "build_segmenter",
            "grid_predictions", "sample_masks"]

@@ -33,9 +33,9 @@ def test_registry_entries_build_segmenters():
         build_model("rtdet-seg-n", 1)
 
 
-@pytest.mark.parametrize("upsample", UPSAMPLERS)
-def test_contract_in_every_mode(upsample):
-    model = build_model("rtdet-seg-n", 5, upsample=upsample)
+@pytest.mark.parametrize("upsample, head_stride", [(u, 4) for u in UPSAMPLERS] + [(u, 8) for u in UPSAMPLERS])
+def test_contract_in_every_mode(upsample, head_stride):
+    model = build_model("rtdet-seg-n", 5, upsample=upsample, head_stride=head_stride)
     x = torch.rand(2, 3, 64, 96)
     losses = model.train()(x, _targets(2, 64, 96))
     assert set(losses) == {"loss_ce"} and torch.isfinite(losses["loss_ce"])
@@ -45,7 +45,8 @@ def test_contract_in_every_mode(upsample):
         preds = model(x)
         (raw,) = model.forward_raw(x)
         both, loss = model.predict_with_loss(x, _targets(2, 64, 96))
-    grid = (16, 24) if upsample == "bilinear" else (64, 96)  # bilinear is left to the task's resampling
+    grid = (64 // head_stride, 96 // head_stride) if upsample == "bilinear" else (64, 96)  # bilinear: the task's
+    assert model.head_output(x).shape[-2:] == (64 // head_stride, 96 // head_stride)
     assert model.logit_stride == 64 // grid[0]
     assert len(preds) == 2 and preds[0]["logits"].shape == (5, *grid) and raw.shape == (2, 5, *grid)
     assert all(p["input_size"] == (64, 96) for p in [*preds, *both])
@@ -128,6 +129,41 @@ def test_output_stride_16_segmenter_exports_and_rebuilds(tmp_path):
     report: dict = {}
     export_onnx(model, tmp_path / "os16.onnx", imgsz=64, names=list("abcd"), report=report)
     assert report["logits"] < 1e-4
+
+
+def test_head_stride_8_fuses_the_stages_at_strides_8_to_32(tmp_path):
+    """seg.head_stride 8: the FPN reads P3..P5 only (no stride-4 lateral, smoothing or head), the logits are at
+    stride 8, a quarter fewer multiply-adds at 480 px; it rebuilds from build_args, exports equal to PyTorch,
+    takes loss_stride 2, 4 and 8's divisors, and deep supervision has one head (stride 16)."""
+    pytest.importorskip("onnxruntime")
+    from rtdet.deploy.onnx import export_onnx
+
+    model = build_from_config(load_config(None, {"model": "rtdet-seg-n", "head_stride": 8, "loss_stride": 4}), 4)
+    assert model.build_args["head_stride"] == 8 and model.loss_stride == 4
+    assert [m.conv.in_channels for m in model.neck.lateral] == list(model.backbone.channels[2:])
+    assert model.neck.factors == (2, 2) and model.logit_stride == 8
+    x = torch.rand(2, 3, 64, 96)
+    model.train()(x, _targets(2, 64, 96))["loss_ce"].backward()
+    assert all(p.grad is not None for n, p in model.named_parameters() if not n.startswith("backbone.stem"))
+    model.eval()
+    with torch.no_grad():
+        features = model.backbone.features(x)
+        torch.testing.assert_close(model.head_output(x), model.head(model.neck(features[1:])))
+        assert model.forward_raw(x)[0].shape == (2, 4, 8, 12)
+    n4, n8 = (model_info(build_model("rtdet-seg-n", 11, head_stride=s), 480) for s in (4, 8))
+    assert 0.7 < n8["gflops"] / n4["gflops"] < 0.8  # 411 of 558 M multiply-adds measured
+    again = build_segmenter(**model.build_args)
+    assert again.state_dict().keys() == model.state_dict().keys() and again.upsample.factor == 8
+    report: dict = {}
+    export_onnx(model, tmp_path / "hs8.onnx", imgsz=64, names=list("abcd"), report=report)
+    assert report["logits"] < 1e-4
+    aux = build_model("rtdet-seg-n", 4, head_stride=8, aux_gain=0.4)
+    assert aux.aux_levels == (1,) and len(aux.aux_heads) == 1
+    assert set(aux.train()(x, _targets(2, 64, 96))) == {"loss_ce", "loss_aux"}
+    with pytest.raises(ModelError, match="head_stride must be one of"):
+        build_model("rtdet-seg-n", 4, head_stride=16)
+    with pytest.raises(ModelError, match="stride 3"):
+        model.upsample.check_stride(3)
 
 
 def test_auxiliary_heads_supervise_the_fpn_and_leave_predictions_alone():
