@@ -183,15 +183,15 @@ class SegConfig:
     """The segmentation family's network and loss (rtdet-seg-n/s)."""
 
     upsample: Literal["nearest", "bilinear", "transposed", "pixelshuffle"] = opt(
-        "bilinear", "how the head's class logits (stride 4 or 8) reach the input resolution: interpolation (nearest, bilinear), "
-        "a learned depthwise ConvTranspose2d started as bilinear (transposed), or sub-pixel convolution "
+        "bilinear", "how the head's class logits (stride 4 or 8) reach the input resolution: interpolation (nearest, "
+        "bilinear), a learned depthwise ConvTranspose2d started as bilinear (transposed), or sub-pixel convolution "
         "(pixelshuffle)")
     head_stride: Literal[4, 8] = opt(4, "the stride at which the class head predicts: the FPN fuses the backbone's "
                                      "stages at strides 4-32 (4), or 8-32 as LR-ASPP (8: a quarter fewer "
                                      "multiply-adds for rtdet-seg-n)")
     dice_gain: float = opt(0.0, "weight of a Dice loss added to the cross-entropy (0: cross-entropy only)")
-    aux_gain: float = opt(0.0, "deep supervision: weight of the losses of two auxiliary class heads on the FPN's "
-                          "stride-16 and stride-8 maps (training only; 0: none)")
+    aux_gain: float = opt(0.0, "deep supervision: weight of the losses of auxiliary class heads on the FPN's "
+                          "stride-16 and stride-8 maps (stride 16 only with head_stride 8) (training only; 0: none)")
     loss_stride: Literal[1, 2, 4] = opt(1, "the training loss reads the logits upsampled to 1/loss_stride of the input "
                                       "size, against the mask at the centres of loss_stride x loss_stride cells "
                                       "(2: 4x fewer pixels; CamVid, rtdet-seg-n: a sixth less training CPU time, the "

@@ -9,9 +9,10 @@ Contract (:class:`rtdet.models.base.RtdetModel`, task ``segment``): ``images`` a
 input frame (the task resamples them to original pixels, :func:`rtdet.tasks.segment.to_original`).
 :meth:`Segmenter.forward_raw` is the export output ``(logits float32 [B, K, h, w],)``, the ONNX
 output named ``logits``. With ``upsample="bilinear"`` (the default) the grid is the head's
-stride ``s`` (``seg.head_stride``, 4 or 8: ``h = H / s``): bilinear upsampling belongs to that resampling, which goes straight
-to the original pixels, so the graph leaves it out; the other upsamplers (nearest and the
-learned ones) run in the graph and the grid is the input's (``h = H``). The training loss is
+stride ``s`` (``seg.head_stride``, 4 or 8: ``h = H / s``): bilinear upsampling belongs to that
+resampling, which goes straight to the original pixels, so the graph leaves it out; the other
+upsamplers (nearest and the learned ones) run in the graph and the grid is the input's
+(``h = H``). The training loss is
 computed on logits at the input resolution (:meth:`Segmenter.logits`), or with ``seg.loss_stride``
 > 1 on logits upsampled to that stride against the masks at its cells' centres (:func:`sample_masks`).
 
@@ -210,7 +211,7 @@ class Segmenter(RtdetModel):
             raise ModelError(f"head_stride must be one of {HEAD_STRIDES}, got {head_stride}")
         self.num_classes = num_classes
         self.backbone = CSPBackbone(channels, depths, act, norm, dw_backbone, output_stride)
-        self.first_level = HEAD_STRIDES.index(head_stride)  # the FPN reads the backbone's P2..P5 from this one on
+        self.first_level = self.backbone.strides.index(head_stride)  # the FPN reads P2..P5 from the head's stride on
         self.neck = SegFPN(tuple(channels[1 + self.first_level:]), width, act, norm, dw,
                            self.backbone.strides[self.first_level:])
         self.upsample = Upsampler(upsample, num_classes, head_stride)
@@ -357,5 +358,5 @@ def apply_seg_settings(model: Segmenter, settings: Any) -> None:
     model.loss_stride = int(settings.loss_stride)
 
 
-__all__ = ["HEAD_STRIDES", "SEG_SCALES", "UPSAMPLERS", "Segmenter", "Upsampler", "apply_seg_settings", "build_segmenter",
-           "grid_predictions", "sample_masks"]
+__all__ = ["HEAD_STRIDES", "SEG_SCALES", "UPSAMPLERS", "Segmenter", "Upsampler", "apply_seg_settings",
+           "build_segmenter", "grid_predictions", "sample_masks"]
