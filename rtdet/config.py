@@ -189,6 +189,9 @@ class SegConfig:
     head_stride: Literal[4, 8] = opt(4, "the stride at which the class head predicts: the FPN fuses the backbone's "
                                      "stages at strides 4-32 (4), or 8-32 as LR-ASPP (8: a quarter fewer "
                                      "multiply-adds for rtdet-seg-n)")
+    blocks: Literal["c2f", "ir"] = opt("c2f", "the blocks of the backbone's stages at strides 16 and 32: the "
+                                       "detector's C2f (c2f: a detector's or classifier's backbone weights load), "
+                                       "or MobileNetV3's inverted residuals with squeeze-excitation (ir)")
     dice_gain: float = opt(0.0, "weight of a Dice loss added to the cross-entropy (0: cross-entropy only)")
     aux_gain: float = opt(0.0, "deep supervision: weight of the losses of auxiliary class heads on the FPN's "
                           "stride-16 and stride-8 maps (stride 16 only with head_stride 8) (training only; 0: none)")

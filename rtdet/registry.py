@@ -54,7 +54,7 @@ class ModelSpec:
 # the detr section's settings that shape the network (build arguments, recorded in checkpoints)
 DETR_SHAPE = ("num_queries", "embed_dims", "num_decoder_layers", "num_heads", "num_levels", "num_points")
 M2F_SHAPE = ("m2f_queries", "m2f_dims", "m2f_layers", "m2f_heads")  # the m2f section's settings that shape the network
-SEG_SHAPE = ("upsample", "head_stride", "aux_gain")  # the seg section's settings that shape the network
+SEG_SHAPE = ("upsample", "head_stride", "aux_gain", "blocks")  # the seg section's settings that shape the network
 NO_NMS = (("method", "none"),)  # rtdet.models.postprocess.postprocess: the top max_det (box, class) pairs
 DETR_RECIPE = "rtdet.models.detr.recipe:detr_recipe"
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
+from torchvision.ops import SqueezeExcitation
 
 ACTIVATIONS = ("relu", "lrelu", "silu", "frelu")
 NORMS = ("bn", "gn")
@@ -138,6 +139,33 @@ class C2f(nn.Module):
         for m in self.m:
             y.append(m(y[-1]))
         return self.cv2(torch.cat(y, 1))
+
+
+class InvertedResidual(nn.Module):
+    """MobileNetV2's inverted residual (Sandler et al., 2018) with MobileNetV3's squeeze-excitation (Howard et al.,
+    2019): 1x1 expansion to ``c1 * expand`` channels -> depthwise ``k x k`` (stride ``s``) -> squeeze-excitation
+    (``se``) -> linear 1x1 projection to ``c2``; the input is added when ``s == 1`` and ``c1 == c2``.
+
+    ``[B, c1, H, W] -> [B, c2, H/s, W/s]``. The squeeze-excitation is torchvision's
+    (:class:`torchvision.ops.SqueezeExcitation`): global average, a 1x1 squeeze to a quarter of the expanded width
+    (at least 8), ReLU, a 1x1 excitation and a hard-sigmoid gate, as MobileNetV3's. Wide, cheap blocks: the
+    expanded width costs only the two 1x1 convolutions, and the gate gives every pixel the whole image's context.
+    """
+
+    def __init__(self, c1: int, c2: int, expand: float = 4, k: int = 3, s: int = 1, se: bool = False,
+                 act: str = "relu", norm: str = "bn") -> None:
+        super().__init__()
+        hidden = round(c1 * expand)
+        self.expand = ConvNormAct(c1, hidden, 1, act=act, norm=norm) if hidden != c1 else nn.Identity()
+        self.dw = ConvNormAct(hidden, hidden, k, s, groups=hidden, act=act, norm=norm)
+        self.se = (SqueezeExcitation(hidden, max(8, hidden // 4), scale_activation=nn.Hardsigmoid) if se
+                   else nn.Identity())
+        self.project = ConvNormAct(hidden, c2, 1, act=None, norm=norm)
+        self.add = s == 1 and c1 == c2
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = self.project(self.se(self.dw(self.expand(x))))
+        return x + y if self.add else y
 
 
 class SPPF(nn.Module):

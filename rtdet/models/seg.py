@@ -46,7 +46,7 @@ from torch import Tensor, nn
 from rtdet.config import SegConfig
 from rtdet.errors import ModelError
 from rtdet.losses.seg_loss import SegmentationLoss
-from rtdet.models.backbones import CSPBackbone
+from rtdet.models.backbones import BLOCKS, CSPBackbone
 from rtdet.models.base import RtdetModel, build_family_model
 from rtdet.models.layers import ConvNormAct, conv
 from rtdet.models.yolo import backbone_settings
@@ -184,8 +184,9 @@ class Segmenter(RtdetModel):
 
     Args:
         num_classes: ``K``.
-        channels, depths, act, norm, dw_backbone, output_stride: :class:`rtdet.models.backbones.CSPBackbone`
-            settings (``output_stride=16``: a dilated last stage).
+        channels, depths, act, norm, dw_backbone, output_stride, blocks: :class:`rtdet.models.backbones.CSPBackbone`
+            settings (``output_stride=16``: a dilated last stage; ``blocks="ir"``: MobileNetV3's inverted residuals
+            at strides 16 and 32, ``seg.blocks``).
         width: FPN and head width; ``dw``: depthwise-separable FPN and head convolutions.
         upsample: one of :data:`UPSAMPLERS`.
         head_stride: one of :data:`HEAD_STRIDES`: the FPN fuses ``P2..P5`` into a stride-4 map, or ``P3..P5``
@@ -203,14 +204,17 @@ class Segmenter(RtdetModel):
                  act: str = "relu", norm: str = "bn", dw_backbone: bool = False, dw: bool = False,
                  upsample: str = SegConfig.upsample, dice_gain: float = SegConfig.dice_gain,
                  class_weight: str = SegConfig.class_weight, output_stride: int = 32,
-                 aux_gain: float = SegConfig.aux_gain, head_stride: int = SegConfig.head_stride) -> None:
+                 aux_gain: float = SegConfig.aux_gain, head_stride: int = SegConfig.head_stride,
+                 blocks: str = SegConfig.blocks) -> None:
         super().__init__()
         if num_classes < 2:
             raise ModelError(f"a segmenter needs num_classes >= 2, got {num_classes}")
         if head_stride not in HEAD_STRIDES:
             raise ModelError(f"head_stride must be one of {HEAD_STRIDES}, got {head_stride}")
         self.num_classes = num_classes
-        self.backbone = CSPBackbone(channels, depths, act, norm, dw_backbone, output_stride)
+        if blocks not in BLOCKS:
+            raise ModelError(f"blocks must be one of {', '.join(BLOCKS)}, got {blocks!r}")
+        self.backbone = CSPBackbone(channels, depths, act, norm, dw_backbone, output_stride, blocks)
         self.first_level = self.backbone.strides.index(head_stride)  # the FPN reads P2..P5 from the head's stride on
         self.neck = SegFPN(tuple(channels[1 + self.first_level:]), width, act, norm, dw,
                            self.backbone.strides[self.first_level:])

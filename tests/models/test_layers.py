@@ -5,7 +5,8 @@ import torch
 from torch import nn
 
 from rtdet.models.layers import (
-    ACTIVATIONS, NORMS, SPPF, Bottleneck, C2f, ConvNormAct, DSConv, FReLU, conv, fuse_conv_bn, make_act, make_norm,
+    ACTIVATIONS, NORMS, SPPF, Bottleneck, C2f, ConvNormAct, DSConv, FReLU, InvertedResidual, conv, fuse_conv_bn,
+    make_act, make_norm,
 )
 
 
@@ -55,6 +56,8 @@ def test_frelu_is_max_of_input_and_funnel():
         (C2f(8, 16, n=2), 8, 16, 1),
         (C2f(8, 16, n=1, dw=True), 8, 16, 1),
         (SPPF(16, 8), 16, 8, 1),
+        (InvertedResidual(8, 16, 4, 3, 2, se=True), 8, 16, 2),
+        (InvertedResidual(16, 16, 3, 5, 1), 16, 16, 1),
     ],
 )
 def test_block_shapes(block, c_in, c_out, stride):
@@ -81,6 +84,32 @@ def test_fused_equals_unfused(act):
         out = m(x)
     assert not any(isinstance(k, nn.BatchNorm2d) for k in m.modules())
     torch.testing.assert_close(out, ref, atol=1e-4, rtol=1e-4)
+
+
+def test_inverted_residual_is_expand_depthwise_gate_project_plus_input():
+    """The block's output equals its steps written out (a looped reference for the squeeze-excitation: the mean of
+    each channel through the two 1x1 convolutions and a hard sigmoid, min(max(x / 6 + 1 / 2, 0), 1)); the input is
+    added only at stride 1 with equal widths; Conv+BN fusion keeps the output."""
+    torch.manual_seed(0)
+    block = InvertedResidual(8, 8, 4, 5, 1, se=True)
+    _randomize_bn(block)
+    block.eval()
+    assert block.dw.conv.groups == 32 and block.dw.conv.kernel_size == (5, 5) and block.se.fc1.out_channels == 8
+    x = torch.randn(2, 8, 10, 12)
+    with torch.no_grad():
+        h = block.dw(block.expand(x))
+        gate = torch.empty(2, 32, 1, 1)
+        for b in range(2):
+            for c in range(32):
+                squeezed = torch.relu(block.se.fc1.weight[:, :, 0, 0] @ h[b].mean((1, 2)) + block.se.fc1.bias)
+                g = block.se.fc2.weight[c, :, 0, 0] @ squeezed + block.se.fc2.bias[c]
+                gate[b, c] = min(max(float(g) / 6 + 0.5, 0.0), 1.0)
+        ref = x + block.project(h * gate)
+        torch.testing.assert_close(block(x), ref, atol=1e-5, rtol=1e-5)
+        fuse_conv_bn(block)
+        torch.testing.assert_close(block(x), ref, atol=1e-4, rtol=1e-4)
+    assert not InvertedResidual(8, 16).add and not InvertedResidual(8, 8, s=2).add and InvertedResidual(8, 8).add
+    assert isinstance(InvertedResidual(8, 8).se, nn.Identity)
 
 
 def test_fuse_leaves_groupnorm_alone():

@@ -166,6 +166,33 @@ def test_head_stride_8_fuses_the_stages_at_strides_8_to_32(tmp_path):
         model.upsample.check_stride(3)
 
 
+def test_inverted_residual_backbone_segmenter(tmp_path):
+    """seg.blocks ir: the CLI setting reaches the backbone, the stride-16 and -32 stages are inverted residuals
+    (1.37 M parameters for CamVid against the C2f backbone's 0.56 M), the model trains, rebuilds from build_args,
+    exports equal to PyTorch; the stages at strides 4 and 8 still take a detector's weights."""
+    pytest.importorskip("onnxruntime")
+    from rtdet.deploy.onnx import export_onnx
+    from rtdet.models.layers import InvertedResidual
+
+    model = build_from_config(load_config(None, {"model": "rtdet-seg-n", "blocks": "ir"}), 4)
+    assert model.build_args["blocks"] == "ir" and isinstance(model.backbone.stages[2][0], InvertedResidual)
+    x = torch.rand(2, 3, 64, 96)
+    model.train()(x, _targets(2, 64, 96, k=4))["loss_ce"].backward()
+    assert all(p.grad is not None for p in model.parameters())
+    params = model_info(build_model("rtdet-seg-n", 11, blocks="ir"), 480)["params"]
+    assert 1.3e6 < params < 1.45e6  # 1,370,419
+    again = build_segmenter(**model.build_args)
+    assert again.state_dict().keys() == model.state_dict().keys()
+    report: dict = {}
+    _randomize_bn(model)
+    export_onnx(model.eval(), tmp_path / "ir.onnx", imgsz=64, names=list("abcd"), report=report)
+    assert report["logits"] < 1e-4
+    loaded = load_pretrained(build_model("rtdet-seg-n", 4, blocks="ir"), build_model("rtdet-n", 10).state_dict()).loaded
+    assert {k.split(".")[2] for k in loaded if k.startswith("backbone.stages.")} == {"0", "1"}
+    with pytest.raises(ModelError, match="blocks must be one of"):
+        build_model("rtdet-seg-n", 4, blocks="mbconv")
+
+
 def test_auxiliary_heads_supervise_the_fpn_and_leave_predictions_alone():
     """aux_gain > 0: two class heads on the FPN's stride-16 and stride-8 sums add ``loss_aux`` = gain x their
     cross-entropy against the mask pixel at each cell's centre (a looped reference); eval is unchanged."""
