@@ -287,3 +287,24 @@ def test_trainer_loads_pretrained_weights_and_reports_skips(tmp_path, caplog):
     assert torch.equal(trainer.model.features[0].weight, source.features[0].weight.to(trainer.device))
     assert torch.equal(trainer.ema.module.features[0].weight, trainer.model.features[0].weight)  # EMA starts there
     assert "skipped 2" in caplog.text and "head.weight: shape (9, 8) in file, (7, 8) in model" in caplog.text
+
+
+@pytest.mark.parametrize("ema", [True, False])
+def test_validation_scores_in_the_layout_val_and_predict_use(tmp_path, ema):
+    """Training runs in channels-last; the validation scores the model with contiguous weights, as `rtdet val` and
+    `predict` run a loaded checkpoint (other layouts take other kernels, whose rounding can move a pixel's class),
+    and training goes on in channels-last after it."""
+    cfg = make_cfg(tmp_path, epochs=1, ema=ema)
+    assert cfg.train.channels_last
+    model = TinyDetector()
+    layouts = []
+
+    def evaluate(m):
+        layouts.append([p.is_contiguous() for p in m.parameters() if p.dim() == 4])
+        return {"AP": 0.5}
+
+    trainer = Trainer(model, make_loader(n=8, batch=4), cfg, evaluate=evaluate, hooks=quiet_hooks(cfg))
+    trainer.train()
+    assert layouts and all(all(c) for c in layouts) and len(layouts[0]) > 0
+    weights = [p for p in trainer.model.parameters() if p.dim() == 4]
+    assert all(p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous() for p in weights)
