@@ -38,10 +38,10 @@ def ir_stage(c1: int, c2: int, depth: int, stride: int, act: str = "relu", norm:
     """
     if stride not in (16, 32):
         raise ValueError(f"inverted-residual stages are built for strides 16 and 32, got {stride}")
-    k, expand, last = (3, 3, True) if stride == 16 else (5, 4, False)
+    k, expand, se_last = (3, 3, True) if stride == 16 else (5, 4, False)
     layers = [InvertedResidual(c1, c2, 4, k, 2, se=stride == 32, act=act, norm=norm)]
     for i in range(2 * depth):
-        se = stride == 32 or (last and i == 2 * depth - 1)
+        se = stride == 32 or (se_last and i == 2 * depth - 1)
         layers.append(InvertedResidual(c2, c2, expand, k, 1, se, act, norm))
     return layers
 
