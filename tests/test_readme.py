@@ -556,6 +556,9 @@ NOT_RUN: dict[str, str] = {
                                                   "about half an hour",
     ".venv/bin/python benchmarks/vs_torchvision_seg.py --epochs 50 --threads 1 --models rtdet-seg-n --seg-n "
     "blocks=ir --set optimizer=sgd": "a benchmark: trains a variant of rtdet-seg-n on CamVid for about half an hour",
+    ".venv/bin/python benchmarks/vs_torchvision_seg.py --epochs 50 --threads 1 --models rtdet-seg-n --seg-n "
+    "blocks=ir head_stride=8 output_stride=16": "a benchmark: trains a variant of rtdet-seg-n on CamVid for about "
+                                               "half an hour",
     ".venv/bin/python benchmarks/vs_torchvision_seg.py --epochs 50 --threads 1 --models lraspp_mobilenet_v3_large "
     "--seed 1 --out runs/lraspp-seed1": "a benchmark: trains LR-ASPP on CamVid for about an hour and a half",
     ".venv/bin/python benchmarks/vs_torchvision_seg.py --time --threads 1 --rounds 5 --runs 40":
