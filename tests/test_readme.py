@@ -448,6 +448,9 @@ RUNS: dict[str, Run] = {
         "bench-openvino", "--runs 3 --warmup 1", needs=("export", "openvino"), slow=True, out=("openvino @ 64px",)),
 }
 
+# why the README's rtdet-seg-n variant runs of benchmarks/vs_torchvision_seg.py are not run
+SEG_VARIANT = "a benchmark: trains a variant of rtdet-seg-n on CamVid for about half an hour"
+
 NOT_RUN: dict[str, str] = {
     "make demo": "`rtdet demo` with its full budget (6 epochs, 2,500 images, ~5.5 min) after creating .venv; "
                  "the README's `rtdet demo` line runs with --epochs 1 on 16 images in "
@@ -494,18 +497,15 @@ NOT_RUN: dict[str, str] = {
     ".venv/bin/python benchmarks/vs_torchvision_seg.py --epochs 50 --threads 1 --models rtdet-seg-n --set lr=0.004":
         "a benchmark: trains rtdet-seg-n on CamVid for about half an hour",
     ".venv/bin/python benchmarks/vs_torchvision_seg.py --epochs 50 --threads 1 --models rtdet-seg-n --seg-n "
-    "channels=16,24,48,128,256 depths=0,1,2,2": "a benchmark: trains a variant of rtdet-seg-n on CamVid for about "
-                                                "half an hour",
+    "channels=16,24,48,128,256 depths=0,1,2,2": SEG_VARIANT,
     ".venv/bin/python benchmarks/vs_torchvision_seg.py --epochs 50 --threads 1 --models rtdet-seg-n --seg-n "
-    "channels=16,24,48,96,256 depths=0,1,2,2": "a benchmark: trains a variant of rtdet-seg-n on CamVid for about "
-                                               "half an hour",
+    "channels=16,24,48,96,256 depths=0,1,2,2": SEG_VARIANT,
     ".venv/bin/python benchmarks/vs_torchvision_seg.py --epochs 50 --threads 1 --models rtdet-seg-n --seg-n "
-    "depths=0,1,2,1 output_stride=16": "a benchmark: trains a variant of rtdet-seg-n on CamVid for about half an hour",
+    "depths=0,1,2,1 output_stride=16": SEG_VARIANT,
     ".venv/bin/python benchmarks/vs_torchvision_seg.py --epochs 50 --threads 1 --models rtdet-seg-n --seg-n "
     "aux_gain=0.4": "a benchmark: trains rtdet-seg-n with deep supervision on CamVid for about half an hour",
     ".venv/bin/python benchmarks/vs_torchvision_seg.py --epochs 50 --threads 1 --models rtdet-seg-n --seg-n "
-    "depths=0,1,2,1 output_stride=16 --set ema_decay=0.995 ema_tau=100": "a benchmark: trains a variant of "
-                                                                         "rtdet-seg-n on CamVid for about half an hour",
+    "depths=0,1,2,1 output_stride=16 --set ema_decay=0.995 ema_tau=100": SEG_VARIANT,
     ".venv/bin/python benchmarks/vs_torchvision_seg.py --epochs 50 --threads 1 --models rtdet-seg-n --set scale=0.5":
         "a benchmark: trains rtdet-seg-n on CamVid for about half an hour",
     ".venv/bin/python benchmarks/vs_torchvision_seg.py --epochs 50 --threads 1 --models rtdet-seg-n --set "
@@ -513,11 +513,9 @@ NOT_RUN: dict[str, str] = {
     ".venv/bin/python benchmarks/vs_torchvision_seg.py --epochs 50 --threads 1 --models rtdet-seg-n --set "
     "loss_stride=2": "a benchmark: trains rtdet-seg-n on CamVid for about twenty minutes",
     ".venv/bin/python benchmarks/vs_torchvision_seg.py --epochs 50 --threads 1 --models rtdet-seg-n --seg-n "
-    "channels=16,32,64,128,256 --set loss_stride=2": "a benchmark: trains a variant of rtdet-seg-n on CamVid for "
-                                                     "about half an hour",
+    "channels=16,32,64,128,256 --set loss_stride=2": SEG_VARIANT,
     ".venv/bin/python benchmarks/vs_torchvision_seg.py --epochs 50 --threads 1 --models rtdet-seg-n --seg-n "
-    "channels=16,32,64,128,256 --set loss_stride=2 --seed 1": "a benchmark: trains a variant of rtdet-seg-n on "
-                                                              "CamVid for about half an hour",
+    "channels=16,32,64,128,256 --set loss_stride=2 --seed 1": SEG_VARIANT,
     ".venv/bin/python benchmarks/vs_torchvision_seg.py --epochs 50 --threads 1 --models rtdet-seg-n --set "
     "warmup_bias_lr=0": "a benchmark: trains rtdet-seg-n on CamVid for about half an hour",
     ".venv/bin/python benchmarks/vs_torchvision_seg.py --epochs 50 --threads 1 --models rtdet-seg-n --set "
@@ -542,23 +540,19 @@ NOT_RUN: dict[str, str] = {
     "head_stride=8 channels=16,32,64,128,256 width=96": "a benchmark: trains a variant of rtdet-seg-n on CamVid for "
                                                         "about twenty minutes",
     ".venv/bin/python benchmarks/vs_torchvision_seg.py --epochs 50 --threads 1 --models rtdet-seg-n --seg-n "
-    "blocks=ir": "a benchmark: trains a variant of rtdet-seg-n on CamVid for about half an hour",
+    "blocks=ir": SEG_VARIANT,
     ".venv/bin/python benchmarks/vs_torchvision_seg.py --epochs 50 --threads 1 --models rtdet-seg-n --seg-n "
-    "blocks=ir --seed 1 --out runs/seg-ir-seed1": "a benchmark: trains a variant of rtdet-seg-n on CamVid for "
-                                                  "about half an hour",
+    "blocks=ir --seed 1 --out runs/seg-ir-seed1": SEG_VARIANT,
     ".venv/bin/python benchmarks/vs_torchvision_seg.py --epochs 50 --threads 1 --models rtdet-seg-n --seg-n "
-    "blocks=ir head_stride=8 depths=0,1,2,2": "a benchmark: trains a variant of rtdet-seg-n on CamVid for about "
-                                              "half an hour",
+    "blocks=ir head_stride=8 depths=0,1,2,2": SEG_VARIANT,
     ".venv/bin/python benchmarks/vs_torchvision_seg.py --epochs 50 --threads 1 --models rtdet-seg-n --seg-n "
-    "blocks=ir depths=0,1,3,1": "a benchmark: trains a variant of rtdet-seg-n on CamVid for about half an hour",
+    "blocks=ir depths=0,1,3,1": SEG_VARIANT,
     ".venv/bin/python benchmarks/vs_torchvision_seg.py --epochs 50 --threads 1 --models rtdet-seg-n --seg-n "
-    "blocks=ir --seed 2 --out runs/seg-ir-seed2": "a benchmark: trains a variant of rtdet-seg-n on CamVid for "
-                                                  "about half an hour",
+    "blocks=ir --seed 2 --out runs/seg-ir-seed2": SEG_VARIANT,
     ".venv/bin/python benchmarks/vs_torchvision_seg.py --epochs 50 --threads 1 --models rtdet-seg-n --seg-n "
-    "blocks=ir --set optimizer=sgd": "a benchmark: trains a variant of rtdet-seg-n on CamVid for about half an hour",
+    "blocks=ir --set optimizer=sgd": SEG_VARIANT,
     ".venv/bin/python benchmarks/vs_torchvision_seg.py --epochs 50 --threads 1 --models rtdet-seg-n --seg-n "
-    "blocks=ir head_stride=8 output_stride=16": "a benchmark: trains a variant of rtdet-seg-n on CamVid for about "
-                                               "half an hour",
+    "blocks=ir head_stride=8 output_stride=16": SEG_VARIANT,
     ".venv/bin/python benchmarks/vs_torchvision_seg.py --epochs 50 --threads 1 --models lraspp_mobilenet_v3_large "
     "--seed 1 --out runs/lraspp-seed1": "a benchmark: trains LR-ASPP on CamVid for about an hour and a half",
     ".venv/bin/python benchmarks/vs_torchvision_seg.py --time --threads 1 --rounds 5 --runs 40":
