@@ -553,8 +553,18 @@ NOT_RUN: dict[str, str] = {
     "blocks=ir --set optimizer=sgd": SEG_VARIANT,
     ".venv/bin/python benchmarks/vs_torchvision_seg.py --epochs 50 --threads 1 --models rtdet-seg-n --seg-n "
     "blocks=ir head_stride=8 output_stride=16": SEG_VARIANT,
+    ".venv/bin/python benchmarks/vs_torchvision_seg.py --epochs 50 --threads 1 --models rtdet-seg-n --seg-n "
+    "blocks=ir head_stride=8 output_stride=16 --seed 1 --out runs/seg-ir-os16-seed1": SEG_VARIANT,
+    ".venv/bin/python benchmarks/vs_torchvision_seg.py --epochs 50 --threads 1 --models rtdet-seg-n --seg-n "
+    "blocks=ir head_stride=8 output_stride=16 depths=0,1,2,0": SEG_VARIANT,
+    ".venv/bin/python benchmarks/vs_torchvision_seg.py --epochs 50 --threads 1 --models rtdet-seg-n --seg-n "
+    "blocks=ir head_stride=8 output_stride=16 depths=0,1,2,0 --seed 1 --out runs/seg-ir-os16-d0-seed1": SEG_VARIANT,
+    ".venv/bin/python benchmarks/vs_torchvision_seg.py --epochs 50 --threads 1 --models rtdet-seg-n --seg-n "
+    "blocks=ir head_stride=8 output_stride=16 depths=0,1,2,0 --seed 2 --out runs/seg-ir-os16-d0-seed2": SEG_VARIANT,
     ".venv/bin/python benchmarks/vs_torchvision_seg.py --epochs 50 --threads 1 --models lraspp_mobilenet_v3_large "
     "--seed 1 --out runs/lraspp-seed1": "a benchmark: trains LR-ASPP on CamVid for about an hour and a half",
+    ".venv/bin/python benchmarks/vs_torchvision_seg.py --epochs 50 --threads 1 --models lraspp_mobilenet_v3_large "
+    "--seed 2 --out runs/lraspp-seed2": "a benchmark: trains LR-ASPP on CamVid for about an hour and a half",
     ".venv/bin/python benchmarks/vs_torchvision_seg.py --time --threads 1 --rounds 5 --runs 40":
         "a benchmark: times the models the runs above stored (needs them)",
     ".venv/bin/python benchmarks/detr.py --digits 300 100 --imgsz 128 --epochs 30 --batch 8 --threads 1 --tag e30":
