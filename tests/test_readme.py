@@ -448,8 +448,48 @@ RUNS: dict[str, Run] = {
         "bench-openvino", "--runs 3 --warmup 1", needs=("export", "openvino"), slow=True, out=("openvino @ 64px",)),
 }
 
-# why the README's rtdet-seg-n variant runs of benchmarks/vs_torchvision_seg.py are not run
+# the README's 50-epoch rtdet-seg-n runs of benchmarks/vs_torchvision_seg.py: their arguments after SEG_N_50, and
+# why they are not run
+SEG_N_50 = ".venv/bin/python benchmarks/vs_torchvision_seg.py --epochs 50 --threads 1 --models rtdet-seg-n "
+SEG_N = "a benchmark: trains rtdet-seg-n on CamVid for about half an hour"
 SEG_VARIANT = "a benchmark: trains a variant of rtdet-seg-n on CamVid for about half an hour"
+SEG_VARIANT_20 = "a benchmark: trains a variant of rtdet-seg-n on CamVid for about twenty minutes"
+LRASPP_SEED = "a benchmark: trains LR-ASPP on CamVid for about an hour and a half"  # LR-ASPP's other seeds
+SEG_N_50_RUNS: dict[str, str] = {
+    "--seed 1 --out runs/seg-seed1": SEG_N,
+    "--set lr=0.004": SEG_N,
+    "--seg-n channels=16,24,48,128,256 depths=0,1,2,2": SEG_VARIANT,
+    "--seg-n channels=16,24,48,96,256 depths=0,1,2,2": SEG_VARIANT,
+    "--seg-n depths=0,1,2,1 output_stride=16": SEG_VARIANT,
+    "--seg-n aux_gain=0.4": "a benchmark: trains rtdet-seg-n with deep supervision on CamVid for about half an hour",
+    "--seg-n depths=0,1,2,1 output_stride=16 --set ema_decay=0.995 ema_tau=100": SEG_VARIANT,
+    "--set scale=0.5": SEG_N,
+    "--set ohem_thresh=0.7": SEG_N,
+    "--set loss_stride=2": "a benchmark: trains rtdet-seg-n on CamVid for about twenty minutes",
+    "--seg-n channels=16,32,64,128,256 --set loss_stride=2": SEG_VARIANT,
+    "--seg-n channels=16,32,64,128,256 --set loss_stride=2 --seed 1": SEG_VARIANT,
+    "--set warmup_bias_lr=0": SEG_N,
+    "--set hsv_h=0 hsv_s=0 hsv_v=0": SEG_N,
+    "--seg-n head_stride=8": SEG_VARIANT_20,
+    "--seg-n head_stride=8 --seed 1 --out runs/seg-hs8-seed1": SEG_VARIANT_20,
+    "--seg-n head_stride=8 channels=16,32,64,128,256": SEG_VARIANT_20,
+    "--seg-n head_stride=8 channels=16,32,64,128,256 depths=0,1,2,2 --set loss_stride=2": SEG_VARIANT_20,
+    "--seg-n head_stride=8 channels=16,32,64,128,256 --seed 1 --out runs/seg-hs8-c32-seed1": SEG_VARIANT_20,
+    "--seg-n head_stride=8 channels=16,32,64,128,256 width=96": SEG_VARIANT_20,
+    "--seg-n blocks=ir": SEG_VARIANT,
+    "--seg-n blocks=ir --seed 1 --out runs/seg-ir-seed1": SEG_VARIANT,
+    "--seg-n blocks=ir head_stride=8 depths=0,1,2,2": SEG_VARIANT,
+    "--seg-n blocks=ir depths=0,1,3,1": SEG_VARIANT,
+    "--seg-n blocks=ir --seed 2 --out runs/seg-ir-seed2": SEG_VARIANT,
+    "--seg-n blocks=ir --set optimizer=sgd": SEG_VARIANT,
+    "--seg-n blocks=ir head_stride=8 output_stride=16": SEG_VARIANT,
+    "--seg-n blocks=ir head_stride=8 output_stride=16 --seed 1 --out runs/seg-ir-os16-seed1": SEG_VARIANT,
+    "--seg-n blocks=ir head_stride=8 output_stride=16 depths=0,1,2,0": SEG_VARIANT,
+    "--seg-n blocks=ir head_stride=8 output_stride=16 depths=0,1,2,0 --seed 1 --out runs/seg-ir-os16-d0-seed1":
+        SEG_VARIANT,
+    "--seg-n blocks=ir head_stride=8 output_stride=16 depths=0,1,2,0 --seed 2 --out runs/seg-ir-os16-d0-seed2":
+        SEG_VARIANT,
+}
 
 NOT_RUN: dict[str, str] = {
     "make demo": "`rtdet demo` with its full budget (6 epochs, 2,500 images, ~5.5 min) after creating .venv; "
@@ -492,79 +532,11 @@ NOT_RUN: dict[str, str] = {
     "--class-weight none": "a benchmark: trains two segmenters on CamVid (rtdet-m2f for about an hour)",
     ".venv/bin/python benchmarks/vs_torchvision_seg.py --upsample --epochs 10 --threads 1 --class-weight none":
         "a benchmark: trains rtdet-seg-n four times on CamVid",
-    ".venv/bin/python benchmarks/vs_torchvision_seg.py --epochs 50 --threads 1 --models rtdet-seg-n --seed 1 --out "
-    "runs/seg-seed1": "a benchmark: trains rtdet-seg-n on CamVid for about half an hour",
-    ".venv/bin/python benchmarks/vs_torchvision_seg.py --epochs 50 --threads 1 --models rtdet-seg-n --set lr=0.004":
-        "a benchmark: trains rtdet-seg-n on CamVid for about half an hour",
-    ".venv/bin/python benchmarks/vs_torchvision_seg.py --epochs 50 --threads 1 --models rtdet-seg-n --seg-n "
-    "channels=16,24,48,128,256 depths=0,1,2,2": SEG_VARIANT,
-    ".venv/bin/python benchmarks/vs_torchvision_seg.py --epochs 50 --threads 1 --models rtdet-seg-n --seg-n "
-    "channels=16,24,48,96,256 depths=0,1,2,2": SEG_VARIANT,
-    ".venv/bin/python benchmarks/vs_torchvision_seg.py --epochs 50 --threads 1 --models rtdet-seg-n --seg-n "
-    "depths=0,1,2,1 output_stride=16": SEG_VARIANT,
-    ".venv/bin/python benchmarks/vs_torchvision_seg.py --epochs 50 --threads 1 --models rtdet-seg-n --seg-n "
-    "aux_gain=0.4": "a benchmark: trains rtdet-seg-n with deep supervision on CamVid for about half an hour",
-    ".venv/bin/python benchmarks/vs_torchvision_seg.py --epochs 50 --threads 1 --models rtdet-seg-n --seg-n "
-    "depths=0,1,2,1 output_stride=16 --set ema_decay=0.995 ema_tau=100": SEG_VARIANT,
-    ".venv/bin/python benchmarks/vs_torchvision_seg.py --epochs 50 --threads 1 --models rtdet-seg-n --set scale=0.5":
-        "a benchmark: trains rtdet-seg-n on CamVid for about half an hour",
-    ".venv/bin/python benchmarks/vs_torchvision_seg.py --epochs 50 --threads 1 --models rtdet-seg-n --set "
-    "ohem_thresh=0.7": "a benchmark: trains rtdet-seg-n on CamVid for about half an hour",
-    ".venv/bin/python benchmarks/vs_torchvision_seg.py --epochs 50 --threads 1 --models rtdet-seg-n --set "
-    "loss_stride=2": "a benchmark: trains rtdet-seg-n on CamVid for about twenty minutes",
-    ".venv/bin/python benchmarks/vs_torchvision_seg.py --epochs 50 --threads 1 --models rtdet-seg-n --seg-n "
-    "channels=16,32,64,128,256 --set loss_stride=2": SEG_VARIANT,
-    ".venv/bin/python benchmarks/vs_torchvision_seg.py --epochs 50 --threads 1 --models rtdet-seg-n --seg-n "
-    "channels=16,32,64,128,256 --set loss_stride=2 --seed 1": SEG_VARIANT,
-    ".venv/bin/python benchmarks/vs_torchvision_seg.py --epochs 50 --threads 1 --models rtdet-seg-n --set "
-    "warmup_bias_lr=0": "a benchmark: trains rtdet-seg-n on CamVid for about half an hour",
-    ".venv/bin/python benchmarks/vs_torchvision_seg.py --epochs 50 --threads 1 --models rtdet-seg-n --set "
-    "hsv_h=0 hsv_s=0 hsv_v=0": "a benchmark: trains rtdet-seg-n on CamVid for about half an hour",
-    ".venv/bin/python benchmarks/vs_torchvision_seg.py --epochs 50 --threads 1 --models rtdet-seg-n --seg-n "
-    "head_stride=8": "a benchmark: trains a variant of rtdet-seg-n on CamVid for about twenty minutes",
-    ".venv/bin/python benchmarks/vs_torchvision_seg.py --epochs 50 --threads 1 --models rtdet-seg-n --seg-n "
-    "head_stride=8 --seed 1 --out runs/seg-hs8-seed1": "a benchmark: trains a variant of rtdet-seg-n on CamVid for "
-                                                       "about twenty minutes",
-    ".venv/bin/python benchmarks/vs_torchvision_seg.py --epochs 50 --threads 1 --models rtdet-seg-n --seg-n "
-    "head_stride=8 channels=16,32,64,128,256": "a benchmark: trains a variant of rtdet-seg-n on CamVid for about "
-                                               "twenty minutes",
-    ".venv/bin/python benchmarks/vs_torchvision_seg.py --epochs 50 --threads 1 --models rtdet-seg-n --seg-n "
-    "head_stride=8 channels=16,32,64,128,256 depths=0,1,2,2 --set loss_stride=2": "a benchmark: trains a variant "
-                                                                                  "of rtdet-seg-n on CamVid for "
-                                                                                  "about twenty minutes",
-    ".venv/bin/python benchmarks/vs_torchvision_seg.py --epochs 50 --threads 1 --models rtdet-seg-n --seg-n "
-    "head_stride=8 channels=16,32,64,128,256 --seed 1 --out runs/seg-hs8-c32-seed1": "a benchmark: trains a "
-                                                                                     "variant of rtdet-seg-n on "
-                                                                                     "CamVid for twenty minutes",
-    ".venv/bin/python benchmarks/vs_torchvision_seg.py --epochs 50 --threads 1 --models rtdet-seg-n --seg-n "
-    "head_stride=8 channels=16,32,64,128,256 width=96": "a benchmark: trains a variant of rtdet-seg-n on CamVid for "
-                                                        "about twenty minutes",
-    ".venv/bin/python benchmarks/vs_torchvision_seg.py --epochs 50 --threads 1 --models rtdet-seg-n --seg-n "
-    "blocks=ir": SEG_VARIANT,
-    ".venv/bin/python benchmarks/vs_torchvision_seg.py --epochs 50 --threads 1 --models rtdet-seg-n --seg-n "
-    "blocks=ir --seed 1 --out runs/seg-ir-seed1": SEG_VARIANT,
-    ".venv/bin/python benchmarks/vs_torchvision_seg.py --epochs 50 --threads 1 --models rtdet-seg-n --seg-n "
-    "blocks=ir head_stride=8 depths=0,1,2,2": SEG_VARIANT,
-    ".venv/bin/python benchmarks/vs_torchvision_seg.py --epochs 50 --threads 1 --models rtdet-seg-n --seg-n "
-    "blocks=ir depths=0,1,3,1": SEG_VARIANT,
-    ".venv/bin/python benchmarks/vs_torchvision_seg.py --epochs 50 --threads 1 --models rtdet-seg-n --seg-n "
-    "blocks=ir --seed 2 --out runs/seg-ir-seed2": SEG_VARIANT,
-    ".venv/bin/python benchmarks/vs_torchvision_seg.py --epochs 50 --threads 1 --models rtdet-seg-n --seg-n "
-    "blocks=ir --set optimizer=sgd": SEG_VARIANT,
-    ".venv/bin/python benchmarks/vs_torchvision_seg.py --epochs 50 --threads 1 --models rtdet-seg-n --seg-n "
-    "blocks=ir head_stride=8 output_stride=16": SEG_VARIANT,
-    ".venv/bin/python benchmarks/vs_torchvision_seg.py --epochs 50 --threads 1 --models rtdet-seg-n --seg-n "
-    "blocks=ir head_stride=8 output_stride=16 --seed 1 --out runs/seg-ir-os16-seed1": SEG_VARIANT,
-    ".venv/bin/python benchmarks/vs_torchvision_seg.py --epochs 50 --threads 1 --models rtdet-seg-n --seg-n "
-    "blocks=ir head_stride=8 output_stride=16 depths=0,1,2,0": SEG_VARIANT,
-    ".venv/bin/python benchmarks/vs_torchvision_seg.py --epochs 50 --threads 1 --models rtdet-seg-n --seg-n "
-    "blocks=ir head_stride=8 output_stride=16 depths=0,1,2,0 --seed 1 --out runs/seg-ir-os16-d0-seed1": SEG_VARIANT,
-    ".venv/bin/python benchmarks/vs_torchvision_seg.py --epochs 50 --threads 1 --models rtdet-seg-n --seg-n "
-    "blocks=ir head_stride=8 output_stride=16 depths=0,1,2,0 --seed 2 --out runs/seg-ir-os16-d0-seed2": SEG_VARIANT,
+    **{SEG_N_50 + args: why for args, why in SEG_N_50_RUNS.items()},
     ".venv/bin/python benchmarks/vs_torchvision_seg.py --epochs 50 --threads 1 --models lraspp_mobilenet_v3_large "
-    "--seed 1 --out runs/lraspp-seed1": "a benchmark: trains LR-ASPP on CamVid for about an hour and a half",
+    "--seed 1 --out runs/lraspp-seed1": LRASPP_SEED,
     ".venv/bin/python benchmarks/vs_torchvision_seg.py --epochs 50 --threads 1 --models lraspp_mobilenet_v3_large "
-    "--seed 2 --out runs/lraspp-seed2": "a benchmark: trains LR-ASPP on CamVid for about an hour and a half",
+    "--seed 2 --out runs/lraspp-seed2": LRASPP_SEED,
     ".venv/bin/python benchmarks/vs_torchvision_seg.py --time --threads 1 --rounds 5 --runs 40":
         "a benchmark: times the models the runs above stored (needs them)",
     ".venv/bin/python benchmarks/detr.py --digits 300 100 --imgsz 128 --epochs 30 --batch 8 --threads 1 --tag e30":
